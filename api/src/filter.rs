@@ -1,0 +1,50 @@
+//! The filter framework: how a YAML entry becomes a tower layer.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::topology::{AdvertisedAddress, BackendCluster};
+use crate::{ConfigError, FilterError, KafkaRequest, KafkaResponse};
+
+/// The service every filter wraps and is wrapped by. Boxed because the chain is assembled from YAML at
+/// start-up; each session owns its own stack, so the service need not be `Sync`.
+pub type BoxKafkaService = tower::util::BoxService<KafkaRequest, KafkaResponse, FilterError>;
+
+/// A filter as the runtime holds it: a shareable layer from [`BoxKafkaService`] to [`BoxKafkaService`].
+pub type BoxLayer =
+    tower::util::BoxLayer<BoxKafkaService, KafkaRequest, KafkaResponse, FilterError>;
+
+/// Builds one filter from its YAML `config`. Registered with the runtime under [`FilterFactory::type_name`].
+pub trait FilterFactory: Send + Sync + 'static {
+    /// The name used as `type:` in the YAML filter list.
+    fn type_name(&self) -> &'static str;
+
+    /// Validates `config` and builds the layer once; the layer's `layer()` then runs per session.
+    fn create(
+        &self,
+        config: serde_yaml::Value,
+        ctx: &FilterContext,
+    ) -> Result<BoxLayer, ConfigError>;
+}
+
+/// What the runtime hands a factory: the gateway's addresses and the backend clusters, shared by all sessions.
+#[derive(Debug, Clone)]
+pub struct FilterContext {
+    /// The address clients are told to use.
+    pub advertised: Arc<AdvertisedAddress>,
+    /// Every backend cluster, the first being the one sessions bind to at start.
+    pub clusters: Vec<Arc<BackendCluster>>,
+    /// The cluster id clients see, whatever the backend's; `None` passes the backend's through.
+    pub gateway_cluster_id: Option<String>,
+}
+
+/// Deserializes a filter's config, treating a missing (`null`) config as an empty map so that filters whose
+/// fields all have defaults can be declared with just `type:`.
+pub fn parse_config<T: DeserializeOwned>(config: serde_yaml::Value) -> Result<T, ConfigError> {
+    let config = match config {
+        serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+        other => other,
+    };
+    serde_yaml::from_value(config).map_err(|e| ConfigError::new(e.to_string()))
+}

@@ -1,0 +1,31 @@
+//! # franzgate-filters — the built-in filters
+//!
+//! Each filter is a config struct, a factory registered under a type name, and a tower `Layer`. They depend on
+//! `franzgate-api` only, never on the runtime, so they are written exactly as a user's own filter would be.
+//!
+//! ## Layout
+//! - [`port_routing`]: picks the backend broker from the gateway port the client connected to.
+//! - [`metadata_rewrite`]: clients only ever see gateway addresses and virtual node ids.
+//! - [`api_versions`]: advertises only versions the gateway can decode.
+//! - [`rewrite`]: the response future the response-rewriting filters share.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use franzgate_api::FilterFactory;
+
+pub mod api_versions;
+pub mod metadata_rewrite;
+pub mod port_routing;
+pub mod rewrite;
+
+/// Every built-in filter factory, for the runtime's registry.
+pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
+    vec![
+        Arc::new(port_routing::PortRoutingFactory),
+        Arc::new(metadata_rewrite::MetadataRewriteFactory),
+        Arc::new(api_versions::ApiVersionsFactory),
+    ]
+}

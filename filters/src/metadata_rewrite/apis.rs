@@ -1,0 +1,185 @@
+//! One function per response type that names brokers.
+
+use franzgate_api::kafka_protocol::messages::{
+    DescribeClusterResponse, DescribeTopicPartitionsResponse, FetchResponse,
+    FindCoordinatorResponse, MetadataResponse, ProduceResponse, ResponseKind,
+};
+use franzgate_api::kafka_protocol::protocol::StrBytes;
+use franzgate_api::{FilterError, KafkaResponse};
+
+use super::NodeRewriter;
+
+/// Rewrites `response` if its api names brokers. Produce and Fetch are re-encoded only when they carry
+/// leadership hints; otherwise their original bytes are forwarded.
+pub fn rewrite_response(
+    response: &mut KafkaResponse,
+    nodes: &NodeRewriter<'_>,
+    cluster_id: Option<&str>,
+) -> Result<(), FilterError> {
+    let needs_rewrite = match response.body()? {
+        ResponseKind::Produce(body) => produce_names_brokers(body),
+        ResponseKind::Fetch(body) => fetch_names_brokers(body),
+        _ => true,
+    };
+    if !needs_rewrite {
+        return Ok(());
+    }
+    match response.body_mut()? {
+        ResponseKind::Metadata(body) => metadata(body, nodes, cluster_id),
+        ResponseKind::FindCoordinator(body) => find_coordinator(body, nodes),
+        ResponseKind::DescribeCluster(body) => describe_cluster(body, nodes, cluster_id),
+        ResponseKind::DescribeTopicPartitions(body) => describe_topic_partitions(body, nodes),
+        ResponseKind::Produce(body) => produce(body, nodes),
+        ResponseKind::Fetch(body) => fetch(body, nodes),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn metadata(body: &mut MetadataResponse, nodes: &NodeRewriter<'_>, cluster_id: Option<&str>) {
+    nodes.observe(
+        body.brokers
+            .iter()
+            .map(|b| (b.node_id.0, b.host.as_str(), b.port)),
+    );
+    body.brokers.retain_mut(|b| match nodes.address(b.node_id) {
+        Some((id, host, port)) => {
+            (b.node_id, b.host, b.port) = (id, host, port);
+            true
+        }
+        None => false,
+    });
+    body.controller_id = nodes.id(body.controller_id);
+    for topic in &mut body.topics {
+        for p in &mut topic.partitions {
+            p.leader_id = nodes.id(p.leader_id);
+            nodes.ids(&mut p.replica_nodes);
+            nodes.ids(&mut p.isr_nodes);
+            nodes.ids(&mut p.offline_replicas);
+        }
+    }
+    if let (Some(id), Some(_)) = (cluster_id, &body.cluster_id) {
+        body.cluster_id = Some(StrBytes::from_string(id.to_string()));
+    }
+}
+
+fn find_coordinator(body: &mut FindCoordinatorResponse, nodes: &NodeRewriter<'_>) {
+    // v0-3 answer one key in the top-level fields; v4+ answer many in `coordinators`. Unused fields are at
+    // their defaults (node id -1), which the rewriter leaves alone.
+    if body.node_id.0 >= 0 {
+        nodes.observe([(body.node_id.0, body.host.as_str(), body.port)]);
+        if let Some((id, host, port)) = nodes.address(body.node_id) {
+            (body.node_id, body.host, body.port) = (id, host, port);
+        }
+    }
+    for c in &mut body.coordinators {
+        if c.node_id.0 >= 0 {
+            nodes.observe([(c.node_id.0, c.host.as_str(), c.port)]);
+            if let Some((id, host, port)) = nodes.address(c.node_id) {
+                (c.node_id, c.host, c.port) = (id, host, port);
+            }
+        }
+    }
+}
+
+fn describe_cluster(
+    body: &mut DescribeClusterResponse,
+    nodes: &NodeRewriter<'_>,
+    cluster_id: Option<&str>,
+) {
+    nodes.observe(
+        body.brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.host.as_str(), b.port)),
+    );
+    body.brokers
+        .retain_mut(|b| match nodes.address(b.broker_id) {
+            Some((id, host, port)) => {
+                (b.broker_id, b.host, b.port) = (id, host, port);
+                true
+            }
+            None => false,
+        });
+    body.controller_id = nodes.id(body.controller_id);
+    if let Some(id) = cluster_id {
+        body.cluster_id = StrBytes::from_string(id.to_string());
+    }
+}
+
+fn describe_topic_partitions(body: &mut DescribeTopicPartitionsResponse, nodes: &NodeRewriter<'_>) {
+    for topic in &mut body.topics {
+        for p in &mut topic.partitions {
+            p.leader_id = nodes.id(p.leader_id);
+            nodes.ids(&mut p.replica_nodes);
+            nodes.ids(&mut p.isr_nodes);
+            nodes.ids(&mut p.offline_replicas);
+            if let Some(ids) = &mut p.eligible_leader_replicas {
+                nodes.ids(ids);
+            }
+            if let Some(ids) = &mut p.last_known_elr {
+                nodes.ids(ids);
+            }
+        }
+    }
+}
+
+fn produce_names_brokers(body: &ProduceResponse) -> bool {
+    !body.node_endpoints.is_empty()
+        || body
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.current_leader.leader_id.0 >= 0)
+}
+
+fn produce(body: &mut ProduceResponse, nodes: &NodeRewriter<'_>) {
+    nodes.observe(
+        body.node_endpoints
+            .iter()
+            .map(|n| (n.node_id.0, n.host.as_str(), n.port)),
+    );
+    body.node_endpoints
+        .retain_mut(|n| match nodes.address(n.node_id) {
+            Some((id, host, port)) => {
+                (n.node_id, n.host, n.port) = (id, host, port);
+                true
+            }
+            None => false,
+        });
+    for p in body
+        .responses
+        .iter_mut()
+        .flat_map(|t| &mut t.partition_responses)
+    {
+        p.current_leader.leader_id = nodes.id(p.current_leader.leader_id);
+    }
+}
+
+fn fetch_names_brokers(body: &FetchResponse) -> bool {
+    !body.node_endpoints.is_empty()
+        || body
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.current_leader.leader_id.0 >= 0 || p.preferred_read_replica.0 >= 0)
+}
+
+fn fetch(body: &mut FetchResponse, nodes: &NodeRewriter<'_>) {
+    nodes.observe(
+        body.node_endpoints
+            .iter()
+            .map(|n| (n.node_id.0, n.host.as_str(), n.port)),
+    );
+    body.node_endpoints
+        .retain_mut(|n| match nodes.address(n.node_id) {
+            Some((id, host, port)) => {
+                (n.node_id, n.host, n.port) = (id, host, port);
+                true
+            }
+            None => false,
+        });
+    for p in body.responses.iter_mut().flat_map(|t| &mut t.partitions) {
+        p.current_leader.leader_id = nodes.id(p.current_leader.leader_id);
+        p.preferred_read_replica = nodes.id(p.preferred_read_replica);
+    }
+}

@@ -1,0 +1,259 @@
+//! The running gateway: listeners (one port per virtual broker) and the sessions they accept.
+//!
+//! Port `port_start` is bound at start-up; every other broker port is opened as soon as the backend's metadata
+//! reveals its broker — from a probe at start-up and from every Metadata response that passes through. Every
+//! port also answers bootstrap traffic.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use franzgate_api::topology::{AdvertisedAddress, BackendCluster};
+use franzgate_api::{BoxKafkaService, FilterContext, Session};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower::limit::ConcurrencyLimit;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{ConfigFileError, GatewayConfig};
+use crate::probe::probe_cluster;
+use crate::registry::{FilterChain, FilterRegistry};
+use crate::session::{SessionConfig, serve};
+use crate::upstream::{Upstream, UpstreamConfig};
+
+/// A validated gateway, ready to start.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    bind_host: String,
+}
+
+/// What every listener and session shares.
+struct Shared {
+    chain: FilterChain,
+    clusters: Vec<Arc<BackendCluster>>,
+    advertised: Arc<AdvertisedAddress>,
+    upstream: Arc<UpstreamConfig>,
+    session: SessionConfig,
+    max_in_flight: usize,
+    next_session_id: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+/// A started gateway. Dropping it does not stop it; call [`RunningGateway::shutdown`].
+pub struct RunningGateway {
+    shared: Arc<Shared>,
+    ports: watch::Receiver<BTreeSet<u16>>,
+    tasks: JoinSet<()>,
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Validates the config and builds the filter chain from `registry`; `source` names the file in errors.
+    pub fn new(
+        config: &GatewayConfig,
+        registry: &FilterRegistry,
+        source: &str,
+    ) -> Result<Self, ConfigFileError> {
+        let clusters = config.backend_clusters(source)?;
+        let advertised = Arc::new(config.advertised());
+        let ctx = FilterContext {
+            advertised: advertised.clone(),
+            clusters: clusters.clone(),
+            gateway_cluster_id: config.gateway.cluster_id.clone(),
+        };
+        let chain = registry.build_chain(&config.filters, &ctx, source)?;
+        let shared = Shared {
+            chain,
+            clusters,
+            advertised,
+            upstream: Arc::new(UpstreamConfig {
+                connect_timeout: config.connect_timeout(),
+                max_frame: config.gateway.max_frame_bytes,
+            }),
+            session: SessionConfig {
+                max_frame: config.gateway.max_frame_bytes,
+            },
+            max_in_flight: config.gateway.max_in_flight_per_session,
+            next_session_id: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            bind_host: config.gateway.bind_host.clone(),
+        })
+    }
+
+    /// The filter chain, outermost first, as it will run.
+    pub fn chain_names(&self) -> Vec<String> {
+        self.shared.chain.names().map(str::to_string).collect()
+    }
+
+    /// Binds the first broker port, then serves until shut down. Other ports open as brokers are discovered.
+    pub async fn start(self) -> std::io::Result<RunningGateway> {
+        let shared = self.shared;
+        let first = bind(&self.bind_host, shared.advertised.port_start).await?;
+        let (ports_tx, ports) = watch::channel(BTreeSet::from([shared.advertised.port_start]));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(first, shared.clone()));
+        tasks.spawn(open_discovered_ports(
+            shared.clone(),
+            self.bind_host.clone(),
+            ports_tx,
+        ));
+        for cluster in shared.clusters.iter().cloned() {
+            let timeout = shared.upstream.connect_timeout;
+            let max_frame = shared.upstream.max_frame;
+            tasks.spawn(async move {
+                match probe_cluster(&cluster, timeout, max_frame).await {
+                    Ok(n) => info!(cluster = %cluster.name, brokers = n, "backend cluster reachable"),
+                    Err(e) => warn!(cluster = %cluster.name, reason = %e, "backend cluster not reachable at start-up; \
+                        broker ports will open when a client's metadata reveals them"),
+                }
+            });
+        }
+        Ok(RunningGateway {
+            shared,
+            ports,
+            tasks,
+        })
+    }
+}
+
+async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind {host}:{port}: {e}")))
+}
+
+/// Opens a listener for every virtual broker any cluster's node map assigns, within the port range.
+async fn open_discovered_ports(
+    shared: Arc<Shared>,
+    bind_host: String,
+    ports: watch::Sender<BTreeSet<u16>>,
+) {
+    let mut watches: Vec<_> = shared
+        .clusters
+        .iter()
+        .map(|c| c.nodes.watch_assigned())
+        .collect();
+    let mut listeners = JoinSet::new();
+    loop {
+        let wanted = watches
+            .iter_mut()
+            .map(|w| *w.borrow_and_update())
+            .max()
+            .unwrap_or(0);
+        let wanted = wanted.min(usize::from(shared.advertised.port_count));
+        for virtual_id in 0..wanted {
+            let Some(port) = i32::try_from(virtual_id)
+                .ok()
+                .and_then(|v| shared.advertised.port_of(v))
+            else {
+                continue;
+            };
+            if ports.borrow().contains(&port) {
+                continue;
+            }
+            match bind(&bind_host, port).await {
+                Ok(listener) => {
+                    info!(port, virtual_id, "broker port open");
+                    listeners.spawn(accept_loop(listener, shared.clone()));
+                    ports.send_modify(|p| {
+                        p.insert(port);
+                    });
+                }
+                Err(e) => {
+                    error!(port, reason = %e, "cannot open broker port; clients cannot reach this broker")
+                }
+            }
+        }
+        let changed =
+            futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            (result, _, _) = changed => if result.is_err() { break },
+            _ = shared.shutdown.cancelled() => break,
+        }
+    }
+    listeners.shutdown().await;
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                start_session(stream, peer, port, &shared);
+            }
+            // Running out of file descriptors must not end the listener: back off and retry.
+            Err(e) => {
+                warn!(port, reason = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn start_session(stream: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared: &Arc<Shared>) {
+    let Some(cluster) = shared.clusters.first().cloned() else {
+        return;
+    };
+    let session = Arc::new(Session {
+        id: shared.next_session_id.fetch_add(1, Ordering::Relaxed),
+        peer,
+        listener_port: port,
+        cluster,
+    });
+    let lost = CancellationToken::new();
+    let upstream = Upstream::new(session.clone(), shared.upstream.clone(), lost.clone());
+    let stack = shared.chain.apply(BoxKafkaService::new(upstream));
+    let stack = ConcurrencyLimit::new(stack, shared.max_in_flight);
+    debug!(session = session.id, %peer, port, "accepted");
+    tokio::spawn(serve(
+        stream,
+        session,
+        stack,
+        lost,
+        shared.shutdown.child_token(),
+        shared.session.clone(),
+    ));
+}
+
+// === impl RunningGateway ===
+
+impl RunningGateway {
+    /// The broker ports currently open.
+    pub fn ports(&self) -> BTreeSet<u16> {
+        self.ports.borrow().clone()
+    }
+
+    /// Waits until `count` broker ports are open (tests and the demo use this after start-up).
+    pub async fn wait_for_ports(&mut self, count: usize) -> BTreeSet<u16> {
+        let _ = self.ports.wait_for(|p| p.len() >= count).await;
+        self.ports()
+    }
+
+    /// The address clients are told to use.
+    pub fn advertised(&self) -> &AdvertisedAddress {
+        &self.shared.advertised
+    }
+
+    /// Stops accepting, and closes sessions once their in-flight requests are answered.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Runs until [`Self::shutdown`] is called.
+    pub async fn wait(mut self) {
+        self.shared.shutdown.cancelled().await;
+        self.tasks.shutdown().await;
+    }
+}

@@ -1,0 +1,33 @@
+//! # franzgate — a Kafka wire-protocol gateway
+//!
+//! Kafka clients connect to franzgate as if it were the cluster. Every request and response passes through a
+//! tower `Service` stack of filters declared in YAML.
+//!
+//! ## Layout (the runtime; filters live in `franzgate-filters`, their API in `franzgate-api`)
+//! - [`config`]: the YAML file — listeners, backend clusters, the filter list.
+//! - [`registry`]: filter factories by type name, and the chain built from the YAML list.
+//! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered) and sessions.
+//! - [`session`]: one client connection — frames in, the filter stack, responses out in request order.
+//! - [`codec`]: framing, request-header decoding, response wrapping.
+//! - [`upstream`]: the innermost service — one backend connection per session, correlation ids, batching.
+//! - [`probe`]: the start-up Metadata request that discovers the brokers.
+//!
+//! ## Data flow
+//! `gateway` accepts → `session` reads a frame → `codec::parse_request` decodes the header only → the filter
+//! stack (`registry::FilterChain`) → `upstream::Upstream` writes it to the broker → the response comes back
+//! through the same filters → `session` writes it to the client in request order.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod config;
+pub mod gateway;
+pub mod probe;
+pub mod registry;
+pub mod session;
+pub mod upstream;
+
+pub use config::GatewayConfig;
+pub use gateway::{Gateway, RunningGateway};
+pub use registry::FilterRegistry;

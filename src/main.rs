@@ -1,0 +1,135 @@
+//! The `franzgate` binary: run the gateway, or check a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use franzgate::config::describe_source;
+use franzgate::{FilterRegistry, Gateway, GatewayConfig};
+use tracing_subscriber::EnvFilter;
+
+/// A Kafka wire-protocol gateway. Clients connect to it as if it were the Kafka cluster; every request and
+/// response passes through the filter chain declared in the YAML config.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The gateway config (YAML): `gateway:` listeners, `clusters:` backends, `filters:` chain.
+    #[arg(long, short, value_name = "FILE", env = "FRANZGATE_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Log filter, e.g. `info` or `franzgate=debug` (also RUST_LOG).
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a config and print the resolved listeners, clusters and filter chain, then exit.
+    CheckConfig {
+        /// The config file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(&cli.log))
+        .with_target(false)
+        .init();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        None => run(cli.config),
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<(GatewayConfig, Gateway), String> {
+    let path = path.ok_or("no config given: pass --config FILE (or set FRANZGATE_CONFIG)")?;
+    let config = GatewayConfig::from_file(path).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(
+        &config,
+        &FilterRegistry::with_builtins(),
+        &describe_source(Some(path)),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((config, gateway))
+}
+
+fn check_config(file: &PathBuf) -> ExitCode {
+    match load(Some(file)) {
+        Ok((config, gateway)) => {
+            let g = &config.gateway;
+            println!("{}: OK", file.display());
+            println!(
+                "listeners: bind {}:{}..{} advertised as {}",
+                g.bind_host,
+                g.port_start,
+                u32::from(g.port_start) + u32::from(g.port_count) - 1,
+                g.advertised_host
+            );
+            for (name, props) in &config.clusters {
+                let servers = props
+                    .get("bootstrap.servers")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                println!("cluster {name}: bootstrap {servers}");
+            }
+            println!(
+                "filter chain (outermost first): {}",
+                gateway.chain_names().join(" -> ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Option<PathBuf>) -> ExitCode {
+    let (_, gateway) = match load(config.as_ref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match gateway.start().await {
+            Ok(running) => running,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let ports: Vec<_> = running.ports().into_iter().collect();
+        tracing::info!(?ports, advertised = %running.advertised().host, "franzgate listening");
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let stop = async {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! { _ = stop => {}, _ = term.recv() => {} },
+                Err(_) => stop.await,
+            }
+        };
+        stop.await;
+        tracing::info!("shutting down");
+        running.shutdown();
+        running.wait().await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,200 @@
+//! One client connection: frames in, filter stack, responses out in request order.
+//!
+//! Clients pipeline requests and Kafka answers them in order on a connection. Each request's `call` future
+//! goes into a `FuturesOrdered`, so responses are written strictly in request order however they complete.
+//! The stack's outermost layer bounds the requests in flight: when it is full, `poll_ready` is pending and no
+//! further frame is read — backpressure reaches the client through TCP.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::codec::{FrameDecoder, FrameError, parse_request};
+
+/// Responses whose untouched body is at least this large are written from their own buffer (no copy).
+const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
+/// Batched responses are flushed once the batch buffer holds this much.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// Per-session limits.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The largest request frame a client may send.
+    pub max_frame: usize,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum Close {
+    ClientDone,
+    BadFrame(FrameError),
+    BadRequest(String),
+    Filter(FilterError),
+    ClientWrite(std::io::Error),
+    BackendLost,
+    FilterAsked,
+    Shutdown,
+}
+
+/// Serves one client connection until it closes, the backend goes away, or `shutdown` fires.
+pub async fn serve<S>(
+    stream: TcpStream,
+    session: Arc<Session>,
+    mut stack: S,
+    backend_lost: CancellationToken,
+    shutdown: CancellationToken,
+    config: SessionConfig,
+) where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    let span = info_span!("session", id = session.id, peer = %session.peer, port = session.listener_port,
+        cluster = %session.cluster.name);
+    async move {
+        debug!("client connected");
+        let (read, mut write) = stream.into_split();
+        let mut frames = FramedRead::with_capacity(read, FrameDecoder::new(config.max_frame), 16 * 1024);
+        let mut in_flight = FuturesOrdered::new();
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        let mut reading = true;
+
+        let close = loop {
+            if !reading && in_flight.is_empty() {
+                break Close::ClientDone;
+            }
+            tokio::select! {
+                biased;
+                Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some(close) = write_responses(result, &mut in_flight, &mut out, &mut write).await {
+                        break close;
+                    }
+                }
+                _ = backend_lost.cancelled(), if in_flight.is_empty() => break Close::BackendLost,
+                _ = shutdown.cancelled(), if in_flight.is_empty() => break Close::Shutdown,
+                next = next_frame(&mut stack, &mut frames), if reading => match next {
+                    Ok(Some(frame)) => match parse_request(frame, &session) {
+                        Ok(request) => in_flight.push_back(stack.call(request)),
+                        Err(e) => break Close::BadRequest(e.to_string()),
+                    },
+                    Ok(None) => reading = false,
+                    Err(close) => break close,
+                },
+            }
+        };
+        let _ = write.shutdown().await;
+        match close {
+            Close::ClientDone => debug!("client closed the connection"),
+            Close::FilterAsked => debug!("closed after a filter's final response"),
+            Close::Shutdown => debug!("closed for shutdown"),
+            Close::BackendLost => warn!("closing: backend connection lost"),
+            Close::BadFrame(e) => warn!(reason = %e, "closing: bad frame from client"),
+            Close::BadRequest(e) => warn!(reason = %e, "closing: malformed request"),
+            Close::Filter(e) => warn!(reason = %e, "closing: request failed"),
+            Close::ClientWrite(e) => debug!(reason = %e, "closing: cannot write to client"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Waits until the stack can take a request, then reads the next frame.
+async fn next_frame<S>(
+    stack: &mut S,
+    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameDecoder>,
+) -> Result<Option<bytes::Bytes>, Close>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    stack.ready().await.map_err(Close::Filter)?;
+    match frames.next().await {
+        Some(Ok(frame)) => Ok(Some(frame)),
+        Some(Err(e)) => Err(Close::BadFrame(e)),
+        None => Ok(None),
+    }
+}
+
+/// Writes `first` and every response already complete behind it in one batch.
+async fn write_responses<F, W>(
+    first: Result<KafkaResponse, FilterError>,
+    in_flight: &mut FuturesOrdered<F>,
+    out: &mut BytesMut,
+    write: &mut W,
+) -> Option<Close>
+where
+    F: std::future::Future<Output = Result<KafkaResponse, FilterError>>,
+    W: AsyncWrite + Unpin,
+{
+    let mut next = Some(first);
+    while let Some(result) = next.take() {
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                return Some(
+                    flush(out, write)
+                        .await
+                        .err()
+                        .map_or(Close::Filter(e), Close::ClientWrite),
+                );
+            }
+        };
+        if let Err(e) = append_response(&response, out, write).await {
+            return Some(e);
+        }
+        if response.closes_connection() {
+            return Some(
+                flush(out, write)
+                    .await
+                    .err()
+                    .map_or(Close::FilterAsked, Close::ClientWrite),
+            );
+        }
+        if out.len() >= FLUSH_AT {
+            if let Err(e) = flush(out, write).await {
+                return Some(Close::ClientWrite(e));
+            }
+        }
+        next = in_flight.next().now_or_never().flatten();
+    }
+    flush(out, write).await.err().map(Close::ClientWrite)
+}
+
+/// Appends one response to the batch; a large untouched body is written from its own buffer.
+async fn append_response<W: AsyncWrite + Unpin>(
+    response: &KafkaResponse,
+    out: &mut BytesMut,
+    write: &mut W,
+) -> Result<(), Close> {
+    let Some(body) = response.raw_body() else {
+        return Ok(());
+    };
+    match body.raw_bytes() {
+        Some(raw) if raw.len() >= ZERO_COPY_THRESHOLD => {
+            let len = 4 + response.header_rest().len() + raw.len();
+            let len =
+                i32::try_from(len).map_err(|_| Close::BadRequest("response over 2 GiB".into()))?;
+            out.put_i32(len);
+            out.put_i32(response.correlation_id());
+            out.extend_from_slice(response.header_rest());
+            flush(out, write).await.map_err(Close::ClientWrite)?;
+            write.write_all(raw).await.map_err(Close::ClientWrite)
+        }
+        _ => response.encode_frame(out).map_err(Close::Filter),
+    }
+}
+
+async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, write: &mut W) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let result = write.write_all(out).await;
+    out.clear();
+    result
+}

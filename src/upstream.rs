@@ -1,0 +1,432 @@
+//! The innermost service: one backend connection per client session.
+//!
+//! `Upstream` is a cheap handle; the connection itself is an actor task spawned on the first request. The
+//! actor connects to the broker the routing filter chose (or the first reachable bootstrap broker), rewrites
+//! correlation ids to its own sequence (so the gateway can interleave requests of its own later), writes frames
+//! in batches, and hands each response to the request that awaits it. Kafka answers in order on a connection,
+//! so a FIFO of pending requests is enough to match them; the correlation id is checked anyway.
+//!
+//! If a later request is routed to a different broker (a client that bootstrapped on this port before the
+//! gateway knew which broker the port stands for), the actor opens the new connection and lets the old one
+//! finish its in-flight responses before closing it; the session still answers the client in order.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use franzgate_api::topology::BrokerAddress;
+use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Route, Session};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::codec::{FrameDecoder, PendingRequest, parse_response};
+
+/// Bodies at least this large are written straight from their `Bytes` instead of being copied into the
+/// batch buffer.
+const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
+/// How many queued requests one write batch takes at most.
+const MAX_BATCH: usize = 64;
+
+/// Settings of backend connections.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// How long one connection attempt may take before the next bootstrap broker is tried.
+    pub connect_timeout: Duration,
+    /// The largest response frame accepted from a broker.
+    pub max_frame: usize,
+}
+
+/// The handle filters forward to: `Service<KafkaRequest>` whose future resolves with the broker's response.
+pub struct Upstream {
+    session: Arc<Session>,
+    config: Arc<UpstreamConfig>,
+    /// Cancelled when the backend connection dies, so the session closes even with nothing in flight.
+    lost: CancellationToken,
+    actor: Option<mpsc::UnboundedSender<Outbound>>,
+}
+
+/// A request on its way to the actor, already reduced to its wire parts.
+struct Outbound {
+    route: Route,
+    api_key: i16,
+    api_version: i16,
+    client_correlation_id: i32,
+    header_rest: Bytes,
+    body: Bytes,
+    reply: Option<oneshot::Sender<Result<KafkaResponse, FilterError>>>,
+}
+
+/// A response the reader still owes.
+struct Waiting {
+    correlation_id: i32,
+    request: PendingRequest,
+    reply: Option<oneshot::Sender<Result<KafkaResponse, FilterError>>>,
+}
+
+/// An open backend connection owned by the actor.
+struct Connection {
+    address: BrokerAddress,
+    writer: OwnedWriteHalf,
+    waiting: mpsc::UnboundedSender<Waiting>,
+    reader: JoinHandle<()>,
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// A handle for `session`; nothing connects until the first request.
+    pub fn new(
+        session: Arc<Session>,
+        config: Arc<UpstreamConfig>,
+        lost: CancellationToken,
+    ) -> Self {
+        Self {
+            session,
+            config,
+            lost,
+            actor: None,
+        }
+    }
+
+    fn actor(&mut self) -> &mpsc::UnboundedSender<Outbound> {
+        self.actor.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let actor = Actor {
+                session: self.session.clone(),
+                config: self.config.clone(),
+                lost: self.lost.clone(),
+                current: None,
+                retiring: Vec::new(),
+                next_correlation_id: 0,
+                out: BytesMut::with_capacity(16 * 1024),
+            };
+            tokio::spawn(actor.run(rx));
+            tx
+        })
+    }
+}
+
+impl tower::Service<KafkaRequest> for Upstream {
+    type Response = KafkaResponse;
+    type Error = FilterError;
+    type Future = futures::future::Either<
+        futures::future::Ready<Result<KafkaResponse, FilterError>>,
+        futures::future::Map<
+            oneshot::Receiver<Result<KafkaResponse, FilterError>>,
+            fn(
+                Result<Result<KafkaResponse, FilterError>, oneshot::error::RecvError>,
+            ) -> Result<KafkaResponse, FilterError>,
+        >,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), FilterError>> {
+        // The session bounds requests in flight; the actor's queue never holds more than that.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: KafkaRequest) -> Self::Future {
+        use futures::FutureExt;
+        use futures::future::{Either, ready};
+
+        let body = match request.body.raw_bytes() {
+            Some(raw) => raw.clone(),
+            None => {
+                let mut encoded = BytesMut::new();
+                if let Err(e) = request.body.write_to(request.api_version(), &mut encoded) {
+                    return Either::Left(ready(Err(FilterError::encode(e))));
+                }
+                encoded.freeze()
+            }
+        };
+        let (reply, response) = if request.expects_response() {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let outbound = Outbound {
+            route: std::mem::take(&mut request.route),
+            api_key: request.api_key_raw(),
+            api_version: request.api_version(),
+            client_correlation_id: request.correlation_id(),
+            header_rest: request.header_rest().clone(),
+            body,
+            reply,
+        };
+        if self.actor().send(outbound).is_err() {
+            return Either::Left(ready(Err(FilterError::UpstreamClosed(
+                "connection actor stopped".into(),
+            ))));
+        }
+        match response {
+            Some(rx) => Either::Right(rx.map(|r| {
+                r.unwrap_or_else(|_| {
+                    Err(FilterError::UpstreamClosed(
+                        "backend connection closed".into(),
+                    ))
+                })
+            })),
+            None => Either::Left(ready(Ok(KafkaResponse::no_response(
+                request.api_key_raw(),
+                request.api_version(),
+                request.correlation_id(),
+            )))),
+        }
+    }
+}
+
+// === impl Actor ===
+
+struct Actor {
+    session: Arc<Session>,
+    config: Arc<UpstreamConfig>,
+    lost: CancellationToken,
+    current: Option<Connection>,
+    /// Connections replaced by a route change: their write halves stay open (a broker may drop in-flight
+    /// responses of a half-closed connection) until their readers have delivered what was in flight.
+    retiring: Vec<(OwnedWriteHalf, JoinHandle<()>)>,
+    next_correlation_id: i32,
+    out: BytesMut,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            for outbound in batch.drain(..) {
+                self.forward(outbound).await;
+            }
+            if let Err(e) = self.flush().await {
+                self.connection_failed(format!("write to broker failed: {e}"));
+            }
+            self.retiring.retain(|(_, reader)| !reader.is_finished());
+        }
+    }
+
+    async fn forward(&mut self, outbound: Outbound) {
+        if let Err(error) = self.ensure_connection(&outbound.route).await {
+            warn!(session = self.session.id, %error, "cannot reach backend");
+            self.lost.cancel();
+            if let Some(reply) = outbound.reply {
+                let _ = reply.send(Err(error));
+            }
+            return;
+        }
+        let Some(conn) = self.current.as_ref() else {
+            return;
+        };
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let correlation_id = self.next_correlation_id;
+        let request = PendingRequest {
+            api_key: outbound.api_key,
+            api_version: outbound.api_version,
+            client_correlation_id: outbound.client_correlation_id,
+        };
+        // Register before writing: the reader must find the entry when the response arrives.
+        if outbound.reply.is_some() {
+            let waiting = Waiting {
+                correlation_id,
+                request,
+                reply: outbound.reply,
+            };
+            if let Err(mpsc::error::SendError(w)) = conn.waiting.send(waiting) {
+                if let Some(reply) = w.reply {
+                    let _ = reply.send(Err(FilterError::UpstreamClosed(
+                        "backend connection closed".into(),
+                    )));
+                }
+                return;
+            }
+        }
+        let len = 8 + outbound.header_rest.len() + outbound.body.len();
+        let Ok(len) = i32::try_from(len) else { return };
+        self.out.put_i32(len);
+        self.out.put_i16(outbound.api_key);
+        self.out.put_i16(outbound.api_version);
+        self.out.put_i32(correlation_id);
+        self.out.extend_from_slice(&outbound.header_rest);
+        if outbound.body.len() < ZERO_COPY_THRESHOLD {
+            self.out.extend_from_slice(&outbound.body);
+        } else if let Err(e) = self.write_large(outbound.body).await {
+            self.connection_failed(format!("write to broker failed: {e}"));
+        }
+    }
+
+    /// Writes the batch so far, then `body` from its own buffer (no copy).
+    async fn write_large(&mut self, body: Bytes) -> std::io::Result<()> {
+        self.flush().await?;
+        if let Some(conn) = self.current.as_mut() {
+            conn.writer.write_all(&body).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = match self.current.as_mut() {
+            Some(conn) => conn.writer.write_all(&self.out).await,
+            None => Ok(()),
+        };
+        self.out.clear();
+        result
+    }
+
+    fn connection_failed(&mut self, reason: String) {
+        warn!(session = self.session.id, %reason, "backend connection failed");
+        // Dropping the connection drops the waiting queue; the reader fails what is still pending.
+        self.current = None;
+        self.lost.cancel();
+    }
+
+    async fn ensure_connection(&mut self, route: &Route) -> Result<(), FilterError> {
+        if self.lost.is_cancelled() {
+            return Err(FilterError::UpstreamClosed(
+                "backend connection already lost".into(),
+            ));
+        }
+        let wanted = match (route, &self.current) {
+            (Route::Bootstrap, Some(_)) => return Ok(()),
+            (Route::Broker { address, .. }, Some(conn)) if conn.address == *address => {
+                return Ok(());
+            }
+            (Route::Broker { address, .. }, _) => vec![address.clone()],
+            (Route::Bootstrap, None) => self.session.cluster.bootstrap_servers.clone(),
+        };
+        // Anything batched belongs to the connection being replaced.
+        if let Err(e) = self.flush().await {
+            self.connection_failed(format!("write to broker failed: {e}"));
+            return Err(FilterError::UpstreamClosed(e.to_string()));
+        }
+        let conn = self.connect_any(&wanted).await?;
+        if let Some(old) = self.current.replace(conn) {
+            debug!(session = self.session.id, from = %old.address, "route changed; retiring backend connection");
+            // Dropping `waiting` lets the old reader stop once its queue is drained.
+            self.retiring.push((old.writer, old.reader));
+        }
+        Ok(())
+    }
+
+    async fn connect_any(&self, candidates: &[BrokerAddress]) -> Result<Connection, FilterError> {
+        let mut failures = Vec::new();
+        for address in candidates {
+            let attempt = tokio::time::timeout(
+                self.config.connect_timeout,
+                TcpStream::connect((address.host.as_str(), address.port)),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    debug!(session = self.session.id, broker = %address, "connected to backend");
+                    return Ok(self.spawn_connection(address.clone(), stream));
+                }
+                Ok(Err(e)) => failures.push(format!("{address}: {e}")),
+                Err(_) => failures.push(format!(
+                    "{address}: timed out after {:?}",
+                    self.config.connect_timeout
+                )),
+            }
+        }
+        Err(FilterError::Unreachable(format!(
+            "cluster `{}`: {}",
+            self.session.cluster.name,
+            if failures.is_empty() {
+                "no bootstrap servers configured".to_string()
+            } else {
+                failures.join("; ")
+            }
+        )))
+    }
+
+    fn spawn_connection(&self, address: BrokerAddress, stream: TcpStream) -> Connection {
+        let (read, writer) = stream.into_split();
+        let (waiting, queue) = mpsc::unbounded_channel();
+        let frames =
+            FramedRead::with_capacity(read, FrameDecoder::new(self.config.max_frame), 64 * 1024);
+        let reader = tokio::spawn(read_responses(
+            frames,
+            queue,
+            self.lost.clone(),
+            self.session.id,
+            address.clone(),
+        ));
+        Connection {
+            address,
+            writer,
+            waiting,
+            reader,
+        }
+    }
+}
+
+/// Reads responses in order and hands each to the request waiting for it. Ends when the connection closes,
+/// or when its queue is closed and drained (the connection was retired).
+async fn read_responses(
+    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameDecoder>,
+    mut queue: mpsc::UnboundedReceiver<Waiting>,
+    lost: CancellationToken,
+    session_id: u64,
+    address: BrokerAddress,
+) {
+    let failure = loop {
+        tokio::select! {
+            // The entry is queued before its request is written, so it is always seen before its response.
+            biased;
+            next = queue.recv() => {
+                let Some(waiting) = next else { return };
+                match frames.next().await {
+                    Some(Ok(frame)) => {
+                        let actual = frame.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                        if actual != Some(waiting.correlation_id) {
+                            let expected = waiting.correlation_id;
+                            fail(waiting, "broker answered out of order");
+                            break format!("expected correlation id {expected}, got {actual:?}");
+                        }
+                        let response = parse_response(frame, waiting.request)
+                            .map_err(|e| FilterError::Decode(e.clone()));
+                        if let Some(reply) = waiting.reply {
+                            let _ = reply.send(response);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        fail(waiting, "backend connection failed");
+                        break e.to_string();
+                    }
+                    None => {
+                        fail(waiting, "broker closed the connection");
+                        break "broker closed the connection with a request in flight".to_string();
+                    }
+                }
+            }
+            unsolicited = frames.next() => {
+                break match unsolicited {
+                    None => "broker closed the connection".to_string(),
+                    Some(Ok(_)) => "broker sent a response to no request".to_string(),
+                    Some(Err(e)) => e.to_string(),
+                };
+            }
+        }
+    };
+    debug!(session = session_id, broker = %address, reason = %failure, "backend connection ended");
+    lost.cancel();
+    queue.close();
+    while let Ok(waiting) = queue.try_recv() {
+        fail(waiting, "backend connection closed");
+    }
+}
+
+fn fail(waiting: Waiting, reason: &str) {
+    if let Some(reply) = waiting.reply {
+        let _ = reply.send(Err(FilterError::UpstreamClosed(reason.to_string())));
+    }
+}

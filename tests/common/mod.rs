@@ -1,0 +1,245 @@
+//! Shared harness for the integration tests: real tansu brokers, an in-process gateway, port allocation and
+//! raw-frame helpers. Every test gets its own brokers and ports, so tests run in parallel.
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use franzgate::{FilterRegistry, Gateway, GatewayConfig, RunningGateway};
+use rdkafka::ClientConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// Where scripts/install-deps.sh puts tansu and the Python client.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("FRANZGATE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/franzgate-tools")
+        })
+}
+
+/// `count` consecutive free loopback ports (the gateway needs one port per broker, in a row).
+pub fn free_ports(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (rand_u16() % 40_000);
+        let held: Vec<_> = (0..count)
+            .map_while(|i| StdListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(count) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports found");
+}
+
+fn rand_u16() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()));
+    (h.finish() & 0xffff) as u16
+}
+
+/// A single-node tansu cluster (node id 111) kept in memory; killed when dropped.
+pub struct Tansu {
+    pub port: u16,
+    child: Child,
+}
+
+impl Tansu {
+    pub async fn start() -> Self {
+        Self::start_on(free_ports(1)).await
+    }
+
+    pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, "tansu_cluster").await
+    }
+
+    pub async fn start_with(port: u16, cluster_id: &str) -> Self {
+        let bin = tools_dir().join("bin/tansu");
+        assert!(
+            bin.exists(),
+            "{} missing: run scripts/install-deps.sh",
+            bin.display()
+        );
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                &format!("memory://tansu{port}/"),
+                "--cluster-id",
+                cluster_id,
+            ])
+            .env_remove("CLUSTER_ID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tansu");
+        wait_for_port(port).await;
+        Self { port, child }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (a backend failure).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+pub async fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on {port} after 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A gateway running in this process.
+pub struct TestGateway {
+    pub running: RunningGateway,
+    pub port_start: u16,
+}
+
+impl TestGateway {
+    /// Starts a gateway in front of `bootstrap` with the given extra YAML (e.g. a `filters:` list).
+    pub async fn start(bootstrap: &str, extra_yaml: &str) -> Self {
+        Self::start_with_registry(bootstrap, extra_yaml, FilterRegistry::with_builtins()).await
+    }
+
+    pub async fn start_with_registry(
+        bootstrap: &str,
+        extra_yaml: &str,
+        registry: FilterRegistry,
+    ) -> Self {
+        let port_start = free_ports(4);
+        let yaml = format!(
+            "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port_start}\n  port_count: 4\n  \
+             connect_timeout_ms: 2000\nclusters:\n  main:\n    bootstrap.servers: {bootstrap}\n{extra_yaml}"
+        );
+        let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
+        let gateway = Gateway::new(&config, &registry, "test.yaml").expect("gateway builds");
+        let running = gateway.start().await.expect("gateway starts");
+        Self {
+            running,
+            port_start,
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port_start)
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.running.shutdown();
+    }
+}
+
+/// rdkafka client config against `bootstrap` with settings that keep tests fast and deterministic.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "10000")
+        .set("message.timeout.ms", "30000")
+        .set("topic.metadata.refresh.interval.ms", "2000");
+    c
+}
+
+/// Creates a topic through `bootstrap` with the rdkafka admin client.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = client_config(bootstrap).create().expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    for r in results {
+        if let Err((name, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {name}"
+            );
+        }
+    }
+}
+
+// === raw frames ===
+
+/// An ApiVersions v0 request frame (length-prefixed) with `correlation_id`.
+pub fn api_versions_v0(correlation_id: i32) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&18i16.to_be_bytes());
+    payload.extend_from_slice(&0i16.to_be_bytes());
+    payload.extend_from_slice(&correlation_id.to_be_bytes());
+    payload.extend_from_slice(&4i16.to_be_bytes());
+    payload.extend_from_slice(b"test");
+    let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// Reads one response frame; `None` if the connection closed first.
+pub async fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let len = tokio::time::timeout(Duration::from_secs(10), stream.read_i32())
+        .await
+        .ok()?
+        .ok()?;
+    let mut body = vec![0; usize::try_from(len).ok()?];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(body)
+}
+
+/// True once the peer has closed `stream` (reads EOF or a reset) within 10 s.
+pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A fresh connection to the gateway answers ApiVersions: proof that the gateway still serves.
+pub async fn assert_gateway_serves(port: u16) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to gateway");
+    stream.write_all(&api_versions_v0(77)).await.expect("write");
+    let frame = read_frame(&mut stream).await.expect("ApiVersions response");
+    assert_eq!(
+        &frame[..4],
+        &77i32.to_be_bytes(),
+        "response carries our correlation id"
+    );
+    assert_eq!(
+        &frame[4..6],
+        &0i16.to_be_bytes(),
+        "ApiVersions error_code is NONE"
+    );
+}
