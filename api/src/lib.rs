@@ -13,6 +13,7 @@
 //! - [`filter`]: [`FilterFactory`], the boxed service and layer types, and [`FilterContext`].
 //! - [`error`]: [`FilterError`] (a request could not be served) and [`ConfigError`] (a filter's config is wrong).
 //! - [`error_response`]: builds the response a broker would send when refusing any request with an error code.
+//! - [`rewrite`]: a response future that applies a per-request rewrite, for filters that change responses.
 //!
 //! ## Data flow
 //! The runtime splits a client connection into frames, decodes only the request header, wraps the rest as
@@ -29,6 +30,7 @@ pub mod error_response;
 pub mod filter;
 pub mod request;
 pub mod response;
+pub mod rewrite;
 pub mod session;
 pub mod topology;
 

@@ -16,7 +16,7 @@ use franzgate_api::{
 use serde::Deserialize;
 use tower::{Layer, Service};
 
-use crate::rewrite::{Rewrite, RewriteResponse};
+use franzgate_api::rewrite::{Rewrite, RewriteResponse};
 
 /// The YAML type name.
 pub const TYPE_NAME: &str = "api-versions";

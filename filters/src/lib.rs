@@ -7,7 +7,6 @@
 //! - [`port_routing`]: picks the backend broker from the gateway port the client connected to.
 //! - [`metadata_rewrite`]: clients only ever see gateway addresses and virtual node ids.
 //! - [`api_versions`]: advertises only versions the gateway can decode.
-//! - [`rewrite`]: the response future the response-rewriting filters share.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -19,7 +18,6 @@ use franzgate_api::FilterFactory;
 pub mod api_versions;
 pub mod metadata_rewrite;
 pub mod port_routing;
-pub mod rewrite;
 
 /// Every built-in filter factory, for the runtime's registry.
 pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {

@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 
 pub use nodes::NodeRewriter;
 
-use crate::rewrite::{Rewrite, RewriteResponse};
+use franzgate_api::rewrite::{Rewrite, RewriteResponse};
 
 /// The YAML type name.
 pub const TYPE_NAME: &str = "metadata-rewrite";

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use franzgate_api::{FilterError, KafkaResponse};
+use crate::{FilterError, KafkaResponse};
 use pin_project::pin_project;
 
 /// A rewrite applied to one response.
