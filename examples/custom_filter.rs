@@ -19,14 +19,10 @@ use std::task::{Context, Poll};
 use franzgate::{FilterRegistry, Gateway, GatewayConfig};
 use franzgate_api::filter::parse_config;
 use franzgate_api::kafka_protocol::ResponseError;
-use franzgate_api::kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use franzgate_api::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use franzgate_api::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use franzgate_api::rewrite::{Rewrite, RewriteResponse};
-use franzgate_api::{
-    BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse,
-};
+use franzgate_api::{BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse};
 use futures::future::{Either, Ready, ready};
 use regex::Regex;
 use serde::Deserialize;
@@ -82,23 +78,15 @@ impl FilterFactory for TopicPolicyFactory {
         "topic-policy"
     }
 
-    fn create(
-        &self,
-        config: serde_yaml::Value,
-        _ctx: &FilterContext,
-    ) -> Result<BoxLayer, ConfigError> {
+    fn create(&self, config: serde_yaml::Value, _ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let config: TopicPolicyConfig = parse_config(config)?;
-        let deny = Regex::new(&config.deny_produce).map_err(|e| {
-            ConfigError::new(format!("deny_produce: not a valid regular expression: {e}"))
-        })?;
+        let deny = Regex::new(&config.deny_produce)
+            .map_err(|e| ConfigError::new(format!("deny_produce: not a valid regular expression: {e}")))?;
         let error_code = match config.error {
             PolicyError::PolicyViolation => ResponseError::PolicyViolation.code(),
             PolicyError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed.code(),
         };
-        Ok(BoxLayer::new(TopicPolicyLayer {
-            deny: Arc::new(deny),
-            error_code,
-        }))
+        Ok(BoxLayer::new(TopicPolicyLayer { deny: Arc::new(deny), error_code }))
     }
 }
 
@@ -106,10 +94,7 @@ impl<S> Layer<S> for TopicPolicyLayer {
     type Service = TopicPolicy<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TopicPolicy {
-            inner,
-            policy: self.clone(),
-        }
+        TopicPolicy { inner, policy: self.clone() }
     }
 }
 
@@ -121,8 +106,7 @@ where
 {
     type Response = KafkaResponse;
     type Error = FilterError;
-    type Future =
-        Either<Ready<Result<KafkaResponse, FilterError>>, RewriteResponse<S::Future, AddRefused>>;
+    type Future = Either<Ready<Result<KafkaResponse, FilterError>>, RewriteResponse<S::Future, AddRefused>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FilterError>> {
         self.inner.poll_ready(cx)
@@ -134,19 +118,16 @@ where
         }
         // Reading the body decodes it; the original bytes are still what is forwarded unless we mutate.
         let denied = match request.body() {
-            Ok(RequestKind::Produce(produce)) => produce
-                .topic_data
-                .iter()
-                .filter(|t| self.policy.deny.is_match(t.name.as_str()))
-                .count(),
+            Ok(RequestKind::Produce(produce)) => {
+                produce.topic_data.iter().filter(|t| self.policy.deny.is_match(t.name.as_str())).count()
+            }
             Ok(_) => 0,
             Err(e) => return Either::Left(ready(Err(e))),
         };
         if denied == 0 {
             return Either::Right(RewriteResponse::new(self.inner.call(request), None));
         }
-        let all_denied =
-            matches!(request.body(), Ok(RequestKind::Produce(p)) if p.topic_data.len() == denied);
+        let all_denied = matches!(request.body(), Ok(RequestKind::Produce(p)) if p.topic_data.len() == denied);
         if all_denied {
             // Nothing to forward: answer as the broker would, every partition with the error.
             return Either::Left(ready(request.error_response(self.policy.error_code)));
@@ -154,10 +135,8 @@ where
         // Forward only the allowed topics; remember the refused ones to answer them ourselves.
         let mut refused = Vec::new();
         if let Ok(RequestKind::Produce(produce)) = request.body_mut() {
-            let (deny, keep): (Vec<_>, Vec<_>) = produce
-                .topic_data
-                .drain(..)
-                .partition(|t| self.policy.deny.is_match(t.name.as_str()));
+            let (deny, keep): (Vec<_>, Vec<_>) =
+                produce.topic_data.drain(..).partition(|t| self.policy.deny.is_match(t.name.as_str()));
             produce.topic_data = keep;
             refused = deny
                 .into_iter()
@@ -174,9 +153,7 @@ where
                                 .with_log_start_offset(-1)
                         })
                         .collect();
-                    TopicProduceResponse::default()
-                        .with_name(t.name)
-                        .with_partition_responses(partitions)
+                    TopicProduceResponse::default().with_name(t.name).with_partition_responses(partitions)
                 })
                 .collect();
         }
@@ -199,13 +176,9 @@ impl Rewrite for AddRefused {
 #[allow(dead_code)]
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "config-examples/custom-filter.yaml".into());
+    let path = std::env::args().nth(1).unwrap_or_else(|| "config-examples/custom-filter.yaml".into());
     let mut registry = FilterRegistry::with_builtins();
-    registry
-        .register(TopicPolicyFactory)
-        .map_err(anyhow::Error::msg)?;
+    registry.register(TopicPolicyFactory).map_err(anyhow::Error::msg)?;
     let config = GatewayConfig::from_file(path.as_ref())?;
     let gateway = Gateway::new(&config, &registry, &path)?;
     tokio::runtime::Runtime::new()?.block_on(async {

@@ -64,10 +64,7 @@ impl Decoder for FrameDecoder {
         let announced = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
         let size = usize::try_from(announced).map_err(|_| FrameError::NegativeLength(announced))?;
         if size > self.max_frame {
-            return Err(FrameError::TooLarge {
-                size,
-                max: self.max_frame,
-            });
+            return Err(FrameError::TooLarge { size, max: self.max_frame });
         }
         let missing = (4 + size).saturating_sub(src.len());
         if missing > 0 {
@@ -82,9 +79,7 @@ impl Decoder for FrameDecoder {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
-            None => Err(FrameError::Truncated {
-                buffered: src.len(),
-            }),
+            None => Err(FrameError::Truncated { buffered: src.len() }),
         }
     }
 }
@@ -124,38 +119,18 @@ pub fn parse_request(frame: Bytes, session: &Arc<Session>) -> Result<KafkaReques
             .with_request_api_version(version)
             .with_correlation_id(i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]));
         let body = frame.slice(8..);
-        return Ok(KafkaRequest::from_parts(
-            header,
-            Bytes::new(),
-            Body::raw(body),
-            session.clone(),
-            true,
-        ));
+        return Ok(KafkaRequest::from_parts(header, Bytes::new(), Body::raw(body), session.clone(), true));
     };
     let mut rest = frame.clone();
-    let header =
-        RequestHeader::decode(&mut rest, key.request_header_version(version)).map_err(|e| {
-            RequestError::BadHeader {
-                key,
-                version,
-                reason: format!("{e:#}"),
-            }
-        })?;
+    let header = RequestHeader::decode(&mut rest, key.request_header_version(version))
+        .map_err(|e| RequestError::BadHeader { key, version, reason: format!("{e:#}") })?;
     let body_start = frame.len() - rest.len();
     let expects_response = match key {
-        ApiKey::Produce => {
-            produce_acks(&rest, version).ok_or(RequestError::BadProduce(version))? != 0
-        }
+        ApiKey::Produce => produce_acks(&rest, version).ok_or(RequestError::BadProduce(version))? != 0,
         _ => true,
     };
     let header_rest = frame.slice(8..body_start);
-    Ok(KafkaRequest::from_parts(
-        header,
-        header_rest,
-        Body::raw(rest),
-        session.clone(),
-        expects_response,
-    ))
+    Ok(KafkaRequest::from_parts(header, header_rest, Body::raw(rest), session.clone(), expects_response))
 }
 
 /// Reads `acks` from a Produce request body without decoding the records: it follows the nullable
@@ -205,16 +180,12 @@ pub struct PendingRequest {
 /// correlation id. The header's tagged fields and the body remain slices of `frame`.
 pub fn parse_response(frame: Bytes, pending: PendingRequest) -> Result<KafkaResponse, String> {
     if frame.len() < 4 {
-        return Err(format!(
-            "response frame of {} bytes has no correlation id",
-            frame.len()
-        ));
+        return Err(format!("response frame of {} bytes has no correlation id", frame.len()));
     }
     let header_len = match ApiKey::try_from(pending.api_key) {
         Ok(key) if key.response_header_version(pending.api_version) >= 1 => {
             let mut rest = frame.clone();
-            ResponseHeader::decode(&mut rest, 1)
-                .map_err(|e| format!("malformed response header: {e:#}"))?;
+            ResponseHeader::decode(&mut rest, 1).map_err(|e| format!("malformed response header: {e:#}"))?;
             frame.len() - rest.len()
         }
         _ => 4,
@@ -236,45 +207,27 @@ mod tests {
     fn frames_split_at_their_length_prefix() {
         let mut dec = FrameDecoder::new(100);
         let mut buf = BytesMut::from(&[0, 0, 0, 2, 9, 9, 0, 0, 0, 1][..]);
-        assert_eq!(
-            dec.decode(&mut buf).ok().flatten().as_deref(),
-            Some(&[9u8, 9][..])
-        );
-        assert!(
-            matches!(dec.decode(&mut buf), Ok(None)),
-            "partial frame waits for more bytes"
-        );
+        assert_eq!(dec.decode(&mut buf).ok().flatten().as_deref(), Some(&[9u8, 9][..]));
+        assert!(matches!(dec.decode(&mut buf), Ok(None)), "partial frame waits for more bytes");
         buf.extend_from_slice(&[7]);
-        assert_eq!(
-            dec.decode(&mut buf).ok().flatten().as_deref(),
-            Some(&[7u8][..])
-        );
+        assert_eq!(dec.decode(&mut buf).ok().flatten().as_deref(), Some(&[7u8][..]));
     }
 
     #[test]
     fn oversized_and_negative_lengths_are_refused_without_allocating() {
         let mut dec = FrameDecoder::new(1024);
         let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(
-            dec.decode(&mut buf),
-            Err(FrameError::TooLarge { max: 1024, .. })
-        ));
+        assert!(matches!(dec.decode(&mut buf), Err(FrameError::TooLarge { max: 1024, .. })));
         assert!(buf.capacity() < 1 << 20);
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
-        assert!(matches!(
-            dec.decode(&mut buf),
-            Err(FrameError::NegativeLength(-2))
-        ));
+        assert!(matches!(dec.decode(&mut buf), Err(FrameError::NegativeLength(-2))));
     }
 
     #[test]
     fn eof_inside_a_frame_is_reported_as_truncated() {
         let mut dec = FrameDecoder::new(100);
         let mut buf = BytesMut::from(&[0, 0, 0, 5, 1][..]);
-        assert!(matches!(
-            dec.decode_eof(&mut buf),
-            Err(FrameError::Truncated { buffered: 5 })
-        ));
+        assert!(matches!(dec.decode_eof(&mut buf), Err(FrameError::Truncated { buffered: 5 })));
     }
 
     #[test]

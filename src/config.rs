@@ -36,10 +36,7 @@ pub struct ConfigFileError {
 impl ConfigFileError {
     /// An error in `source` about `message`.
     pub fn new(source: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            origin: source.into(),
-            message: message.into(),
-        }
+        Self { origin: source.into(), message: message.into() }
     }
 }
 
@@ -107,12 +104,7 @@ pub struct FilterSpec {
 }
 
 /// Kafka client properties a backend cluster may carry that this version understands.
-const KNOWN_PROPERTIES: &[&str] = &[
-    "bootstrap.servers",
-    "security.protocol",
-    "gateway.roles",
-    "client.id",
-];
+const KNOWN_PROPERTIES: &[&str] = &["bootstrap.servers", "security.protocol", "gateway.roles", "client.id"];
 
 // === impl GatewayConfig ===
 
@@ -120,8 +112,8 @@ impl GatewayConfig {
     /// Reads and parses a YAML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigFileError> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigFileError::new(&source, format!("cannot read: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigFileError::new(&source, format!("cannot read: {e}")))?;
         Self::from_yaml(&text, &source)
     }
 
@@ -131,11 +123,7 @@ impl GatewayConfig {
         let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let key = if path == "." {
-                String::new()
-            } else {
-                format!("{path}: ")
-            };
+            let key = if path == "." { String::new() } else { format!("{path}: ") };
             ConfigFileError::new(source, format!("{key}{inner}"))
         })?;
         config.validate(source)?;
@@ -145,34 +133,19 @@ impl GatewayConfig {
     fn validate(&self, source: &str) -> Result<(), ConfigFileError> {
         let g = &self.gateway;
         if g.port_count == 0 {
-            return Err(ConfigFileError::new(
-                source,
-                "gateway.port_count: must be at least 1",
-            ));
+            return Err(ConfigFileError::new(source, "gateway.port_count: must be at least 1"));
         }
         if u32::from(g.port_start) + u32::from(g.port_count) > 65536 {
-            return Err(ConfigFileError::new(
-                source,
-                "gateway.port_start + gateway.port_count: exceeds port 65535",
-            ));
+            return Err(ConfigFileError::new(source, "gateway.port_start + gateway.port_count: exceeds port 65535"));
         }
         if g.max_frame_bytes < 1024 {
-            return Err(ConfigFileError::new(
-                source,
-                "gateway.max_frame_bytes: must be at least 1024",
-            ));
+            return Err(ConfigFileError::new(source, "gateway.max_frame_bytes: must be at least 1024"));
         }
         if g.max_in_flight_per_session == 0 {
-            return Err(ConfigFileError::new(
-                source,
-                "gateway.max_in_flight_per_session: must be at least 1",
-            ));
+            return Err(ConfigFileError::new(source, "gateway.max_in_flight_per_session: must be at least 1"));
         }
         if self.clusters.is_empty() {
-            return Err(ConfigFileError::new(
-                source,
-                "clusters: at least one backend cluster is required",
-            ));
+            return Err(ConfigFileError::new(source, "clusters: at least one backend cluster is required"));
         }
         self.backend_clusters(source).map(|_| ())
     }
@@ -192,10 +165,7 @@ impl GatewayConfig {
     }
 
     /// Builds the backend clusters, checking each one's properties.
-    pub fn backend_clusters(
-        &self,
-        source: &str,
-    ) -> Result<Vec<Arc<BackendCluster>>, ConfigFileError> {
+    pub fn backend_clusters(&self, source: &str) -> Result<Vec<Arc<BackendCluster>>, ConfigFileError> {
         let mut clusters = Vec::new();
         for (name, props) in &self.clusters {
             let key = |k: &str| format!("clusters.{name}.{k}");
@@ -205,36 +175,24 @@ impl GatewayConfig {
                     Some(serde_yaml::Value::String(s)) => Ok(Some(s.clone())),
                     Some(serde_yaml::Value::Number(n)) => Ok(Some(n.to_string())),
                     Some(serde_yaml::Value::Bool(b)) => Ok(Some(b.to_string())),
-                    Some(_) => Err(ConfigFileError::new(
-                        source,
-                        format!("{}: expected a string", key(k)),
-                    )),
+                    Some(_) => Err(ConfigFileError::new(source, format!("{}: expected a string", key(k)))),
                 }
             };
             for property in props.keys() {
                 if !KNOWN_PROPERTIES.contains(&property.as_str()) {
-                    tracing::warn!(
-                        "{source}: {}: property not used by this gateway version",
-                        key(property)
-                    );
+                    tracing::warn!("{source}: {}: property not used by this gateway version", key(property));
                 }
             }
-            let servers = text("bootstrap.servers")?.ok_or_else(|| {
-                ConfigFileError::new(source, format!("{}: required", key("bootstrap.servers")))
-            })?;
+            let servers = text("bootstrap.servers")?
+                .ok_or_else(|| ConfigFileError::new(source, format!("{}: required", key("bootstrap.servers"))))?;
             let bootstrap = servers
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(BrokerAddress::parse)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    ConfigFileError::new(source, format!("{}: {e}", key("bootstrap.servers")))
-                })?;
+                .map_err(|e| ConfigFileError::new(source, format!("{}: {e}", key("bootstrap.servers"))))?;
             if bootstrap.is_empty() {
-                return Err(ConfigFileError::new(
-                    source,
-                    format!("{}: no servers listed", key("bootstrap.servers")),
-                ));
+                return Err(ConfigFileError::new(source, format!("{}: no servers listed", key("bootstrap.servers"))));
             }
             // Connecting with TLS or SASL is not implemented yet: refusing beats silently downgrading.
             if let Some(protocol) = text("security.protocol")? {
@@ -256,10 +214,7 @@ impl GatewayConfig {
 
 /// Where a config came from, for messages.
 pub fn describe_source(path: Option<&PathBuf>) -> String {
-    path.map_or_else(
-        || "<built-in defaults>".to_string(),
-        |p| p.display().to_string(),
-    )
+    path.map_or_else(|| "<built-in defaults>".to_string(), |p| p.display().to_string())
 }
 
 #[cfg(test)]
@@ -268,53 +223,28 @@ mod tests {
 
     #[test]
     fn a_minimal_config_takes_the_defaults() {
-        let c =
-            GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'k:9092'}}", "t.yaml");
+        let c = GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'k:9092'}}", "t.yaml");
         let c = c.expect("valid");
         assert_eq!(c.gateway.port_start, 6969);
-        assert_eq!(
-            c.backend_clusters("t")
-                .map(|v| v[0].bootstrap_servers[0].port)
-                .ok(),
-            Some(9092)
-        );
+        assert_eq!(c.backend_clusters("t").map(|v| v[0].bootstrap_servers[0].port).ok(), Some(9092));
     }
 
     #[test]
     fn errors_name_the_file_and_the_key() {
-        let e = GatewayConfig::from_yaml("gateway: {port_strat: 1}\nclusters: {}", "gw.yaml")
-            .err()
-            .map(|e| e.to_string());
+        let e =
+            GatewayConfig::from_yaml("gateway: {port_strat: 1}\nclusters: {}", "gw.yaml").err().map(|e| e.to_string());
         let e = e.unwrap_or_default();
         assert!(e.starts_with("gw.yaml: gateway"), "{e}");
         assert!(e.contains("port_strat"), "{e}");
 
-        let e =
-            GatewayConfig::from_yaml("gateway: {port_start: high}\nclusters: {}", "gw.yaml").err();
-        assert!(
-            e.map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("gateway.port_start")
-        );
+        let e = GatewayConfig::from_yaml("gateway: {port_start: high}\nclusters: {}", "gw.yaml").err();
+        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("gateway.port_start"));
+
+        let e = GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'nohost'}}", "gw.yaml").err();
+        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("clusters.main.bootstrap.servers"));
 
         let e =
-            GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'nohost'}}", "gw.yaml")
-                .err();
-        assert!(
-            e.map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("clusters.main.bootstrap.servers")
-        );
-
-        let e = GatewayConfig::from_yaml(
-            "clusters: {main: {security.protocol: SASL_SSL, bootstrap.servers: 'a:1'}}",
-            "x",
-        );
-        assert!(
-            e.err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("not supported yet")
-        );
+            GatewayConfig::from_yaml("clusters: {main: {security.protocol: SASL_SSL, bootstrap.servers: 'a:1'}}", "x");
+        assert!(e.err().map(|e| e.to_string()).unwrap_or_default().contains("not supported yet"));
     }
 }

@@ -39,6 +39,8 @@ struct Shared {
     session: SessionConfig,
     max_in_flight: usize,
     next_session_id: AtomicU64,
+    /// Connections accepted per gateway port (read by tests and, later, metrics; not on the request path).
+    accepted: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     shutdown: CancellationToken,
 }
 
@@ -53,11 +55,7 @@ pub struct RunningGateway {
 
 impl Gateway {
     /// Validates the config and builds the filter chain from `registry`; `source` names the file in errors.
-    pub fn new(
-        config: &GatewayConfig,
-        registry: &FilterRegistry,
-        source: &str,
-    ) -> Result<Self, ConfigFileError> {
+    pub fn new(config: &GatewayConfig, registry: &FilterRegistry, source: &str) -> Result<Self, ConfigFileError> {
         let clusters = config.backend_clusters(source)?;
         let advertised = Arc::new(config.advertised());
         let ctx = FilterContext {
@@ -74,17 +72,13 @@ impl Gateway {
                 connect_timeout: config.connect_timeout(),
                 max_frame: config.gateway.max_frame_bytes,
             }),
-            session: SessionConfig {
-                max_frame: config.gateway.max_frame_bytes,
-            },
+            session: SessionConfig { max_frame: config.gateway.max_frame_bytes },
             max_in_flight: config.gateway.max_in_flight_per_session,
             next_session_id: AtomicU64::new(1),
+            accepted: Default::default(),
             shutdown: CancellationToken::new(),
         };
-        Ok(Self {
-            shared: Arc::new(shared),
-            bind_host: config.gateway.bind_host.clone(),
-        })
+        Ok(Self { shared: Arc::new(shared), bind_host: config.gateway.bind_host.clone() })
     }
 
     /// The filter chain, outermost first, as it will run.
@@ -99,11 +93,7 @@ impl Gateway {
         let (ports_tx, ports) = watch::channel(BTreeSet::from([shared.advertised.port_start]));
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(first, shared.clone()));
-        tasks.spawn(open_discovered_ports(
-            shared.clone(),
-            self.bind_host.clone(),
-            ports_tx,
-        ));
+        tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
         for cluster in shared.clusters.iter().cloned() {
             let timeout = shared.upstream.connect_timeout;
             let max_frame = shared.upstream.max_frame;
@@ -115,11 +105,7 @@ impl Gateway {
                 }
             });
         }
-        Ok(RunningGateway {
-            shared,
-            ports,
-            tasks,
-        })
+        Ok(RunningGateway { shared, ports, tasks })
     }
 }
 
@@ -130,29 +116,14 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Opens a listener for every virtual broker any cluster's node map assigns, within the port range.
-async fn open_discovered_ports(
-    shared: Arc<Shared>,
-    bind_host: String,
-    ports: watch::Sender<BTreeSet<u16>>,
-) {
-    let mut watches: Vec<_> = shared
-        .clusters
-        .iter()
-        .map(|c| c.nodes.watch_assigned())
-        .collect();
+async fn open_discovered_ports(shared: Arc<Shared>, bind_host: String, ports: watch::Sender<BTreeSet<u16>>) {
+    let mut watches: Vec<_> = shared.clusters.iter().map(|c| c.nodes.watch_assigned()).collect();
     let mut listeners = JoinSet::new();
     loop {
-        let wanted = watches
-            .iter_mut()
-            .map(|w| *w.borrow_and_update())
-            .max()
-            .unwrap_or(0);
+        let wanted = watches.iter_mut().map(|w| *w.borrow_and_update()).max().unwrap_or(0);
         let wanted = wanted.min(usize::from(shared.advertised.port_count));
         for virtual_id in 0..wanted {
-            let Some(port) = i32::try_from(virtual_id)
-                .ok()
-                .and_then(|v| shared.advertised.port_of(v))
-            else {
+            let Some(port) = i32::try_from(virtual_id).ok().and_then(|v| shared.advertised.port_of(v)) else {
                 continue;
             };
             if ports.borrow().contains(&port) {
@@ -171,8 +142,7 @@ async fn open_discovered_ports(
                 }
             }
         }
-        let changed =
-            futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             (result, _, _) = changed => if result.is_err() { break },
             _ = shared.shutdown.cancelled() => break,
@@ -203,6 +173,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 fn start_session(stream: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared: &Arc<Shared>) {
+    if let Ok(mut accepted) = shared.accepted.lock() {
+        *accepted.entry(port).or_default() += 1;
+    }
     let Some(cluster) = shared.clusters.first().cloned() else {
         return;
     };
@@ -217,14 +190,7 @@ fn start_session(stream: tokio::net::TcpStream, peer: SocketAddr, port: u16, sha
     let stack = shared.chain.apply(BoxKafkaService::new(upstream));
     let stack = ConcurrencyLimit::new(stack, shared.max_in_flight);
     debug!(session = session.id, %peer, port, "accepted");
-    tokio::spawn(serve(
-        stream,
-        session,
-        stack,
-        lost,
-        shared.shutdown.child_token(),
-        shared.session.clone(),
-    ));
+    tokio::spawn(serve(stream, session, stack, lost, shared.shutdown.child_token(), shared.session.clone()));
 }
 
 // === impl RunningGateway ===
@@ -239,6 +205,11 @@ impl RunningGateway {
     pub async fn wait_for_ports(&mut self, count: usize) -> BTreeSet<u16> {
         let _ = self.ports.wait_for(|p| p.len() >= count).await;
         self.ports()
+    }
+
+    /// How many client connections each gateway port has accepted.
+    pub fn accepted_per_port(&self) -> std::collections::BTreeMap<u16, u64> {
+        self.shared.accepted.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// The address clients are told to use.

@@ -36,10 +36,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(&cli.log))
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&cli.log)).with_target(false).init();
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         None => run(cli.config),
@@ -49,12 +46,8 @@ fn main() -> ExitCode {
 fn load(path: Option<&PathBuf>) -> Result<(GatewayConfig, Gateway), String> {
     let path = path.ok_or("no config given: pass --config FILE (or set FRANZGATE_CONFIG)")?;
     let config = GatewayConfig::from_file(path).map_err(|e| e.to_string())?;
-    let gateway = Gateway::new(
-        &config,
-        &FilterRegistry::with_builtins(),
-        &describe_source(Some(path)),
-    )
-    .map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(&config, &FilterRegistry::with_builtins(), &describe_source(Some(path)))
+        .map_err(|e| e.to_string())?;
     Ok((config, gateway))
 }
 
@@ -71,16 +64,10 @@ fn check_config(file: &PathBuf) -> ExitCode {
                 g.advertised_host
             );
             for (name, props) in &config.clusters {
-                let servers = props
-                    .get("bootstrap.servers")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
+                let servers = props.get("bootstrap.servers").and_then(|v| v.as_str()).unwrap_or("");
                 println!("cluster {name}: bootstrap {servers}");
             }
-            println!(
-                "filter chain (outermost first): {}",
-                gateway.chain_names().join(" -> ")
-            );
+            println!("filter chain (outermost first): {}", gateway.chain_names().join(" -> "));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -39,9 +39,7 @@ pub struct FilterChain {
 impl FilterRegistry {
     /// A registry holding franzgate's built-in filters.
     pub fn with_builtins() -> Self {
-        let mut registry = Self {
-            factories: BTreeMap::new(),
-        };
+        let mut registry = Self { factories: BTreeMap::new() };
         for factory in franzgate_filters::builtin_factories() {
             registry.factories.insert(factory.type_name(), factory);
         }
@@ -52,9 +50,7 @@ impl FilterRegistry {
     pub fn register(&mut self, factory: impl FilterFactory) -> Result<(), String> {
         let name = factory.type_name();
         if self.factories.contains_key(name) {
-            return Err(format!(
-                "a filter type named `{name}` is already registered"
-            ));
+            return Err(format!("a filter type named `{name}` is already registered"));
         }
         self.factories.insert(name, Arc::new(factory));
         Ok(())
@@ -75,10 +71,7 @@ impl FilterRegistry {
         let mut specs = specs.to_vec();
         for core in CORE_FILTERS {
             if !specs.iter().any(|s| s.kind == *core) {
-                specs.push(FilterSpec {
-                    kind: (*core).to_string(),
-                    config: serde_yaml::Value::Null,
-                });
+                specs.push(FilterSpec { kind: (*core).to_string(), config: serde_yaml::Value::Null });
             }
         }
         let mut layers = Vec::with_capacity(specs.len());
@@ -87,18 +80,11 @@ impl FilterRegistry {
                 let known: Vec<_> = self.type_names().collect();
                 ConfigFileError::new(
                     source,
-                    format!(
-                        "filters[{index}].type: unknown filter type `{}` (known: {})",
-                        spec.kind,
-                        known.join(", ")
-                    ),
+                    format!("filters[{index}].type: unknown filter type `{}` (known: {})", spec.kind, known.join(", ")),
                 )
             })?;
             let layer = factory.create(spec.config.clone(), ctx).map_err(|e| {
-                ConfigFileError::new(
-                    source,
-                    format!("filters[{index}] (type `{}`).config: {e}", spec.kind),
-                )
+                ConfigFileError::new(source, format!("filters[{index}] (type `{}`).config: {e}", spec.kind))
             })?;
             layers.push((spec.kind.clone(), layer));
         }
@@ -111,10 +97,7 @@ impl FilterRegistry {
 impl FilterChain {
     /// Wraps `inner` (the upstream service) in every filter, the first listed outermost.
     pub fn apply(&self, inner: BoxKafkaService) -> BoxKafkaService {
-        self.layers
-            .iter()
-            .rev()
-            .fold(inner, |service, (_, layer)| layer.layer(service))
+        self.layers.iter().rev().fold(inner, |service, (_, layer)| layer.layer(service))
     }
 
     /// The filter type names, outermost first.

@@ -137,24 +137,14 @@ where
         let response = match result {
             Ok(response) => response,
             Err(e) => {
-                return Some(
-                    flush(out, write)
-                        .await
-                        .err()
-                        .map_or(Close::Filter(e), Close::ClientWrite),
-                );
+                return Some(flush(out, write).await.err().map_or(Close::Filter(e), Close::ClientWrite));
             }
         };
         if let Err(e) = append_response(&response, out, write).await {
             return Some(e);
         }
         if response.closes_connection() {
-            return Some(
-                flush(out, write)
-                    .await
-                    .err()
-                    .map_or(Close::FilterAsked, Close::ClientWrite),
-            );
+            return Some(flush(out, write).await.err().map_or(Close::FilterAsked, Close::ClientWrite));
         }
         if out.len() >= FLUSH_AT {
             if let Err(e) = flush(out, write).await {
@@ -178,8 +168,7 @@ async fn append_response<W: AsyncWrite + Unpin>(
     match body.raw_bytes() {
         Some(raw) if raw.len() >= ZERO_COPY_THRESHOLD => {
             let len = 4 + response.header_rest().len() + raw.len();
-            let len =
-                i32::try_from(len).map_err(|_| Close::BadRequest("response over 2 GiB".into()))?;
+            let len = i32::try_from(len).map_err(|_| Close::BadRequest("response over 2 GiB".into()))?;
             out.put_i32(len);
             out.put_i32(response.correlation_id());
             out.extend_from_slice(response.header_rest());

@@ -83,17 +83,8 @@ struct Connection {
 
 impl Upstream {
     /// A handle for `session`; nothing connects until the first request.
-    pub fn new(
-        session: Arc<Session>,
-        config: Arc<UpstreamConfig>,
-        lost: CancellationToken,
-    ) -> Self {
-        Self {
-            session,
-            config,
-            lost,
-            actor: None,
-        }
+    pub fn new(session: Arc<Session>, config: Arc<UpstreamConfig>, lost: CancellationToken) -> Self {
+        Self { session, config, lost, actor: None }
     }
 
     fn actor(&mut self) -> &mpsc::UnboundedSender<Outbound> {
@@ -162,18 +153,14 @@ impl tower::Service<KafkaRequest> for Upstream {
             reply,
         };
         if self.actor().send(outbound).is_err() {
-            return Either::Left(ready(Err(FilterError::UpstreamClosed(
-                "connection actor stopped".into(),
-            ))));
+            return Either::Left(ready(Err(FilterError::UpstreamClosed("connection actor stopped".into()))));
         }
         match response {
-            Some(rx) => Either::Right(rx.map(|r| {
-                r.unwrap_or_else(|_| {
-                    Err(FilterError::UpstreamClosed(
-                        "backend connection closed".into(),
-                    ))
-                })
-            })),
+            Some(rx) => {
+                Either::Right(rx.map(|r| {
+                    r.unwrap_or_else(|_| Err(FilterError::UpstreamClosed("backend connection closed".into())))
+                }))
+            }
             None => Either::Left(ready(Ok(KafkaResponse::no_response(
                 request.api_key_raw(),
                 request.api_version(),
@@ -232,16 +219,10 @@ impl Actor {
         };
         // Register before writing: the reader must find the entry when the response arrives.
         if outbound.reply.is_some() {
-            let waiting = Waiting {
-                correlation_id,
-                request,
-                reply: outbound.reply,
-            };
+            let waiting = Waiting { correlation_id, request, reply: outbound.reply };
             if let Err(mpsc::error::SendError(w)) = conn.waiting.send(waiting) {
                 if let Some(reply) = w.reply {
-                    let _ = reply.send(Err(FilterError::UpstreamClosed(
-                        "backend connection closed".into(),
-                    )));
+                    let _ = reply.send(Err(FilterError::UpstreamClosed("backend connection closed".into())));
                 }
                 return;
             }
@@ -290,9 +271,7 @@ impl Actor {
 
     async fn ensure_connection(&mut self, route: &Route) -> Result<(), FilterError> {
         if self.lost.is_cancelled() {
-            return Err(FilterError::UpstreamClosed(
-                "backend connection already lost".into(),
-            ));
+            return Err(FilterError::UpstreamClosed("backend connection already lost".into()));
         }
         let wanted = match (route, &self.current) {
             (Route::Bootstrap, Some(_)) => return Ok(()),
@@ -331,41 +310,22 @@ impl Actor {
                     return Ok(self.spawn_connection(address.clone(), stream));
                 }
                 Ok(Err(e)) => failures.push(format!("{address}: {e}")),
-                Err(_) => failures.push(format!(
-                    "{address}: timed out after {:?}",
-                    self.config.connect_timeout
-                )),
+                Err(_) => failures.push(format!("{address}: timed out after {:?}", self.config.connect_timeout)),
             }
         }
         Err(FilterError::Unreachable(format!(
             "cluster `{}`: {}",
             self.session.cluster.name,
-            if failures.is_empty() {
-                "no bootstrap servers configured".to_string()
-            } else {
-                failures.join("; ")
-            }
+            if failures.is_empty() { "no bootstrap servers configured".to_string() } else { failures.join("; ") }
         )))
     }
 
     fn spawn_connection(&self, address: BrokerAddress, stream: TcpStream) -> Connection {
         let (read, writer) = stream.into_split();
         let (waiting, queue) = mpsc::unbounded_channel();
-        let frames =
-            FramedRead::with_capacity(read, FrameDecoder::new(self.config.max_frame), 64 * 1024);
-        let reader = tokio::spawn(read_responses(
-            frames,
-            queue,
-            self.lost.clone(),
-            self.session.id,
-            address.clone(),
-        ));
-        Connection {
-            address,
-            writer,
-            waiting,
-            reader,
-        }
+        let frames = FramedRead::with_capacity(read, FrameDecoder::new(self.config.max_frame), 64 * 1024);
+        let reader = tokio::spawn(read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone()));
+        Connection { address, writer, waiting, reader }
     }
 }
 

@@ -17,25 +17,16 @@ use rdkafka::types::RDKafkaErrorCode;
 
 async fn gateway_with_policy(broker: &Tansu, error: &str) -> TestGateway {
     let mut registry = FilterRegistry::with_builtins();
-    registry
-        .register(custom_filter::TopicPolicyFactory)
-        .expect("register");
+    registry.register(custom_filter::TopicPolicyFactory).expect("register");
     let yaml = format!(
         "filters:\n  - type: topic-policy\n    config:\n      deny_produce: '^restricted\\.'\n      error: {error}\n"
     );
     TestGateway::start_with_registry(&broker.bootstrap(), &yaml, registry).await
 }
 
-async fn send(
-    producer: &FutureProducer,
-    topic: &str,
-    value: &str,
-) -> Result<(i32, i64), KafkaError> {
+async fn send(producer: &FutureProducer, topic: &str, value: &str) -> Result<(i32, i64), KafkaError> {
     producer
-        .send(
-            FutureRecord::<(), _>::to(topic).payload(value),
-            Duration::from_secs(10),
-        )
+        .send(FutureRecord::<(), _>::to(topic).payload(value), Duration::from_secs(10))
         .await
         .map(|d| (d.partition, d.offset))
         .map_err(|(e, _)| e)
@@ -43,10 +34,7 @@ async fn send(
 
 fn high_watermark(bootstrap: &str, topic: &str) -> i64 {
     let client: BaseConsumer = client_config(bootstrap).create().expect("client");
-    client
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks")
-        .1
+    client.fetch_watermarks(topic, 0, Duration::from_secs(10)).expect("watermarks").1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,32 +45,21 @@ async fn produce_to_a_denied_topic_gets_policy_violation_and_others_pass() {
     create_topic(&bootstrap, "restricted.payments", 1).await;
     create_topic(&bootstrap, "public", 1).await;
 
-    let producer: FutureProducer = client_config(&bootstrap)
-        .set("acks", "all")
-        .set("linger.ms", "20")
-        .create()
-        .expect("producer");
+    let producer: FutureProducer =
+        client_config(&bootstrap).set("acks", "all").set("linger.ms", "20").create().expect("producer");
     // Sent together so librdkafka puts both topics in one Produce request: the filter must split it.
-    let (denied, allowed) = tokio::join!(
-        send(&producer, "restricted.payments", "secret"),
-        send(&producer, "public", "hello")
-    );
+    let (denied, allowed) =
+        tokio::join!(send(&producer, "restricted.payments", "secret"), send(&producer, "public", "hello"));
     match denied {
         Err(KafkaError::MessageProduction(code)) => {
             assert_eq!(code, RDKafkaErrorCode::PolicyViolation)
         }
         other => panic!("expected POLICY_VIOLATION, got {other:?}"),
     }
-    assert!(
-        allowed.is_ok(),
-        "the allowed topic in the same batch is acknowledged: {allowed:?}"
-    );
+    assert!(allowed.is_ok(), "the allowed topic in the same batch is acknowledged: {allowed:?}");
 
     // Nothing reached the broker for the denied topic; the allowed record did.
-    assert_eq!(
-        high_watermark(&broker.bootstrap(), "restricted.payments"),
-        0
-    );
+    assert_eq!(high_watermark(&broker.bootstrap(), "restricted.payments"), 0);
     assert_eq!(high_watermark(&broker.bootstrap(), "public"), 1);
 }
 
@@ -91,9 +68,7 @@ async fn the_error_code_is_configurable() {
     let broker = Tansu::start().await;
     let gateway = gateway_with_policy(&broker, "TOPIC_AUTHORIZATION_FAILED").await;
     create_topic(&gateway.bootstrap(), "restricted.audit", 1).await;
-    let producer: FutureProducer = client_config(&gateway.bootstrap())
-        .create()
-        .expect("producer");
+    let producer: FutureProducer = client_config(&gateway.bootstrap()).create().expect("producer");
     match send(&producer, "restricted.audit", "x").await {
         Err(KafkaError::MessageProduction(code)) => {
             assert_eq!(code, RDKafkaErrorCode::TopicAuthorizationFailed)
@@ -105,17 +80,10 @@ async fn the_error_code_is_configurable() {
 #[test]
 fn a_bad_pattern_is_refused_naming_the_filter_and_key() {
     let mut registry = FilterRegistry::with_builtins();
-    registry
-        .register(custom_filter::TopicPolicyFactory)
-        .expect("register");
+    registry.register(custom_filter::TopicPolicyFactory).expect("register");
     let yaml = "clusters: {main: {bootstrap.servers: 'k:1'}}\nfilters:\n  - type: topic-policy\n    config: {deny_produce: '(unclosed'}\n";
     let config = franzgate::GatewayConfig::from_yaml(yaml, "policy.yaml").expect("parses");
-    let error = franzgate::Gateway::new(&config, &registry, "policy.yaml")
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        error.starts_with("policy.yaml: filters[0] (type `topic-policy`).config: deny_produce"),
-        "{error}"
-    );
+    let error =
+        franzgate::Gateway::new(&config, &registry, "policy.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.starts_with("policy.yaml: filters[0] (type `topic-policy`).config: deny_produce"), "{error}");
 }

@@ -15,11 +15,8 @@ const RECORDS: usize = 10_000;
 const PARTITIONS: i32 = 2;
 
 async fn produce_all(bootstrap: &str, topic: &str) {
-    let producer: FutureProducer = client_config(bootstrap)
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
+    let producer: FutureProducer =
+        client_config(bootstrap).set("acks", "all").set("linger.ms", "5").create().expect("producer");
     let sends: Vec<_> = (0..RECORDS)
         .map(|i| {
             let value = i.to_string();
@@ -28,10 +25,7 @@ async fn produce_all(bootstrap: &str, topic: &str) {
             let topic = topic.to_string();
             async move {
                 producer
-                    .send(
-                        FutureRecord::to(&topic).key(&key).payload(&value),
-                        Duration::from_secs(30),
-                    )
+                    .send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(30))
                     .await
                     .map_err(|(e, _)| e)
             }
@@ -52,9 +46,7 @@ async fn consume_all(consumer: &StreamConsumer) -> HashMap<i32, Vec<usize>> {
             .expect("records keep arriving")
             .expect("consume without error");
         let value = std::str::from_utf8(message.payload().unwrap_or_default()).expect("utf8");
-        seen.entry(message.partition())
-            .or_default()
-            .push(value.parse().expect("number"));
+        seen.entry(message.partition()).or_default().push(value.parse().expect("number"));
         total += 1;
     }
     seen
@@ -63,16 +55,9 @@ async fn consume_all(consumer: &StreamConsumer) -> HashMap<i32, Vec<usize>> {
 fn assert_complete_and_ordered(seen: &HashMap<i32, Vec<usize>>) {
     let mut all: Vec<usize> = seen.values().flatten().copied().collect();
     all.sort_unstable();
-    assert_eq!(
-        all,
-        (0..RECORDS).collect::<Vec<_>>(),
-        "every record exactly once"
-    );
+    assert_eq!(all, (0..RECORDS).collect::<Vec<_>>(), "every record exactly once");
     for (partition, values) in seen {
-        assert!(
-            values.windows(2).all(|w| w[0] < w[1]),
-            "partition {partition} out of order"
-        );
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "partition {partition} out of order");
     }
 }
 
@@ -92,9 +77,7 @@ async fn ten_thousand_records_round_trip_in_order_through_the_gateway() {
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        assignment
-            .add_partition_offset("orders", p, Offset::Beginning)
-            .expect("offset");
+        assignment.add_partition_offset("orders", p, Offset::Beginning).expect("offset");
     }
     consumer.assign(&assignment).expect("assign");
     assert_complete_and_ordered(&consume_all(&consumer).await);
@@ -108,21 +91,10 @@ async fn ten_thousand_records_round_trip_in_order_through_the_gateway() {
         .expect("group consumer");
     grouped.subscribe(&["orders"]).expect("subscribe");
     assert_complete_and_ordered(&consume_all(&grouped).await);
-    grouped
-        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
-        .expect("commit through the gateway");
-    let committed = grouped
-        .committed(Duration::from_secs(10))
-        .expect("committed offsets");
-    let total: i64 = committed
-        .elements()
-        .iter()
-        .map(|e| e.offset().to_raw().unwrap_or(0))
-        .sum();
-    assert_eq!(
-        total, RECORDS as i64,
-        "group offsets committed for every record"
-    );
+    grouped.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).expect("commit through the gateway");
+    let committed = grouped.committed(Duration::from_secs(10)).expect("committed offsets");
+    let total: i64 = committed.elements().iter().map(|e| e.offset().to_raw().unwrap_or(0)).sum();
+    assert_eq!(total, RECORDS as i64, "group offsets committed for every record");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,38 +106,17 @@ async fn metadata_lists_topics_and_shows_only_gateway_addresses() {
     create_topic(&bootstrap, "listed-b", 3).await;
 
     let client: BaseConsumer = client_config(&bootstrap).create().expect("client");
-    let metadata = client
-        .fetch_metadata(None, Duration::from_secs(10))
-        .expect("metadata");
-    let topics: Vec<_> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name().to_string())
-        .collect();
-    assert!(
-        topics.contains(&"listed-a".to_string()) && topics.contains(&"listed-b".to_string()),
-        "{topics:?}"
-    );
-    let listed_b = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == "listed-b")
-        .expect("listed-b");
+    let metadata = client.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    let topics: Vec<_> = metadata.topics().iter().map(|t| t.name().to_string()).collect();
+    assert!(topics.contains(&"listed-a".to_string()) && topics.contains(&"listed-b".to_string()), "{topics:?}");
+    let listed_b = metadata.topics().iter().find(|t| t.name() == "listed-b").expect("listed-b");
     assert_eq!(listed_b.partitions().len(), 3);
 
     assert!(!metadata.brokers().is_empty());
     for b in metadata.brokers() {
         assert_eq!(b.host(), "127.0.0.1");
-        assert_eq!(
-            b.port(),
-            i32::from(gateway.port_start),
-            "advertised the gateway's port, not tansu's"
-        );
-        assert_eq!(
-            b.id(),
-            0,
-            "tansu's node id 111 is presented as virtual node 0"
-        );
+        assert_eq!(b.port(), i32::from(gateway.port_start), "advertised the gateway's port, not tansu's");
+        assert_eq!(b.id(), 0, "tansu's node id 111 is presented as virtual node 0");
     }
     for p in listed_b.partitions() {
         assert_eq!(p.leader(), 0, "partition leaders use virtual ids");

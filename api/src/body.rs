@@ -29,18 +29,12 @@ pub trait BodyCodec: Sized {
 impl<T> Body<T> {
     /// A body holding only the bytes received from the network.
     pub fn raw(bytes: Bytes) -> Self {
-        Self {
-            raw: Some(bytes),
-            decoded: None,
-        }
+        Self { raw: Some(bytes), decoded: None }
     }
 
     /// A body built by the gateway itself (a short-circuit answer); it is encoded when written.
     pub fn decoded(message: T) -> Self {
-        Self {
-            raw: None,
-            decoded: Some(message),
-        }
+        Self { raw: None, decoded: Some(message) }
     }
 
     /// True when a filter changed the message, so the original bytes no longer describe it.
@@ -63,18 +57,14 @@ impl<T: BodyCodec> Body<T> {
     /// Decodes (once) and returns the message, keeping the original bytes for forwarding.
     pub fn get(&mut self, api_key: i16, version: i16) -> Result<&T, anyhow::Error> {
         self.ensure_decoded(api_key, version)?;
-        self.decoded
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))
+        self.decoded.as_ref().ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))
     }
 
     /// Decodes (once) and returns the message for mutation; the body will be re-encoded when written.
     pub fn get_mut(&mut self, api_key: i16, version: i16) -> Result<&mut T, anyhow::Error> {
         self.ensure_decoded(api_key, version)?;
         self.raw = None;
-        self.decoded
-            .as_mut()
-            .ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))
+        self.decoded.as_mut().ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))
     }
 
     /// Replaces the message; the body is re-encoded when written.
@@ -97,10 +87,7 @@ impl<T: BodyCodec> Body<T> {
 
     fn ensure_decoded(&mut self, api_key: i16, version: i16) -> Result<(), anyhow::Error> {
         if self.decoded.is_none() {
-            let raw = self
-                .raw
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))?;
+            let raw = self.raw.clone().ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))?;
             self.decoded = Some(T::decode_body(api_key, version, raw)?);
         }
         Ok(())
@@ -109,10 +96,7 @@ impl<T: BodyCodec> Body<T> {
 
 // Both directions decode with kafka-protocol's per-api-key dispatch.
 
-fn known_key(
-    api_key: i16,
-    version: i16,
-) -> Result<kafka_protocol::messages::ApiKey, anyhow::Error> {
+fn known_key(api_key: i16, version: i16) -> Result<kafka_protocol::messages::ApiKey, anyhow::Error> {
     let key = kafka_protocol::messages::ApiKey::try_from(api_key)
         .map_err(|_| anyhow::anyhow!("api key {api_key} is unknown to this gateway"))?;
     let range = key.valid_versions();

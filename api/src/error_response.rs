@@ -16,17 +16,15 @@
 //! builders live in one file per family of APIs.
 
 use kafka_protocol::messages::{
-    AddOffsetsToTxnResponse, AddRaftVoterResponse, AllocateProducerIdsResponse, ApiKey,
-    ApiVersionsResponse, BrokerHeartbeatResponse, BrokerRegistrationResponse,
-    ConsumerGroupHeartbeatResponse, ControllerRegistrationResponse, CreateDelegationTokenResponse,
-    DescribeAclsResponse, DescribeClientQuotasResponse, DescribeClusterResponse,
-    DescribeDelegationTokenResponse, EndTxnResponse, EnvelopeResponse,
-    ExpireDelegationTokenResponse, GetTelemetrySubscriptionsResponse, HeartbeatResponse,
-    InitProducerIdResponse, ListConfigResourcesResponse, ListGroupsResponse,
-    ListPartitionReassignmentsResponse, ListTransactionsResponse, PushTelemetryResponse,
-    RemoveRaftVoterResponse, RenewDelegationTokenResponse, RequestKind, ResponseKind,
-    SaslAuthenticateResponse, SaslHandshakeResponse, ShareGroupHeartbeatResponse,
-    SyncGroupResponse, UnregisterBrokerResponse, UpdateRaftVoterResponse,
+    AddOffsetsToTxnResponse, AddRaftVoterResponse, AllocateProducerIdsResponse, ApiKey, ApiVersionsResponse,
+    BrokerHeartbeatResponse, BrokerRegistrationResponse, ConsumerGroupHeartbeatResponse,
+    ControllerRegistrationResponse, CreateDelegationTokenResponse, DescribeAclsResponse, DescribeClientQuotasResponse,
+    DescribeClusterResponse, DescribeDelegationTokenResponse, EndTxnResponse, EnvelopeResponse,
+    ExpireDelegationTokenResponse, GetTelemetrySubscriptionsResponse, HeartbeatResponse, InitProducerIdResponse,
+    ListConfigResourcesResponse, ListGroupsResponse, ListPartitionReassignmentsResponse, ListTransactionsResponse,
+    PushTelemetryResponse, RemoveRaftVoterResponse, RenewDelegationTokenResponse, RequestKind, ResponseKind,
+    SaslAuthenticateResponse, SaslHandshakeResponse, ShareGroupHeartbeatResponse, SyncGroupResponse,
+    UnregisterBrokerResponse, UpdateRaftVoterResponse,
 };
 
 /// Builds a kafka-protocol message struct from its `Default`, overriding the listed fields.
@@ -88,9 +86,7 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
         Req::Produce(r) => Resp::Produce(data::produce(r, code)),
         Req::Fetch(r) => Resp::Fetch(data::fetch(r, version, code)),
         Req::ListOffsets(r) => Resp::ListOffsets(data::list_offsets(r, code)),
-        Req::OffsetForLeaderEpoch(r) => {
-            Resp::OffsetForLeaderEpoch(data::offset_for_leader_epoch(r, code))
-        }
+        Req::OffsetForLeaderEpoch(r) => Resp::OffsetForLeaderEpoch(data::offset_for_leader_epoch(r, code)),
         Req::DeleteRecords(r) => Resp::DeleteRecords(data::delete_records(r, code)),
         Req::DescribeProducers(r) => Resp::DescribeProducers(data::describe_producers(r, code)),
         Req::ShareFetch(r) => Resp::ShareFetch(data::share_fetch(r, code)),
@@ -101,22 +97,16 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
         Req::CreateTopics(r) => Resp::CreateTopics(topics::create_topics(r, code)),
         Req::DeleteTopics(r) => Resp::DeleteTopics(topics::delete_topics(r, version, code)),
         Req::CreatePartitions(r) => Resp::CreatePartitions(topics::create_partitions(r, code)),
-        Req::DescribeTopicPartitions(r) => {
-            Resp::DescribeTopicPartitions(topics::describe_topic_partitions(r, code))
-        }
+        Req::DescribeTopicPartitions(r) => Resp::DescribeTopicPartitions(topics::describe_topic_partitions(r, code)),
         Req::ElectLeaders(r) => Resp::ElectLeaders(topics::elect_leaders(r, version, code)),
         Req::AlterPartitionReassignments(r) => {
             Resp::AlterPartitionReassignments(topics::alter_partition_reassignments(r, code))
         }
         Req::DescribeLogDirs(_) => Resp::DescribeLogDirs(topics::describe_log_dirs(version, code)),
-        Req::AlterReplicaLogDirs(r) => {
-            Resp::AlterReplicaLogDirs(topics::alter_replica_log_dirs(r, code))
-        }
+        Req::AlterReplicaLogDirs(r) => Resp::AlterReplicaLogDirs(topics::alter_replica_log_dirs(r, code)),
 
         // ---- Consumer / share groups and their offsets (groups.rs) ----
-        Req::FindCoordinator(r) => {
-            Resp::FindCoordinator(groups::find_coordinator(r, version, code))
-        }
+        Req::FindCoordinator(r) => Resp::FindCoordinator(groups::find_coordinator(r, version, code)),
         Req::JoinGroup(_) => Resp::JoinGroup(groups::join_group(version, code)),
         Req::LeaveGroup(r) => Resp::LeaveGroup(groups::leave_group(r, version, code)),
         Req::DescribeGroups(r) => Resp::DescribeGroups(groups::describe_groups(r, code)),
@@ -124,38 +114,24 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
         Req::OffsetCommit(r) => Resp::OffsetCommit(groups::offset_commit(r, code)),
         Req::OffsetFetch(r) => Resp::OffsetFetch(groups::offset_fetch(r, version, code)),
         Req::OffsetDelete(r) => Resp::OffsetDelete(groups::offset_delete(r, code)),
-        Req::ConsumerGroupDescribe(r) => {
-            Resp::ConsumerGroupDescribe(groups::consumer_group_describe(r, code))
-        }
-        Req::ShareGroupDescribe(r) => {
-            Resp::ShareGroupDescribe(groups::share_group_describe(r, code))
-        }
+        Req::ConsumerGroupDescribe(r) => Resp::ConsumerGroupDescribe(groups::consumer_group_describe(r, code)),
+        Req::ShareGroupDescribe(r) => Resp::ShareGroupDescribe(groups::share_group_describe(r, code)),
         Req::DescribeShareGroupOffsets(r) => {
             Resp::DescribeShareGroupOffsets(groups::describe_share_group_offsets(r, code))
         }
-        Req::AlterShareGroupOffsets(r) => {
-            Resp::AlterShareGroupOffsets(groups::alter_share_group_offsets(r, code))
-        }
-        Req::DeleteShareGroupOffsets(r) => {
-            Resp::DeleteShareGroupOffsets(groups::delete_share_group_offsets(r, code))
-        }
+        Req::AlterShareGroupOffsets(r) => Resp::AlterShareGroupOffsets(groups::alter_share_group_offsets(r, code)),
+        Req::DeleteShareGroupOffsets(r) => Resp::DeleteShareGroupOffsets(groups::delete_share_group_offsets(r, code)),
 
         // ---- Transactions (txn.rs) ----
-        Req::AddPartitionsToTxn(r) => {
-            Resp::AddPartitionsToTxn(txn::add_partitions_to_txn(r, version, code))
-        }
+        Req::AddPartitionsToTxn(r) => Resp::AddPartitionsToTxn(txn::add_partitions_to_txn(r, version, code)),
         Req::TxnOffsetCommit(r) => Resp::TxnOffsetCommit(txn::txn_offset_commit(r, code)),
         Req::WriteTxnMarkers(r) => Resp::WriteTxnMarkers(txn::write_txn_markers(r, code)),
-        Req::DescribeTransactions(r) => {
-            Resp::DescribeTransactions(txn::describe_transactions(r, code))
-        }
+        Req::DescribeTransactions(r) => Resp::DescribeTransactions(txn::describe_transactions(r, code)),
 
         // ---- Configs, ACLs, quotas, SCRAM, features (admin.rs) ----
         Req::DescribeConfigs(r) => Resp::DescribeConfigs(admin::describe_configs(r, code)),
         Req::AlterConfigs(r) => Resp::AlterConfigs(admin::alter_configs(r, code)),
-        Req::IncrementalAlterConfigs(r) => {
-            Resp::IncrementalAlterConfigs(admin::incremental_alter_configs(r, code))
-        }
+        Req::IncrementalAlterConfigs(r) => Resp::IncrementalAlterConfigs(admin::incremental_alter_configs(r, code)),
         Req::CreateAcls(r) => Resp::CreateAcls(admin::create_acls(r, code)),
         Req::DeleteAcls(r) => Resp::DeleteAcls(admin::delete_acls(r, code)),
         Req::AlterClientQuotas(r) => Resp::AlterClientQuotas(admin::alter_client_quotas(r, code)),
@@ -174,21 +150,13 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
         Req::DescribeQuorum(r) => Resp::DescribeQuorum(internal::describe_quorum(r, code)),
         Req::FetchSnapshot(r) => Resp::FetchSnapshot(internal::fetch_snapshot(r, code)),
         Req::AlterPartition(r) => Resp::AlterPartition(internal::alter_partition(r, code)),
-        Req::AssignReplicasToDirs(r) => {
-            Resp::AssignReplicasToDirs(internal::assign_replicas_to_dirs(r, code))
-        }
+        Req::AssignReplicasToDirs(r) => Resp::AssignReplicasToDirs(internal::assign_replicas_to_dirs(r, code)),
         Req::InitializeShareGroupState(r) => {
             Resp::InitializeShareGroupState(internal::initialize_share_group_state(r, code))
         }
-        Req::ReadShareGroupState(r) => {
-            Resp::ReadShareGroupState(internal::read_share_group_state(r, code))
-        }
-        Req::WriteShareGroupState(r) => {
-            Resp::WriteShareGroupState(internal::write_share_group_state(r, code))
-        }
-        Req::DeleteShareGroupState(r) => {
-            Resp::DeleteShareGroupState(internal::delete_share_group_state(r, code))
-        }
+        Req::ReadShareGroupState(r) => Resp::ReadShareGroupState(internal::read_share_group_state(r, code)),
+        Req::WriteShareGroupState(r) => Resp::WriteShareGroupState(internal::write_share_group_state(r, code)),
+        Req::DeleteShareGroupState(r) => Resp::DeleteShareGroupState(internal::delete_share_group_state(r, code)),
         Req::ReadShareGroupStateSummary(r) => {
             Resp::ReadShareGroupStateSummary(internal::read_share_group_state_summary(r, code))
         }
@@ -202,58 +170,40 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
         Req::SyncGroup(_) => Resp::SyncGroup(build!(SyncGroupResponse { error_code })),
         Req::ListGroups(_) => Resp::ListGroups(build!(ListGroupsResponse { error_code })),
         Req::ConsumerGroupHeartbeat(_) => {
-            Resp::ConsumerGroupHeartbeat(build!(ConsumerGroupHeartbeatResponse {
-                error_code,
-                error_message: None,
-            }))
+            Resp::ConsumerGroupHeartbeat(build!(ConsumerGroupHeartbeatResponse { error_code, error_message: None }))
         }
         Req::ShareGroupHeartbeat(_) => {
-            Resp::ShareGroupHeartbeat(build!(ShareGroupHeartbeatResponse {
-                error_code,
-                error_message: None,
-            }))
+            Resp::ShareGroupHeartbeat(build!(ShareGroupHeartbeatResponse { error_code, error_message: None }))
         }
         Req::ApiVersions(_) => Resp::ApiVersions(build!(ApiVersionsResponse { error_code })),
         Req::SaslHandshake(_) => Resp::SaslHandshake(build!(SaslHandshakeResponse { error_code })),
-        Req::SaslAuthenticate(_) => Resp::SaslAuthenticate(build!(SaslAuthenticateResponse {
-            error_code,
-            error_message: None,
-        })),
+        Req::SaslAuthenticate(_) => {
+            Resp::SaslAuthenticate(build!(SaslAuthenticateResponse { error_code, error_message: None }))
+        }
         // The broker's "no producer id" answer: producer id and epoch both -1.
         Req::InitProducerId(_) => Resp::InitProducerId(build!(InitProducerIdResponse {
             error_code,
             producer_id: (-1).into(),
             producer_epoch: -1,
         })),
-        Req::AddOffsetsToTxn(_) => {
-            Resp::AddOffsetsToTxn(build!(AddOffsetsToTxnResponse { error_code }))
-        }
+        Req::AddOffsetsToTxn(_) => Resp::AddOffsetsToTxn(build!(AddOffsetsToTxnResponse { error_code })),
         Req::EndTxn(_) => Resp::EndTxn(build!(EndTxnResponse { error_code })),
-        Req::ListTransactions(_) => {
-            Resp::ListTransactions(build!(ListTransactionsResponse { error_code }))
-        }
+        Req::ListTransactions(_) => Resp::ListTransactions(build!(ListTransactionsResponse { error_code })),
         // The items of these responses are ACLs / quota entries / reassignments / configs
         // *found*, not items the request named, so there is nothing to echo.
-        Req::DescribeAcls(_) => Resp::DescribeAcls(build!(DescribeAclsResponse {
+        Req::DescribeAcls(_) => Resp::DescribeAcls(build!(DescribeAclsResponse { error_code, error_message: None })),
+        Req::DescribeClientQuotas(_) => Resp::DescribeClientQuotas(build!(DescribeClientQuotasResponse {
             error_code,
             error_message: None,
+            entries: None,
         })),
-        Req::DescribeClientQuotas(_) => {
-            Resp::DescribeClientQuotas(build!(DescribeClientQuotasResponse {
-                error_code,
-                error_message: None,
-                entries: None,
-            }))
-        }
         Req::ListPartitionReassignments(_) => {
             Resp::ListPartitionReassignments(build!(ListPartitionReassignmentsResponse {
                 error_code,
                 error_message: None,
             }))
         }
-        Req::ListConfigResources(_) => {
-            Resp::ListConfigResources(build!(ListConfigResourcesResponse { error_code }))
-        }
+        Req::ListConfigResources(_) => Resp::ListConfigResources(build!(ListConfigResourcesResponse { error_code })),
         // The Java admin client rejects a DescribeCluster answer whose endpoint type differs
         // from the one it asked for, so echo it (the field exists from v1).
         Req::DescribeCluster(r) => Resp::DescribeCluster(build!(DescribeClusterResponse {
@@ -264,9 +214,7 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
         Req::CreateDelegationToken(_) => {
             Resp::CreateDelegationToken(build!(CreateDelegationTokenResponse { error_code }))
         }
-        Req::RenewDelegationToken(_) => {
-            Resp::RenewDelegationToken(build!(RenewDelegationTokenResponse { error_code }))
-        }
+        Req::RenewDelegationToken(_) => Resp::RenewDelegationToken(build!(RenewDelegationTokenResponse { error_code })),
         Req::ExpireDelegationToken(_) => {
             Resp::ExpireDelegationToken(build!(ExpireDelegationTokenResponse { error_code }))
         }
@@ -274,43 +222,25 @@ pub fn error_response(request: &RequestKind, version: i16, error_code: i16) -> R
             Resp::DescribeDelegationToken(build!(DescribeDelegationTokenResponse { error_code }))
         }
         Req::GetTelemetrySubscriptions(_) => {
-            Resp::GetTelemetrySubscriptions(build!(GetTelemetrySubscriptionsResponse {
-                error_code
-            }))
+            Resp::GetTelemetrySubscriptions(build!(GetTelemetrySubscriptionsResponse { error_code }))
         }
         Req::PushTelemetry(_) => Resp::PushTelemetry(build!(PushTelemetryResponse { error_code })),
         // Broker <-> controller RPCs.
         Req::Envelope(_) => Resp::Envelope(build!(EnvelopeResponse { error_code })),
-        Req::BrokerRegistration(_) => {
-            Resp::BrokerRegistration(build!(BrokerRegistrationResponse { error_code }))
+        Req::BrokerRegistration(_) => Resp::BrokerRegistration(build!(BrokerRegistrationResponse { error_code })),
+        Req::BrokerHeartbeat(_) => Resp::BrokerHeartbeat(build!(BrokerHeartbeatResponse { error_code })),
+        Req::UnregisterBroker(_) => {
+            Resp::UnregisterBroker(build!(UnregisterBrokerResponse { error_code, error_message: None }))
         }
-        Req::BrokerHeartbeat(_) => {
-            Resp::BrokerHeartbeat(build!(BrokerHeartbeatResponse { error_code }))
-        }
-        Req::UnregisterBroker(_) => Resp::UnregisterBroker(build!(UnregisterBrokerResponse {
-            error_code,
-            error_message: None,
-        })),
-        Req::AllocateProducerIds(_) => {
-            Resp::AllocateProducerIds(build!(AllocateProducerIdsResponse { error_code }))
-        }
+        Req::AllocateProducerIds(_) => Resp::AllocateProducerIds(build!(AllocateProducerIdsResponse { error_code })),
         Req::ControllerRegistration(_) => {
-            Resp::ControllerRegistration(build!(ControllerRegistrationResponse {
-                error_code,
-                error_message: None,
-            }))
+            Resp::ControllerRegistration(build!(ControllerRegistrationResponse { error_code, error_message: None }))
         }
-        Req::AddRaftVoter(_) => Resp::AddRaftVoter(build!(AddRaftVoterResponse {
-            error_code,
-            error_message: None,
-        })),
-        Req::RemoveRaftVoter(_) => Resp::RemoveRaftVoter(build!(RemoveRaftVoterResponse {
-            error_code,
-            error_message: None,
-        })),
-        Req::UpdateRaftVoter(_) => {
-            Resp::UpdateRaftVoter(build!(UpdateRaftVoterResponse { error_code }))
+        Req::AddRaftVoter(_) => Resp::AddRaftVoter(build!(AddRaftVoterResponse { error_code, error_message: None })),
+        Req::RemoveRaftVoter(_) => {
+            Resp::RemoveRaftVoter(build!(RemoveRaftVoterResponse { error_code, error_message: None }))
         }
+        Req::UpdateRaftVoter(_) => Resp::UpdateRaftVoter(build!(UpdateRaftVoterResponse { error_code })),
 
         // `RequestKind` is `#[non_exhaustive]`, so Rust insists on this arm even though every
         // variant of kafka-protocol 0.18 is listed above. It is unreachable: the `ApiKey`

@@ -12,8 +12,7 @@ use crate::{ConfigError, FilterError, KafkaRequest, KafkaResponse};
 pub type BoxKafkaService = tower::util::BoxService<KafkaRequest, KafkaResponse, FilterError>;
 
 /// A filter as the runtime holds it: a shareable layer from [`BoxKafkaService`] to [`BoxKafkaService`].
-pub type BoxLayer =
-    tower::util::BoxLayer<BoxKafkaService, KafkaRequest, KafkaResponse, FilterError>;
+pub type BoxLayer = tower::util::BoxLayer<BoxKafkaService, KafkaRequest, KafkaResponse, FilterError>;
 
 /// Builds one filter from its YAML `config`. Registered with the runtime under [`FilterFactory::type_name`].
 pub trait FilterFactory: Send + Sync + 'static {
@@ -21,11 +20,7 @@ pub trait FilterFactory: Send + Sync + 'static {
     fn type_name(&self) -> &'static str;
 
     /// Validates `config` and builds the layer once; the layer's `layer()` then runs per session.
-    fn create(
-        &self,
-        config: serde_yaml::Value,
-        ctx: &FilterContext,
-    ) -> Result<BoxLayer, ConfigError>;
+    fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError>;
 }
 
 /// What the runtime hands a factory: the gateway's addresses and the backend clusters, shared by all sessions.

@@ -53,14 +53,7 @@ impl KafkaRequest {
         session: Arc<Session>,
         expects_response: bool,
     ) -> Self {
-        Self {
-            header,
-            header_rest,
-            body,
-            session,
-            route: Route::Bootstrap,
-            expects_response,
-        }
+        Self { header, header_rest, body, session, route: Route::Bootstrap, expects_response }
     }
 
     /// The decoded header.
@@ -119,11 +112,7 @@ impl KafkaRequest {
     /// from a filter instead of forwarding. Produce with acks=0 gets no response: the connection is closed,
     /// as a broker does, so the client learns of the failure.
     pub fn error_response(&mut self, error_code: i16) -> Result<KafkaResponse, FilterError> {
-        let (key, version, correlation_id) = (
-            self.api_key_raw(),
-            self.api_version(),
-            self.correlation_id(),
-        );
+        let (key, version, correlation_id) = (self.api_key_raw(), self.api_version(), self.correlation_id());
         if !self.expects_response {
             return Ok(KafkaResponse::no_response(key, version, correlation_id).close_after());
         }

@@ -26,21 +26,8 @@ pub struct KafkaResponse {
 
 impl KafkaResponse {
     /// A response received from a broker: `header_rest` and `body` are slices of its frame.
-    pub fn from_wire(
-        api_key: i16,
-        api_version: i16,
-        correlation_id: i32,
-        header_rest: Bytes,
-        body: Bytes,
-    ) -> Self {
-        Self {
-            api_key,
-            api_version,
-            correlation_id,
-            header_rest,
-            body: Some(Body::raw(body)),
-            close_after: false,
-        }
+    pub fn from_wire(api_key: i16, api_version: i16, correlation_id: i32, header_rest: Bytes, body: Bytes) -> Self {
+        Self { api_key, api_version, correlation_id, header_rest, body: Some(Body::raw(body)), close_after: false }
     }
 
     /// A response built by the gateway (short-circuit or error), encoded when written.
@@ -50,17 +37,11 @@ impl KafkaResponse {
         correlation_id: i32,
         message: ResponseKind,
     ) -> Result<Self, FilterError> {
-        let key = ApiKey::try_from(api_key).map_err(|_| {
-            FilterError::Internal(format!(
-                "cannot build a response for unknown api key {api_key}"
-            ))
-        })?;
+        let key = ApiKey::try_from(api_key)
+            .map_err(|_| FilterError::Internal(format!("cannot build a response for unknown api key {api_key}")))?;
         // Header v1 ends with an empty tagged-field list: a single zero byte.
-        let header_rest = if key.response_header_version(api_version) >= 1 {
-            Bytes::from_static(&[0])
-        } else {
-            Bytes::new()
-        };
+        let header_rest =
+            if key.response_header_version(api_version) >= 1 { Bytes::from_static(&[0]) } else { Bytes::new() };
         Ok(Self {
             api_key,
             api_version,
@@ -73,14 +54,7 @@ impl KafkaResponse {
 
     /// The placeholder for a request that gets no response (Produce with acks=0): nothing is written.
     pub fn no_response(api_key: i16, api_version: i16, correlation_id: i32) -> Self {
-        Self {
-            api_key,
-            api_version,
-            correlation_id,
-            header_rest: Bytes::new(),
-            body: None,
-            close_after: false,
-        }
+        Self { api_key, api_version, correlation_id, header_rest: Bytes::new(), body: None, close_after: false }
     }
 
     /// Marks the client connection to be closed after this response.
@@ -132,21 +106,13 @@ impl KafkaResponse {
     /// The decoded message; the original bytes are still the ones written.
     pub fn body(&mut self) -> Result<&ResponseKind, FilterError> {
         let (key, version) = (self.api_key, self.api_version);
-        self.body
-            .as_mut()
-            .ok_or(FilterError::NoResponseBody)?
-            .get(key, version)
-            .map_err(FilterError::decode)
+        self.body.as_mut().ok_or(FilterError::NoResponseBody)?.get(key, version).map_err(FilterError::decode)
     }
 
     /// The decoded message for mutation; the response is re-encoded when written.
     pub fn body_mut(&mut self) -> Result<&mut ResponseKind, FilterError> {
         let (key, version) = (self.api_key, self.api_version);
-        self.body
-            .as_mut()
-            .ok_or(FilterError::NoResponseBody)?
-            .get_mut(key, version)
-            .map_err(FilterError::decode)
+        self.body.as_mut().ok_or(FilterError::NoResponseBody)?.get_mut(key, version).map_err(FilterError::decode)
     }
 
     /// Encodes the whole frame (length prefix, header, body) into `out`. Untouched bodies are copied as they
@@ -159,8 +125,7 @@ impl KafkaResponse {
         out.put_i32(0); // length, patched below
         out.put_i32(self.correlation_id);
         out.extend_from_slice(&self.header_rest);
-        body.write_to(self.api_version, out)
-            .map_err(FilterError::encode)?;
+        body.write_to(self.api_version, out).map_err(FilterError::encode)?;
         let len = i32::try_from(out.len() - start - 4)
             .map_err(|_| FilterError::Internal("response larger than 2 GiB".into()))?;
         out[start..start + 4].copy_from_slice(&len.to_be_bytes());

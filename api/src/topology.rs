@@ -35,20 +35,13 @@ impl BrokerAddress {
     /// Parses `host:port` (or `[v6]:port`), as written in `bootstrap.servers`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let (host, port) = text
-            .rsplit_once(':')
-            .ok_or_else(|| format!("`{text}` is not host:port"))?;
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| format!("`{text}` is not host:port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("`{text}` has no host"));
         }
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| format!("`{text}` has no valid port"))?;
-        Ok(Self {
-            host: host.to_string(),
-            port,
-        })
+        let port = port.parse::<u16>().map_err(|_| format!("`{text}` has no valid port"))?;
+        Ok(Self { host: host.to_string(), port })
     }
 }
 
@@ -66,9 +59,7 @@ pub struct AdvertisedAddress {
 impl AdvertisedAddress {
     /// The gateway port of a virtual node, if within the configured port range.
     pub fn port_of(&self, virtual_id: i32) -> Option<u16> {
-        let offset = u16::try_from(virtual_id)
-            .ok()
-            .filter(|o| *o < self.port_count)?;
+        let offset = u16::try_from(virtual_id).ok().filter(|o| *o < self.port_count)?;
         self.port_start.checked_add(offset)
     }
 
@@ -93,11 +84,7 @@ pub struct BackendCluster {
 impl BackendCluster {
     /// A cluster with an empty node map.
     pub fn new(name: impl Into<String>, bootstrap_servers: Vec<BrokerAddress>) -> Self {
-        Self {
-            name: name.into(),
-            bootstrap_servers,
-            nodes: NodeMap::default(),
-        }
+        Self { name: name.into(), bootstrap_servers, nodes: NodeMap::default() }
     }
 }
 
@@ -177,14 +164,11 @@ impl NodeMap {
     where
         I: IntoIterator<Item = (i32, Option<BrokerAddress>)>,
     {
-        let mut seen: Vec<(i32, Option<BrokerAddress>)> =
-            brokers.into_iter().filter(|(id, _)| *id >= 0).collect();
+        let mut seen: Vec<(i32, Option<BrokerAddress>)> = brokers.into_iter().filter(|(id, _)| *id >= 0).collect();
         let current = self.table.load();
-        let unchanged = seen.iter().all(|(id, addr)| {
-            match current.virtual_id(*id).and_then(|v| current.backend(v)) {
-                Some(node) => addr.is_none() || node.address == *addr,
-                None => false,
-            }
+        let unchanged = seen.iter().all(|(id, addr)| match current.virtual_id(*id).and_then(|v| current.backend(v)) {
+            Some(node) => addr.is_none() || node.address == *addr,
+            None => false,
         });
         if unchanged {
             return self.table.load_full();
@@ -196,25 +180,13 @@ impl NodeMap {
         for (backend_id, address) in seen {
             match table.by_backend.get(&backend_id) {
                 Some(virtual_id) => {
-                    if let (Some(node), Some(address)) =
-                        (table.by_virtual.get_mut(virtual_id), address)
-                    {
+                    if let (Some(node), Some(address)) = (table.by_virtual.get_mut(virtual_id), address) {
                         node.address = Some(address);
                     }
                 }
                 None => {
-                    let virtual_id = table
-                        .by_virtual
-                        .keys()
-                        .next_back()
-                        .map_or(0, |last| last + 1);
-                    table.by_virtual.insert(
-                        virtual_id,
-                        BackendNode {
-                            backend_id,
-                            address,
-                        },
-                    );
+                    let virtual_id = table.by_virtual.keys().next_back().map_or(0, |last| last + 1);
+                    table.by_virtual.insert(virtual_id, BackendNode { backend_id, address });
                     table.by_backend.insert(backend_id, virtual_id);
                 }
             }
@@ -232,10 +204,7 @@ mod tests {
     use super::*;
 
     fn addr(port: u16) -> Option<BrokerAddress> {
-        Some(BrokerAddress {
-            host: "b".into(),
-            port,
-        })
+        Some(BrokerAddress { host: "b".into(), port })
     }
 
     #[test]
@@ -243,10 +212,7 @@ mod tests {
         let map = NodeMap::default();
         map.observe([(7, addr(7)), (3, addr(3)), (5, addr(5))]);
         let t = map.snapshot();
-        assert_eq!(
-            (t.virtual_id(3), t.virtual_id(5), t.virtual_id(7)),
-            (Some(0), Some(1), Some(2))
-        );
+        assert_eq!((t.virtual_id(3), t.virtual_id(5), t.virtual_id(7)), (Some(0), Some(1), Some(2)));
         // A broker with a lower id appearing later takes the next id, never renumbering the others.
         map.observe([(1, addr(1)), (3, addr(3))]);
         let t = map.snapshot();
@@ -266,11 +232,7 @@ mod tests {
 
     #[test]
     fn advertised_ports_map_both_ways_within_the_range() {
-        let adv = AdvertisedAddress {
-            host: "gw".into(),
-            port_start: 6969,
-            port_count: 3,
-        };
+        let adv = AdvertisedAddress { host: "gw".into(), port_start: 6969, port_count: 3 };
         assert_eq!(adv.port_of(2), Some(6971));
         assert_eq!(adv.port_of(3), None);
         assert_eq!(adv.port_of(-1), None);
@@ -281,14 +243,8 @@ mod tests {
 
     #[test]
     fn broker_addresses_parse_and_refuse_garbage() {
-        assert_eq!(
-            BrokerAddress::parse(" h:1 ").map(|a| a.to_string()),
-            Ok("h:1".into())
-        );
-        assert_eq!(
-            BrokerAddress::parse("[::1]:9092").map(|a| a.host),
-            Ok("::1".into())
-        );
+        assert_eq!(BrokerAddress::parse(" h:1 ").map(|a| a.to_string()), Ok("h:1".into()));
+        assert_eq!(BrokerAddress::parse("[::1]:9092").map(|a| a.host), Ok("::1".into()));
         assert!(BrokerAddress::parse("nohost").is_err());
         assert!(BrokerAddress::parse(":9092").is_err());
         assert!(BrokerAddress::parse("h:99999").is_err());

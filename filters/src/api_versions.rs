@@ -10,9 +10,7 @@ use std::task::{Context, Poll};
 
 use franzgate_api::filter::parse_config;
 use franzgate_api::kafka_protocol::messages::{ApiKey, ResponseKind};
-use franzgate_api::{
-    BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse,
-};
+use franzgate_api::{BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse};
 use serde::Deserialize;
 use tower::{Layer, Service};
 
@@ -51,11 +49,7 @@ impl FilterFactory for ApiVersionsFactory {
         TYPE_NAME
     }
 
-    fn create(
-        &self,
-        config: serde_yaml::Value,
-        _ctx: &FilterContext,
-    ) -> Result<BoxLayer, ConfigError> {
+    fn create(&self, config: serde_yaml::Value, _ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let _: ApiVersionsConfig = parse_config(config)?;
         Ok(BoxLayer::new(ApiVersionsLayer))
     }
@@ -118,9 +112,7 @@ impl Rewrite for CapVersions {
 }
 
 /// `None`: leave as is. `Some(None)`: no version in common, drop it. `Some(Some(range))`: narrow to `range`.
-fn cap(
-    v: &franzgate_api::kafka_protocol::messages::api_versions_response::ApiVersion,
-) -> Option<Option<(i16, i16)>> {
+fn cap(v: &franzgate_api::kafka_protocol::messages::api_versions_response::ApiVersion) -> Option<Option<(i16, i16)>> {
     let key = ApiKey::try_from(v.api_key).ok()?;
     let ours = key.valid_versions();
     let (min, max) = (v.min_version.max(ours.min), v.max_version.min(ours.max));
@@ -137,10 +129,7 @@ mod tests {
     use franzgate_api::kafka_protocol::messages::api_versions_response::ApiVersion;
 
     fn version(key: i16, min: i16, max: i16) -> ApiVersion {
-        ApiVersion::default()
-            .with_api_key(key)
-            .with_min_version(min)
-            .with_max_version(max)
+        ApiVersion::default().with_api_key(key).with_min_version(min).with_max_version(max)
     }
 
     #[test]
@@ -151,34 +140,20 @@ mod tests {
             version(ApiKey::Produce as i16, 3, 3),
             version(9999, 0, 7),
         ]);
-        let mut response = KafkaResponse::from_message(18, 3, 7, ResponseKind::ApiVersions(body))
-            .expect("response");
+        let mut response = KafkaResponse::from_message(18, 3, 7, ResponseKind::ApiVersions(body)).expect("response");
         CapVersions.rewrite(&mut response).expect("rewrite");
-        let Ok(ResponseKind::ApiVersions(body)) = response.body() else {
-            panic!("not ApiVersions")
-        };
-        let got: Vec<_> = body
-            .api_keys
-            .iter()
-            .map(|v| (v.api_key, v.min_version, v.max_version))
-            .collect();
+        let Ok(ResponseKind::ApiVersions(body)) = response.body() else { panic!("not ApiVersions") };
+        let got: Vec<_> = body.api_keys.iter().map(|v| (v.api_key, v.min_version, v.max_version)).collect();
         assert_eq!(got, vec![(3, 0, ours.max), (0, 3, 3), (9999, 0, 7)]);
     }
 
     #[test]
     fn an_api_with_no_common_version_is_not_advertised() {
         let ours = ApiKey::Fetch.valid_versions();
-        let body = ApiVersionsResponse::default().with_api_keys(vec![version(
-            1,
-            ours.max + 1,
-            ours.max + 3,
-        )]);
-        let mut response = KafkaResponse::from_message(18, 3, 7, ResponseKind::ApiVersions(body))
-            .expect("response");
+        let body = ApiVersionsResponse::default().with_api_keys(vec![version(1, ours.max + 1, ours.max + 3)]);
+        let mut response = KafkaResponse::from_message(18, 3, 7, ResponseKind::ApiVersions(body)).expect("response");
         CapVersions.rewrite(&mut response).expect("rewrite");
-        let Ok(ResponseKind::ApiVersions(body)) = response.body() else {
-            panic!("not ApiVersions")
-        };
+        let Ok(ResponseKind::ApiVersions(body)) = response.body() else { panic!("not ApiVersions") };
         assert!(body.api_keys.is_empty());
     }
 }

@@ -10,8 +10,7 @@ use std::task::{Context, Poll};
 use franzgate_api::filter::parse_config;
 use franzgate_api::topology::AdvertisedAddress;
 use franzgate_api::{
-    BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse,
-    Route, Session,
+    BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse, Route, Session,
 };
 use serde::Deserialize;
 use tower::{Layer, Service};
@@ -48,11 +47,7 @@ impl FilterFactory for PortRoutingFactory {
         TYPE_NAME
     }
 
-    fn create(
-        &self,
-        config: serde_yaml::Value,
-        ctx: &FilterContext,
-    ) -> Result<BoxLayer, ConfigError> {
+    fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let _: PortRoutingConfig = parse_config(config)?;
         Ok(BoxLayer::new(PortRoutingLayer::new(ctx.advertised.clone())))
     }
@@ -71,10 +66,7 @@ impl<S> Layer<S> for PortRoutingLayer {
     type Service = PortRouting<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PortRouting {
-            inner,
-            advertised: self.advertised.clone(),
-        }
+        PortRouting { inner, advertised: self.advertised.clone() }
     }
 }
 
@@ -88,10 +80,7 @@ pub fn route_for(session: &Session, advertised: &AdvertisedAddress) -> Route {
     let table = session.cluster.nodes.snapshot();
     match table.backend(virtual_id) {
         Some(node) => match &node.address {
-            Some(address) => Route::Broker {
-                node_id: node.backend_id,
-                address: address.clone(),
-            },
+            Some(address) => Route::Broker { node_id: node.backend_id, address: address.clone() },
             None => Route::Bootstrap,
         },
         None => Route::Bootstrap,

@@ -17,19 +17,14 @@ use tokio::process::{Child, Command};
 pub fn tools_dir() -> PathBuf {
     std::env::var_os("FRANZGATE_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/franzgate-tools")
-        })
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/franzgate-tools"))
 }
 
 /// `count` consecutive free loopback ports (the gateway needs one port per broker, in a row).
 pub fn free_ports(count: u16) -> u16 {
     for _ in 0..200 {
         let base = 20_000 + (rand_u16() % 40_000);
-        let held: Vec<_> = (0..count)
-            .map_while(|i| StdListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
+        let held: Vec<_> = (0..count).map_while(|i| StdListener::bind(("127.0.0.1", base + i)).ok()).collect();
         if held.len() == usize::from(count) {
             return base;
         }
@@ -61,26 +56,11 @@ impl Tansu {
 
     pub async fn start_with(port: u16, cluster_id: &str) -> Self {
         let bin = tools_dir().join("bin/tansu");
-        assert!(
-            bin.exists(),
-            "{} missing: run scripts/install-deps.sh",
-            bin.display()
-        );
+        assert!(bin.exists(), "{} missing: run scripts/install-deps.sh", bin.display());
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args([
-                "--storage-engine",
-                &format!("memory://tansu{port}/"),
-                "--cluster-id",
-                cluster_id,
-            ])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", &format!("memory://tansu{port}/"), "--cluster-id", cluster_id])
             .env_remove("CLUSTER_ID")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -104,10 +84,7 @@ impl Tansu {
 pub async fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listening on {port} after 30s"
-        );
+        assert!(Instant::now() < deadline, "nothing listening on {port} after 30s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -124,23 +101,21 @@ impl TestGateway {
         Self::start_with_registry(bootstrap, extra_yaml, FilterRegistry::with_builtins()).await
     }
 
-    pub async fn start_with_registry(
-        bootstrap: &str,
-        extra_yaml: &str,
-        registry: FilterRegistry,
-    ) -> Self {
+    pub async fn start_with_registry(bootstrap: &str, extra_yaml: &str, registry: FilterRegistry) -> Self {
+        Self::start_full(bootstrap, "", extra_yaml, registry).await
+    }
+
+    /// `gateway_keys` are extra lines of the `gateway:` section, each indented by two spaces.
+    pub async fn start_full(bootstrap: &str, gateway_keys: &str, extra_yaml: &str, registry: FilterRegistry) -> Self {
         let port_start = free_ports(4);
         let yaml = format!(
             "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port_start}\n  port_count: 4\n  \
-             connect_timeout_ms: 2000\nclusters:\n  main:\n    bootstrap.servers: {bootstrap}\n{extra_yaml}"
+             connect_timeout_ms: 2000\n{gateway_keys}clusters:\n  main:\n    bootstrap.servers: {bootstrap}\n{extra_yaml}"
         );
         let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
         let gateway = Gateway::new(&config, &registry, "test.yaml").expect("gateway builds");
         let running = gateway.start().await.expect("gateway starts");
-        Self {
-            running,
-            port_start,
-        }
+        Self { running, port_start }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -169,19 +144,12 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<_> = client_config(bootstrap).create().expect("admin client");
     let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
         .expect("create_topics");
     for r in results {
         if let Err((name, code)) = r {
-            assert_eq!(
-                code,
-                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                "creating {name}"
-            );
+            assert_eq!(code, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "creating {name}");
         }
     }
 }
@@ -203,10 +171,7 @@ pub fn api_versions_v0(correlation_id: i32) -> Vec<u8> {
 
 /// Reads one response frame; `None` if the connection closed first.
 pub async fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let len = tokio::time::timeout(Duration::from_secs(10), stream.read_i32())
-        .await
-        .ok()?
-        .ok()?;
+    let len = tokio::time::timeout(Duration::from_secs(10), stream.read_i32()).await.ok()?.ok()?;
     let mut body = vec![0; usize::try_from(len).ok()?];
     stream.read_exact(&mut body).await.ok()?;
     Some(body)
@@ -227,19 +192,9 @@ pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
 
 /// A fresh connection to the gateway answers ApiVersions: proof that the gateway still serves.
 pub async fn assert_gateway_serves(port: u16) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to gateway");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect to gateway");
     stream.write_all(&api_versions_v0(77)).await.expect("write");
     let frame = read_frame(&mut stream).await.expect("ApiVersions response");
-    assert_eq!(
-        &frame[..4],
-        &77i32.to_be_bytes(),
-        "response carries our correlation id"
-    );
-    assert_eq!(
-        &frame[4..6],
-        &0i16.to_be_bytes(),
-        "ApiVersions error_code is NONE"
-    );
+    assert_eq!(&frame[..4], &77i32.to_be_bytes(), "response carries our correlation id");
+    assert_eq!(&frame[4..6], &0i16.to_be_bytes(), "ApiVersions error_code is NONE");
 }

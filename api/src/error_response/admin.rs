@@ -5,22 +5,17 @@
 
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, AlterConfigsRequest, AlterConfigsResponse,
-    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, CreateAclsRequest,
-    CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeUserScramCredentialsRequest,
-    DescribeUserScramCredentialsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, UpdateFeaturesRequest, UpdateFeaturesResponse,
-    alter_client_quotas_response, alter_configs_response, alter_user_scram_credentials_response,
-    create_acls_response, delete_acls_response, describe_configs_response,
-    describe_user_scram_credentials_response, incremental_alter_configs_response,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, CreateAclsRequest, CreateAclsResponse,
+    DeleteAclsRequest, DeleteAclsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, UpdateFeaturesRequest, UpdateFeaturesResponse, alter_client_quotas_response,
+    alter_configs_response, alter_user_scram_credentials_response, create_acls_response, delete_acls_response,
+    describe_configs_response, describe_user_scram_credentials_response, incremental_alter_configs_response,
     update_features_response,
 };
 
 /// Each resource comes back with the error and no configs.
-pub(super) fn describe_configs(
-    req: &DescribeConfigsRequest,
-    error_code: i16,
-) -> DescribeConfigsResponse {
+pub(super) fn describe_configs(req: &DescribeConfigsRequest, error_code: i16) -> DescribeConfigsResponse {
     use describe_configs_response::DescribeConfigsResult;
     let results = req
         .resources
@@ -77,40 +72,20 @@ pub(super) fn incremental_alter_configs(
 /// Results are positional: one per requested creation, in order.
 pub(super) fn create_acls(req: &CreateAclsRequest, error_code: i16) -> CreateAclsResponse {
     use create_acls_response::AclCreationResult;
-    let results = req
-        .creations
-        .iter()
-        .map(|_| {
-            build!(AclCreationResult {
-                error_code,
-                error_message: None,
-            })
-        })
-        .collect();
+    let results = req.creations.iter().map(|_| build!(AclCreationResult { error_code, error_message: None })).collect();
     build!(CreateAclsResponse { results })
 }
 
 /// Results are positional: one per requested filter, in order, with no matching ACLs.
 pub(super) fn delete_acls(req: &DeleteAclsRequest, error_code: i16) -> DeleteAclsResponse {
     use delete_acls_response::DeleteAclsFilterResult;
-    let filter_results = req
-        .filters
-        .iter()
-        .map(|_| {
-            build!(DeleteAclsFilterResult {
-                error_code,
-                error_message: None,
-            })
-        })
-        .collect();
+    let filter_results =
+        req.filters.iter().map(|_| build!(DeleteAclsFilterResult { error_code, error_message: None })).collect();
     build!(DeleteAclsResponse { filter_results })
 }
 
 /// Each entry is identified by its entity, which is echoed.
-pub(super) fn alter_client_quotas(
-    req: &AlterClientQuotasRequest,
-    error_code: i16,
-) -> AlterClientQuotasResponse {
+pub(super) fn alter_client_quotas(req: &AlterClientQuotasRequest, error_code: i16) -> AlterClientQuotasResponse {
     use alter_client_quotas_response::{EntityData, EntryData};
     let entries = req
         .entries
@@ -146,18 +121,10 @@ pub(super) fn describe_user_scram_credentials(
         .iter()
         .flatten()
         .map(|user| {
-            build!(DescribeUserScramCredentialsResult {
-                user: user.name.clone(),
-                error_code,
-                error_message: None,
-            })
+            build!(DescribeUserScramCredentialsResult { user: user.name.clone(), error_code, error_message: None })
         })
         .collect();
-    build!(DescribeUserScramCredentialsResponse {
-        error_code,
-        error_message: None,
-        results,
-    })
+    build!(DescribeUserScramCredentialsResponse { error_code, error_message: None, results })
 }
 
 /// One result per distinct user across deletions and upsertions, as the broker answers.
@@ -186,29 +153,17 @@ pub(super) fn alter_user_scram_credentials(
 
 /// Top-level error, plus one result per requested feature where the version still has
 /// per-feature results (v0-1).
-pub(super) fn update_features(
-    req: &UpdateFeaturesRequest,
-    version: i16,
-    error_code: i16,
-) -> UpdateFeaturesResponse {
+pub(super) fn update_features(req: &UpdateFeaturesRequest, version: i16, error_code: i16) -> UpdateFeaturesResponse {
     use update_features_response::UpdatableFeatureResult;
     let results = if version <= 1 {
         req.feature_updates
             .iter()
             .map(|update| {
-                build!(UpdatableFeatureResult {
-                    feature: update.feature.clone(),
-                    error_code,
-                    error_message: None,
-                })
+                build!(UpdatableFeatureResult { feature: update.feature.clone(), error_code, error_message: None })
             })
             .collect()
     } else {
         Vec::new()
     };
-    build!(UpdateFeaturesResponse {
-        error_code,
-        error_message: None,
-        results,
-    })
+    build!(UpdateFeaturesResponse { error_code, error_message: None, results })
 }

@@ -6,13 +6,11 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    DeleteRecordsRequest, DeleteRecordsResponse, DescribeProducersRequest,
-    DescribeProducersResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest,
-    ProduceResponse, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
-    ShareFetchResponse, delete_records_response, describe_producers_response, fetch_response,
-    list_offsets_response, offset_for_leader_epoch_response, produce_response,
-    share_acknowledge_response, share_fetch_response,
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeProducersRequest, DescribeProducersResponse, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    ProduceRequest, ProduceResponse, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
+    ShareFetchResponse, delete_records_response, describe_producers_response, fetch_response, list_offsets_response,
+    offset_for_leader_epoch_response, produce_response, share_acknowledge_response, share_fetch_response,
 };
 
 /// Topics are echoed by name and by id; the encoder writes whichever the version uses (v13+
@@ -166,10 +164,7 @@ pub(super) fn delete_records(req: &DeleteRecordsRequest, error_code: i16) -> Del
     build!(DeleteRecordsResponse { topics })
 }
 
-pub(super) fn describe_producers(
-    req: &DescribeProducersRequest,
-    error_code: i16,
-) -> DescribeProducersResponse {
+pub(super) fn describe_producers(req: &DescribeProducersRequest, error_code: i16) -> DescribeProducersResponse {
     use describe_producers_response::{PartitionResponse, TopicResponse};
     let topics = req
         .topics
@@ -181,11 +176,7 @@ pub(super) fn describe_producers(
                     .partition_indexes
                     .iter()
                     .map(|&partition_index| {
-                        build!(PartitionResponse {
-                            partition_index,
-                            error_code,
-                            error_message: None,
-                        })
+                        build!(PartitionResponse { partition_index, error_code, error_message: None })
                     })
                     .collect(),
             })
@@ -222,17 +213,10 @@ pub(super) fn share_fetch(req: &ShareFetchRequest, error_code: i16) -> ShareFetc
             })
         })
         .collect();
-    build!(ShareFetchResponse {
-        error_code,
-        error_message: None,
-        responses,
-    })
+    build!(ShareFetchResponse { error_code, error_message: None, responses })
 }
 
-pub(super) fn share_acknowledge(
-    req: &ShareAcknowledgeRequest,
-    error_code: i16,
-) -> ShareAcknowledgeResponse {
+pub(super) fn share_acknowledge(req: &ShareAcknowledgeRequest, error_code: i16) -> ShareAcknowledgeResponse {
     use share_acknowledge_response::{PartitionData, ShareAcknowledgeTopicResponse};
     let responses = req
         .topics
@@ -254,9 +238,5 @@ pub(super) fn share_acknowledge(
             })
         })
         .collect();
-    build!(ShareAcknowledgeResponse {
-        error_code,
-        error_message: None,
-        responses,
-    })
+    build!(ShareAcknowledgeResponse { error_code, error_message: None, responses })
 }

@@ -5,27 +5,21 @@
 
 use kafka_protocol::messages::{
     AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, ConsumerGroupDescribeRequest,
-    ConsumerGroupDescribeResponse, DeleteGroupsRequest, DeleteGroupsResponse,
-    DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    ConsumerGroupDescribeResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsResponse, DescribeGroupsRequest, DescribeGroupsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, FindCoordinatorRequest, FindCoordinatorResponse, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
     OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, ShareGroupDescribeRequest,
-    ShareGroupDescribeResponse, alter_share_group_offsets_response,
-    consumer_group_describe_response, delete_groups_response, delete_share_group_offsets_response,
-    describe_groups_response, describe_share_group_offsets_response, find_coordinator_response,
-    leave_group_response, offset_commit_response, offset_delete_response, offset_fetch_response,
-    share_group_describe_response,
+    ShareGroupDescribeResponse, alter_share_group_offsets_response, consumer_group_describe_response,
+    delete_groups_response, delete_share_group_offsets_response, describe_groups_response,
+    describe_share_group_offsets_response, find_coordinator_response, leave_group_response, offset_commit_response,
+    offset_delete_response, offset_fetch_response, share_group_describe_response,
 };
 use kafka_protocol::protocol::StrBytes;
 
 /// v0-3 look up one key and answer at the top level; v4+ batch keys and answer with one
 /// coordinator entry per requested key. Either way the node is "no node" (-1, "", -1).
-pub(super) fn find_coordinator(
-    req: &FindCoordinatorRequest,
-    version: i16,
-    error_code: i16,
-) -> FindCoordinatorResponse {
+pub(super) fn find_coordinator(req: &FindCoordinatorRequest, version: i16, error_code: i16) -> FindCoordinatorResponse {
     use find_coordinator_response::Coordinator;
     if version >= 4 {
         // The encoder rejects the top-level node fields on v4+, so they stay at their defaults.
@@ -62,20 +56,12 @@ pub(super) fn join_group(version: i16, error_code: i16) -> JoinGroupResponse {
     build!(JoinGroupResponse {
         error_code,
         generation_id: -1,
-        protocol_name: if version >= 7 {
-            None
-        } else {
-            Some(StrBytes::default())
-        },
+        protocol_name: if version >= 7 { None } else { Some(StrBytes::default()) },
     })
 }
 
 /// Top-level error; v3+ batch members, and each departing member gets the error too.
-pub(super) fn leave_group(
-    req: &LeaveGroupRequest,
-    version: i16,
-    error_code: i16,
-) -> LeaveGroupResponse {
+pub(super) fn leave_group(req: &LeaveGroupRequest, version: i16, error_code: i16) -> LeaveGroupResponse {
     use leave_group_response::MemberResponse;
     let members = if version >= 3 {
         req.members
@@ -91,28 +77,16 @@ pub(super) fn leave_group(
     } else {
         Vec::new()
     };
-    build!(LeaveGroupResponse {
-        error_code,
-        members,
-    })
+    build!(LeaveGroupResponse { error_code, members })
 }
 
 /// Each group is described as "errored": empty state / protocol, no members.
-pub(super) fn describe_groups(
-    req: &DescribeGroupsRequest,
-    error_code: i16,
-) -> DescribeGroupsResponse {
+pub(super) fn describe_groups(req: &DescribeGroupsRequest, error_code: i16) -> DescribeGroupsResponse {
     use describe_groups_response::DescribedGroup;
     let groups = req
         .groups
         .iter()
-        .map(|group_id| {
-            build!(DescribedGroup {
-                error_code,
-                error_message: None,
-                group_id: group_id.clone(),
-            })
-        })
+        .map(|group_id| build!(DescribedGroup { error_code, error_message: None, group_id: group_id.clone() }))
         .collect();
     build!(DescribeGroupsResponse { groups })
 }
@@ -122,12 +96,7 @@ pub(super) fn delete_groups(req: &DeleteGroupsRequest, error_code: i16) -> Delet
     let results = req
         .groups_names
         .iter()
-        .map(|group_id| {
-            build!(DeletableGroupResult {
-                group_id: group_id.clone(),
-                error_code,
-            })
-        })
+        .map(|group_id| build!(DeletableGroupResult { group_id: group_id.clone(), error_code }))
         .collect();
     build!(DeleteGroupsResponse { results })
 }
@@ -147,10 +116,7 @@ pub(super) fn offset_commit(req: &OffsetCommitRequest, error_code: i16) -> Offse
                     .partitions
                     .iter()
                     .map(|partition| {
-                        build!(OffsetCommitResponsePartition {
-                            partition_index: partition.partition_index,
-                            error_code,
-                        })
+                        build!(OffsetCommitResponsePartition { partition_index: partition.partition_index, error_code })
                     })
                     .collect(),
             })
@@ -162,11 +128,7 @@ pub(super) fn offset_commit(req: &OffsetCommitRequest, error_code: i16) -> Offse
 /// v1-7 ask for one group: each requested partition gets the error (offset -1) plus the
 /// top-level error (v2+). v8+ batch groups: each group gets the error, and its requested
 /// partitions too. `topics: None` (all committed offsets) has no partitions to echo.
-pub(super) fn offset_fetch(
-    req: &OffsetFetchRequest,
-    version: i16,
-    error_code: i16,
-) -> OffsetFetchResponse {
+pub(super) fn offset_fetch(req: &OffsetFetchRequest, version: i16, error_code: i16) -> OffsetFetchResponse {
     use offset_fetch_response::{
         OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
         OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -248,10 +210,7 @@ pub(super) fn offset_delete(req: &OffsetDeleteRequest, error_code: i16) -> Offse
                     .partitions
                     .iter()
                     .map(|partition| {
-                        build!(OffsetDeleteResponsePartition {
-                            partition_index: partition.partition_index,
-                            error_code,
-                        })
+                        build!(OffsetDeleteResponsePartition { partition_index: partition.partition_index, error_code })
                     })
                     .collect(),
             })
@@ -268,32 +227,17 @@ pub(super) fn consumer_group_describe(
     let groups = req
         .group_ids
         .iter()
-        .map(|group_id| {
-            build!(DescribedGroup {
-                error_code,
-                error_message: None,
-                group_id: group_id.clone(),
-            })
-        })
+        .map(|group_id| build!(DescribedGroup { error_code, error_message: None, group_id: group_id.clone() }))
         .collect();
     build!(ConsumerGroupDescribeResponse { groups })
 }
 
-pub(super) fn share_group_describe(
-    req: &ShareGroupDescribeRequest,
-    error_code: i16,
-) -> ShareGroupDescribeResponse {
+pub(super) fn share_group_describe(req: &ShareGroupDescribeRequest, error_code: i16) -> ShareGroupDescribeResponse {
     use share_group_describe_response::DescribedGroup;
     let groups = req
         .group_ids
         .iter()
-        .map(|group_id| {
-            build!(DescribedGroup {
-                error_code,
-                error_message: None,
-                group_id: group_id.clone(),
-            })
-        })
+        .map(|group_id| build!(DescribedGroup { error_code, error_message: None, group_id: group_id.clone() }))
         .collect();
     build!(ShareGroupDescribeResponse { groups })
 }
@@ -372,11 +316,7 @@ pub(super) fn alter_share_group_offsets(
             })
         })
         .collect();
-    build!(AlterShareGroupOffsetsResponse {
-        error_code,
-        error_message: None,
-        responses,
-    })
+    build!(AlterShareGroupOffsetsResponse { error_code, error_message: None, responses })
 }
 
 /// Top-level error plus every requested topic.
@@ -396,9 +336,5 @@ pub(super) fn delete_share_group_offsets(
             })
         })
         .collect();
-    build!(DeleteShareGroupOffsetsResponse {
-        error_code,
-        error_message: None,
-        responses,
-    })
+    build!(DeleteShareGroupOffsetsResponse { error_code, error_message: None, responses })
 }

@@ -5,10 +5,9 @@
 //! which is all the share-group state APIs (no top-level error field) can carry.
 
 use kafka_protocol::messages::{
-    AlterPartitionRequest, AlterPartitionResponse, AssignReplicasToDirsRequest,
-    AssignReplicasToDirsResponse, BeginQuorumEpochRequest, BeginQuorumEpochResponse,
-    DeleteShareGroupStateRequest, DeleteShareGroupStateResponse, DescribeQuorumRequest,
-    DescribeQuorumResponse, EndQuorumEpochRequest, EndQuorumEpochResponse, FetchSnapshotRequest,
+    AlterPartitionRequest, AlterPartitionResponse, AssignReplicasToDirsRequest, AssignReplicasToDirsResponse,
+    BeginQuorumEpochRequest, BeginQuorumEpochResponse, DeleteShareGroupStateRequest, DeleteShareGroupStateResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, EndQuorumEpochRequest, EndQuorumEpochResponse, FetchSnapshotRequest,
     FetchSnapshotResponse, InitializeShareGroupStateRequest, InitializeShareGroupStateResponse,
     ReadShareGroupStateRequest, ReadShareGroupStateResponse, ReadShareGroupStateSummaryRequest,
     ReadShareGroupStateSummaryResponse, VoteRequest, VoteResponse, WriteShareGroupStateRequest,
@@ -47,10 +46,7 @@ pub(super) fn vote(req: &VoteRequest, error_code: i16) -> VoteResponse {
     build!(VoteResponse { error_code, topics })
 }
 
-pub(super) fn begin_quorum_epoch(
-    req: &BeginQuorumEpochRequest,
-    error_code: i16,
-) -> BeginQuorumEpochResponse {
+pub(super) fn begin_quorum_epoch(req: &BeginQuorumEpochRequest, error_code: i16) -> BeginQuorumEpochResponse {
     use begin_quorum_epoch_response::{PartitionData, TopicData};
     let topics = req
         .topics
@@ -76,10 +72,7 @@ pub(super) fn begin_quorum_epoch(
     build!(BeginQuorumEpochResponse { error_code, topics })
 }
 
-pub(super) fn end_quorum_epoch(
-    req: &EndQuorumEpochRequest,
-    error_code: i16,
-) -> EndQuorumEpochResponse {
+pub(super) fn end_quorum_epoch(req: &EndQuorumEpochRequest, error_code: i16) -> EndQuorumEpochResponse {
     use end_quorum_epoch_response::{PartitionData, TopicData};
     let topics = req
         .topics
@@ -105,10 +98,7 @@ pub(super) fn end_quorum_epoch(
     build!(EndQuorumEpochResponse { error_code, topics })
 }
 
-pub(super) fn describe_quorum(
-    req: &DescribeQuorumRequest,
-    error_code: i16,
-) -> DescribeQuorumResponse {
+pub(super) fn describe_quorum(req: &DescribeQuorumRequest, error_code: i16) -> DescribeQuorumResponse {
     use describe_quorum_response::{PartitionData, TopicData};
     let topics = req
         .topics
@@ -133,11 +123,7 @@ pub(super) fn describe_quorum(
             })
         })
         .collect();
-    build!(DescribeQuorumResponse {
-        error_code,
-        error_message: None,
-        topics,
-    })
+    build!(DescribeQuorumResponse { error_code, error_message: None, topics })
 }
 
 pub(super) fn fetch_snapshot(req: &FetchSnapshotRequest, error_code: i16) -> FetchSnapshotResponse {
@@ -151,12 +137,7 @@ pub(super) fn fetch_snapshot(req: &FetchSnapshotRequest, error_code: i16) -> Fet
                 partitions: topic
                     .partitions
                     .iter()
-                    .map(|partition| {
-                        build!(PartitionSnapshot {
-                            index: partition.partition,
-                            error_code,
-                        })
-                    })
+                    .map(|partition| { build!(PartitionSnapshot { index: partition.partition, error_code }) })
                     .collect(),
             })
         })
@@ -166,10 +147,7 @@ pub(super) fn fetch_snapshot(req: &FetchSnapshotRequest, error_code: i16) -> Fet
 
 // ---- Partition / replica state reported to the controller (topics by id). ----
 
-pub(super) fn alter_partition(
-    req: &AlterPartitionRequest,
-    error_code: i16,
-) -> AlterPartitionResponse {
+pub(super) fn alter_partition(req: &AlterPartitionRequest, error_code: i16) -> AlterPartitionResponse {
     use alter_partition_response::{PartitionData, TopicData};
     let topics = req
         .topics
@@ -216,10 +194,7 @@ pub(super) fn assign_replicas_to_dirs(
                                 .partitions
                                 .iter()
                                 .map(|partition| {
-                                    build!(PartitionData {
-                                        partition_index: partition.partition_index,
-                                        error_code,
-                                    })
+                                    build!(PartitionData { partition_index: partition.partition_index, error_code })
                                 })
                                 .collect(),
                         })
@@ -228,10 +203,7 @@ pub(super) fn assign_replicas_to_dirs(
             })
         })
         .collect();
-    build!(AssignReplicasToDirsResponse {
-        error_code,
-        directories,
-    })
+    build!(AssignReplicasToDirsResponse { error_code, directories })
 }
 
 // ---- Share-group state (broker -> share coordinator): no top-level error field. ----
@@ -278,16 +250,8 @@ pub(super) fn initialize_share_group_state(
     )
 }
 
-pub(super) fn read_share_group_state(
-    req: &ReadShareGroupStateRequest,
-    error_code: i16,
-) -> ReadShareGroupStateResponse {
-    share_state_results!(
-        req,
-        error_code,
-        read_share_group_state_response::ReadStateResult,
-        ReadShareGroupStateResponse
-    )
+pub(super) fn read_share_group_state(req: &ReadShareGroupStateRequest, error_code: i16) -> ReadShareGroupStateResponse {
+    share_state_results!(req, error_code, read_share_group_state_response::ReadStateResult, ReadShareGroupStateResponse)
 }
 
 pub(super) fn write_share_group_state(

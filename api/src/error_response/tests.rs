@@ -15,17 +15,11 @@ const CODE: i16 = ResponseError::TopicAuthorizationFailed.code();
 /// decoder consumed exactly what the encoder wrote.
 fn round_trip(key: ApiKey, response: &ResponseKind, version: i16) -> ResponseKind {
     let mut buf = BytesMut::new();
-    response
-        .encode(&mut buf, version)
-        .unwrap_or_else(|e| panic!("{key:?} v{version}: encode failed: {e:#}"));
+    response.encode(&mut buf, version).unwrap_or_else(|e| panic!("{key:?} v{version}: encode failed: {e:#}"));
     let mut bytes = buf.freeze();
     let decoded = ResponseKind::decode(key, &mut bytes, version)
         .unwrap_or_else(|e| panic!("{key:?} v{version}: decode failed: {e:#}"));
-    assert!(
-        bytes.is_empty(),
-        "{key:?} v{version}: {} trailing bytes",
-        bytes.len()
-    );
+    assert!(bytes.is_empty(), "{key:?} v{version}: {} trailing bytes", bytes.len());
     decoded
 }
 
@@ -66,12 +60,8 @@ fn fetch_request(by_id: bool) -> FetchRequest {
     let topics = [("clicks", 3u8, vec![0, 2, 4]), ("views", 4u8, vec![1])]
         .into_iter()
         .map(|(name, seed, partitions)| {
-            let mut t = FetchTopic::default().with_partitions(
-                partitions
-                    .into_iter()
-                    .map(|p| FetchPartition::default().with_partition(p))
-                    .collect(),
-            );
+            let mut t = FetchTopic::default()
+                .with_partitions(partitions.into_iter().map(|p| FetchPartition::default().with_partition(p)).collect());
             if by_id {
                 t.topic_id = uuid!(seed);
             } else {
@@ -85,9 +75,7 @@ fn fetch_request(by_id: bool) -> FetchRequest {
 
 fn encoded(key: ApiKey, response: &ResponseKind, version: i16) -> Bytes {
     let mut buf = BytesMut::new();
-    response
-        .encode(&mut buf, version)
-        .unwrap_or_else(|e| panic!("{key:?} v{version}: encode failed: {e:#}"));
+    response.encode(&mut buf, version).unwrap_or_else(|e| panic!("{key:?} v{version}: encode failed: {e:#}"));
     buf.freeze()
 }
 

@@ -4,15 +4,13 @@
 //! answer is reported as "unknown" or waited on, not as the real error.
 
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
-    AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeLogDirsResponse, DescribeTopicPartitionsRequest,
-    DescribeTopicPartitionsResponse, ElectLeadersRequest, ElectLeadersResponse, MetadataRequest,
-    MetadataResponse, alter_partition_reassignments_response, alter_replica_log_dirs_response,
-    create_partitions_response, create_topics_response, delete_topics_response,
-    describe_log_dirs_response, describe_topic_partitions_response, elect_leaders_response,
-    metadata_response,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, AlterReplicaLogDirsRequest,
+    AlterReplicaLogDirsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeLogDirsResponse,
+    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, ElectLeadersRequest, ElectLeadersResponse,
+    MetadataRequest, MetadataResponse, alter_partition_reassignments_response, alter_replica_log_dirs_response,
+    create_partitions_response, create_topics_response, delete_topics_response, describe_log_dirs_response,
+    describe_topic_partitions_response, elect_leaders_response, metadata_response,
 };
 
 /// Each requested topic comes back with the error and no partitions (a topic asked for by id
@@ -46,65 +44,37 @@ pub(super) fn create_topics(req: &CreateTopicsRequest, error_code: i16) -> Creat
     let topics = req
         .topics
         .iter()
-        .map(|topic| {
-            build!(CreatableTopicResult {
-                name: topic.name.clone(),
-                error_code,
-                error_message: None,
-            })
-        })
+        .map(|topic| build!(CreatableTopicResult { name: topic.name.clone(), error_code, error_message: None }))
         .collect();
     build!(CreateTopicsResponse { topics })
 }
 
 /// v1-5 name topics in `topic_names`; v6+ send `topics`, each by name or by id. A request
 /// decoded at one version fills only one of the two lists, so both are echoed in order.
-pub(super) fn delete_topics(
-    req: &DeleteTopicsRequest,
-    version: i16,
-    error_code: i16,
-) -> DeleteTopicsResponse {
+pub(super) fn delete_topics(req: &DeleteTopicsRequest, version: i16, error_code: i16) -> DeleteTopicsResponse {
     use delete_topics_response::DeletableTopicResult;
-    let by_name = req.topic_names.iter().map(|name| {
-        build!(DeletableTopicResult {
-            name: Some(name.clone()),
-            error_code,
-            error_message: None,
-        })
-    });
+    let by_name = req
+        .topic_names
+        .iter()
+        .map(|name| build!(DeletableTopicResult { name: Some(name.clone()), error_code, error_message: None }));
     let by_state = req.topics.iter().map(|topic| {
         build!(DeletableTopicResult {
             // The name is only nullable from v6; below that send "" rather than null.
-            name: if version >= 6 {
-                topic.name.clone()
-            } else {
-                Some(topic.name.clone().unwrap_or_default())
-            },
+            name: if version >= 6 { topic.name.clone() } else { Some(topic.name.clone().unwrap_or_default()) },
             topic_id: topic.topic_id,
             error_code,
             error_message: None,
         })
     });
-    build!(DeleteTopicsResponse {
-        responses: by_name.chain(by_state).collect(),
-    })
+    build!(DeleteTopicsResponse { responses: by_name.chain(by_state).collect() })
 }
 
-pub(super) fn create_partitions(
-    req: &CreatePartitionsRequest,
-    error_code: i16,
-) -> CreatePartitionsResponse {
+pub(super) fn create_partitions(req: &CreatePartitionsRequest, error_code: i16) -> CreatePartitionsResponse {
     use create_partitions_response::CreatePartitionsTopicResult;
     let results = req
         .topics
         .iter()
-        .map(|topic| {
-            build!(CreatePartitionsTopicResult {
-                name: topic.name.clone(),
-                error_code,
-                error_message: None,
-            })
-        })
+        .map(|topic| build!(CreatePartitionsTopicResult { name: topic.name.clone(), error_code, error_message: None }))
         .collect();
     build!(CreatePartitionsResponse { results })
 }
@@ -130,11 +100,7 @@ pub(super) fn describe_topic_partitions(
 
 /// Top-level error (v1+) and every requested partition. `topic_partitions: None` (elect for
 /// all partitions) has nothing to echo.
-pub(super) fn elect_leaders(
-    req: &ElectLeadersRequest,
-    version: i16,
-    error_code: i16,
-) -> ElectLeadersResponse {
+pub(super) fn elect_leaders(req: &ElectLeadersRequest, version: i16, error_code: i16) -> ElectLeadersResponse {
     use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
     let replica_election_results = req
         .topic_partitions
@@ -146,13 +112,7 @@ pub(super) fn elect_leaders(
                 partition_result: topic
                     .partitions
                     .iter()
-                    .map(|&partition_id| {
-                        build!(PartitionResult {
-                            partition_id,
-                            error_code,
-                            error_message: None,
-                        })
-                    })
+                    .map(|&partition_id| { build!(PartitionResult { partition_id, error_code, error_message: None }) })
                     .collect(),
             })
         })
@@ -168,9 +128,7 @@ pub(super) fn alter_partition_reassignments(
     req: &AlterPartitionReassignmentsRequest,
     error_code: i16,
 ) -> AlterPartitionReassignmentsResponse {
-    use alter_partition_reassignments_response::{
-        ReassignablePartitionResponse, ReassignableTopicResponse,
-    };
+    use alter_partition_reassignments_response::{ReassignablePartitionResponse, ReassignableTopicResponse};
     let responses = req
         .topics
         .iter()
@@ -191,11 +149,7 @@ pub(super) fn alter_partition_reassignments(
             })
         })
         .collect();
-    build!(AlterPartitionReassignmentsResponse {
-        error_code,
-        error_message: None,
-        responses,
-    })
+    build!(AlterPartitionReassignmentsResponse { error_code, error_message: None, responses })
 }
 
 /// Results are keyed by log directory, which the request does not name. v3+ has a top-level
@@ -207,20 +161,13 @@ pub(super) fn describe_log_dirs(version: i16, error_code: i16) -> DescribeLogDir
     if version >= 3 {
         build!(DescribeLogDirsResponse { error_code })
     } else {
-        build!(DescribeLogDirsResponse {
-            results: vec![build!(DescribeLogDirsResult { error_code })],
-        })
+        build!(DescribeLogDirsResponse { results: vec![build!(DescribeLogDirsResult { error_code })] })
     }
 }
 
 /// One result per (log dir, topic) of the request, each partition carrying the error.
-pub(super) fn alter_replica_log_dirs(
-    req: &AlterReplicaLogDirsRequest,
-    error_code: i16,
-) -> AlterReplicaLogDirsResponse {
-    use alter_replica_log_dirs_response::{
-        AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
-    };
+pub(super) fn alter_replica_log_dirs(req: &AlterReplicaLogDirsRequest, error_code: i16) -> AlterReplicaLogDirsResponse {
+    use alter_replica_log_dirs_response::{AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult};
     let results = req
         .dirs
         .iter()
@@ -232,10 +179,7 @@ pub(super) fn alter_replica_log_dirs(
                     .partitions
                     .iter()
                     .map(|&partition_index| {
-                        build!(AlterReplicaLogDirPartitionResult {
-                            partition_index,
-                            error_code,
-                        })
+                        build!(AlterReplicaLogDirPartitionResult { partition_index, error_code })
                     })
                     .collect(),
             })

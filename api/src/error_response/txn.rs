@@ -4,11 +4,10 @@
 //! are handled with the top-level family in `mod.rs`.)
 
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse, add_partitions_to_txn_request,
-    add_partitions_to_txn_response, describe_transactions_response, txn_offset_commit_response,
-    write_txn_markers_response,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    add_partitions_to_txn_request, add_partitions_to_txn_response, describe_transactions_response,
+    txn_offset_commit_response, write_txn_markers_response,
 };
 
 /// v0-3 (what producers send) have no top-level error: every topic/partition gets it. v4+
@@ -45,9 +44,7 @@ fn txn_topic_results(
     topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
     error_code: i16,
 ) -> Vec<add_partitions_to_txn_response::AddPartitionsToTxnTopicResult> {
-    use add_partitions_to_txn_response::{
-        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
-    };
+    use add_partitions_to_txn_response::{AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult};
     topics
         .iter()
         .map(|topic| {
@@ -57,10 +54,7 @@ fn txn_topic_results(
                     .partitions
                     .iter()
                     .map(|&partition_index| {
-                        build!(AddPartitionsToTxnPartitionResult {
-                            partition_index,
-                            partition_error_code: error_code,
-                        })
+                        build!(AddPartitionsToTxnPartitionResult { partition_index, partition_error_code: error_code })
                     })
                     .collect(),
             })
@@ -68,13 +62,8 @@ fn txn_topic_results(
         .collect()
 }
 
-pub(super) fn txn_offset_commit(
-    req: &TxnOffsetCommitRequest,
-    error_code: i16,
-) -> TxnOffsetCommitResponse {
-    use txn_offset_commit_response::{
-        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-    };
+pub(super) fn txn_offset_commit(req: &TxnOffsetCommitRequest, error_code: i16) -> TxnOffsetCommitResponse {
+    use txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
     let topics = req
         .topics
         .iter()
@@ -98,10 +87,7 @@ pub(super) fn txn_offset_commit(
 }
 
 /// One result per marker (keyed by producer id), each partition carrying the error.
-pub(super) fn write_txn_markers(
-    req: &WriteTxnMarkersRequest,
-    error_code: i16,
-) -> WriteTxnMarkersResponse {
+pub(super) fn write_txn_markers(req: &WriteTxnMarkersRequest, error_code: i16) -> WriteTxnMarkersResponse {
     use write_txn_markers_response::{
         WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
     };
@@ -121,10 +107,7 @@ pub(super) fn write_txn_markers(
                                 .partition_indexes
                                 .iter()
                                 .map(|&partition_index| {
-                                    build!(WritableTxnMarkerPartitionResult {
-                                        partition_index,
-                                        error_code,
-                                    })
+                                    build!(WritableTxnMarkerPartitionResult { partition_index, error_code })
                                 })
                                 .collect(),
                         })
@@ -144,12 +127,7 @@ pub(super) fn describe_transactions(
     let transaction_states = req
         .transactional_ids
         .iter()
-        .map(|transactional_id| {
-            build!(TransactionState {
-                error_code,
-                transactional_id: transactional_id.clone(),
-            })
-        })
+        .map(|transactional_id| build!(TransactionState { error_code, transactional_id: transactional_id.clone() }))
         .collect();
     build!(DescribeTransactionsResponse { transaction_states })
 }

@@ -1,8 +1,8 @@
 //! One function per response type that names brokers.
 
 use franzgate_api::kafka_protocol::messages::{
-    DescribeClusterResponse, DescribeTopicPartitionsResponse, FetchResponse,
-    FindCoordinatorResponse, MetadataResponse, ProduceResponse, ResponseKind,
+    DescribeClusterResponse, DescribeTopicPartitionsResponse, FetchResponse, FindCoordinatorResponse, MetadataResponse,
+    ProduceResponse, ResponseKind,
 };
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::{FilterError, KafkaResponse};
@@ -37,11 +37,7 @@ pub fn rewrite_response(
 }
 
 fn metadata(body: &mut MetadataResponse, nodes: &NodeRewriter<'_>, cluster_id: Option<&str>) {
-    nodes.observe(
-        body.brokers
-            .iter()
-            .map(|b| (b.node_id.0, b.host.as_str(), b.port)),
-    );
+    nodes.observe(body.brokers.iter().map(|b| (b.node_id.0, b.host.as_str(), b.port)));
     body.brokers.retain_mut(|b| match nodes.address(b.node_id) {
         Some((id, host, port)) => {
             (b.node_id, b.host, b.port) = (id, host, port);
@@ -82,24 +78,15 @@ fn find_coordinator(body: &mut FindCoordinatorResponse, nodes: &NodeRewriter<'_>
     }
 }
 
-fn describe_cluster(
-    body: &mut DescribeClusterResponse,
-    nodes: &NodeRewriter<'_>,
-    cluster_id: Option<&str>,
-) {
-    nodes.observe(
-        body.brokers
-            .iter()
-            .map(|b| (b.broker_id.0, b.host.as_str(), b.port)),
-    );
-    body.brokers
-        .retain_mut(|b| match nodes.address(b.broker_id) {
-            Some((id, host, port)) => {
-                (b.broker_id, b.host, b.port) = (id, host, port);
-                true
-            }
-            None => false,
-        });
+fn describe_cluster(body: &mut DescribeClusterResponse, nodes: &NodeRewriter<'_>, cluster_id: Option<&str>) {
+    nodes.observe(body.brokers.iter().map(|b| (b.broker_id.0, b.host.as_str(), b.port)));
+    body.brokers.retain_mut(|b| match nodes.address(b.broker_id) {
+        Some((id, host, port)) => {
+            (b.broker_id, b.host, b.port) = (id, host, port);
+            true
+        }
+        None => false,
+    });
     body.controller_id = nodes.id(body.controller_id);
     if let Some(id) = cluster_id {
         body.cluster_id = StrBytes::from_string(id.to_string());
@@ -125,32 +112,19 @@ fn describe_topic_partitions(body: &mut DescribeTopicPartitionsResponse, nodes: 
 
 fn produce_names_brokers(body: &ProduceResponse) -> bool {
     !body.node_endpoints.is_empty()
-        || body
-            .responses
-            .iter()
-            .flat_map(|t| &t.partition_responses)
-            .any(|p| p.current_leader.leader_id.0 >= 0)
+        || body.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.current_leader.leader_id.0 >= 0)
 }
 
 fn produce(body: &mut ProduceResponse, nodes: &NodeRewriter<'_>) {
-    nodes.observe(
-        body.node_endpoints
-            .iter()
-            .map(|n| (n.node_id.0, n.host.as_str(), n.port)),
-    );
-    body.node_endpoints
-        .retain_mut(|n| match nodes.address(n.node_id) {
-            Some((id, host, port)) => {
-                (n.node_id, n.host, n.port) = (id, host, port);
-                true
-            }
-            None => false,
-        });
-    for p in body
-        .responses
-        .iter_mut()
-        .flat_map(|t| &mut t.partition_responses)
-    {
+    nodes.observe(body.node_endpoints.iter().map(|n| (n.node_id.0, n.host.as_str(), n.port)));
+    body.node_endpoints.retain_mut(|n| match nodes.address(n.node_id) {
+        Some((id, host, port)) => {
+            (n.node_id, n.host, n.port) = (id, host, port);
+            true
+        }
+        None => false,
+    });
+    for p in body.responses.iter_mut().flat_map(|t| &mut t.partition_responses) {
         p.current_leader.leader_id = nodes.id(p.current_leader.leader_id);
     }
 }
@@ -165,19 +139,14 @@ fn fetch_names_brokers(body: &FetchResponse) -> bool {
 }
 
 fn fetch(body: &mut FetchResponse, nodes: &NodeRewriter<'_>) {
-    nodes.observe(
-        body.node_endpoints
-            .iter()
-            .map(|n| (n.node_id.0, n.host.as_str(), n.port)),
-    );
-    body.node_endpoints
-        .retain_mut(|n| match nodes.address(n.node_id) {
-            Some((id, host, port)) => {
-                (n.node_id, n.host, n.port) = (id, host, port);
-                true
-            }
-            None => false,
-        });
+    nodes.observe(body.node_endpoints.iter().map(|n| (n.node_id.0, n.host.as_str(), n.port)));
+    body.node_endpoints.retain_mut(|n| match nodes.address(n.node_id) {
+        Some((id, host, port)) => {
+            (n.node_id, n.host, n.port) = (id, host, port);
+            true
+        }
+        None => false,
+    });
     for p in body.responses.iter_mut().flat_map(|t| &mut t.partitions) {
         p.current_leader.leader_id = nodes.id(p.current_leader.leader_id);
         p.preferred_read_replica = nodes.id(p.preferred_read_replica);

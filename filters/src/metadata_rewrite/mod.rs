@@ -17,8 +17,7 @@ use franzgate_api::filter::parse_config;
 use franzgate_api::kafka_protocol::messages::ApiKey;
 use franzgate_api::topology::AdvertisedAddress;
 use franzgate_api::{
-    BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse,
-    Session,
+    BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse, Session,
 };
 use serde::Deserialize;
 use tower::{Layer, Service};
@@ -68,16 +67,9 @@ impl FilterFactory for MetadataRewriteFactory {
         TYPE_NAME
     }
 
-    fn create(
-        &self,
-        config: serde_yaml::Value,
-        ctx: &FilterContext,
-    ) -> Result<BoxLayer, ConfigError> {
+    fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let _: MetadataRewriteConfig = parse_config(config)?;
-        Ok(BoxLayer::new(MetadataRewriteLayer::new(
-            ctx.advertised.clone(),
-            ctx.gateway_cluster_id.clone(),
-        )))
+        Ok(BoxLayer::new(MetadataRewriteLayer::new(ctx.advertised.clone(), ctx.gateway_cluster_id.clone())))
     }
 }
 
@@ -86,10 +78,7 @@ impl FilterFactory for MetadataRewriteFactory {
 impl MetadataRewriteLayer {
     /// Advertises `advertised`; replaces the cluster id with `cluster_id` when given.
     pub fn new(advertised: Arc<AdvertisedAddress>, cluster_id: Option<String>) -> Self {
-        Self {
-            advertised,
-            cluster_id: cluster_id.map(Arc::from),
-        }
+        Self { advertised, cluster_id: cluster_id.map(Arc::from) }
     }
 }
 
@@ -97,10 +86,7 @@ impl<S> Layer<S> for MetadataRewriteLayer {
     type Service = MetadataRewrite<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetadataRewrite {
-            inner,
-            layer: self.clone(),
-        }
+        MetadataRewrite { inner, layer: self.clone() }
     }
 }
 
@@ -110,10 +96,7 @@ impl<S> Layer<S> for MetadataRewriteLayer {
 fn names_brokers(key: Option<ApiKey>, version: i16) -> bool {
     match key {
         Some(
-            ApiKey::Metadata
-            | ApiKey::FindCoordinator
-            | ApiKey::DescribeCluster
-            | ApiKey::DescribeTopicPartitions,
+            ApiKey::Metadata | ApiKey::FindCoordinator | ApiKey::DescribeCluster | ApiKey::DescribeTopicPartitions,
         ) => true,
         Some(ApiKey::Produce) => version >= 10,
         // Fetch v11+ can name a preferred read replica; v16+ adds node endpoints.
@@ -135,11 +118,8 @@ where
     }
 
     fn call(&mut self, request: KafkaRequest) -> Self::Future {
-        let rewrite =
-            names_brokers(request.api_key(), request.api_version()).then(|| RewriteNodes {
-                session: request.session.clone(),
-                layer: self.layer.clone(),
-            });
+        let rewrite = names_brokers(request.api_key(), request.api_version())
+            .then(|| RewriteNodes { session: request.session.clone(), layer: self.layer.clone() });
         RewriteResponse::new(self.inner.call(request), rewrite)
     }
 }

@@ -16,23 +16,15 @@ pub struct NodeRewriter<'a> {
 impl<'a> NodeRewriter<'a> {
     /// A rewriter for `nodes`, advertising `advertised`.
     pub fn new(nodes: &'a NodeMap, advertised: &'a AdvertisedAddress) -> Self {
-        Self {
-            nodes,
-            advertised,
-            host: StrBytes::from_string(advertised.host.clone()),
-        }
+        Self { nodes, advertised, host: StrBytes::from_string(advertised.host.clone()) }
     }
 
     /// Records brokers described in a response (id, host, port) before their ids are translated.
     pub fn observe<'b>(&self, brokers: impl IntoIterator<Item = (i32, &'b str, i32)>) {
-        self.nodes
-            .observe(brokers.into_iter().map(|(id, host, port)| {
-                let address = u16::try_from(port).ok().map(|port| BrokerAddress {
-                    host: host.to_string(),
-                    port,
-                });
-                (id, address)
-            }));
+        self.nodes.observe(brokers.into_iter().map(|(id, host, port)| {
+            let address = u16::try_from(port).ok().map(|port| BrokerAddress { host: host.to_string(), port });
+            (id, address)
+        }));
     }
 
     /// The virtual id of a backend id; -1 and other negative "no broker" markers pass unchanged. A backend id

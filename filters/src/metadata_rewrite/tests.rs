@@ -11,8 +11,8 @@ use franzgate_api::kafka_protocol::messages::produce_response::{
     NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
 use franzgate_api::kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, ProduceResponse, RequestHeader,
-    RequestKind, ResponseKind,
+    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, ProduceResponse, RequestHeader, RequestKind,
+    ResponseKind,
 };
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::topology::{AdvertisedAddress, BackendCluster, BrokerAddress};
@@ -22,13 +22,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use super::MetadataRewriteLayer;
 
 fn session() -> Arc<Session> {
-    let cluster = BackendCluster::new(
-        "main",
-        vec![BrokerAddress {
-            host: "kafka".into(),
-            port: 9092,
-        }],
-    );
+    let cluster = BackendCluster::new("main", vec![BrokerAddress { host: "kafka".into(), port: 9092 }]);
     Arc::new(Session {
         id: 1,
         peer: SocketAddr::from(([127, 0, 0, 1], 5000)),
@@ -53,30 +47,17 @@ async fn through_filter(
     cluster_id: Option<&str>,
 ) -> (ResponseKind, Arc<Session>) {
     let session = session();
-    let advertised = Arc::new(AdvertisedAddress {
-        host: "gateway".into(),
-        port_start: 6969,
-        port_count: 8,
-    });
+    let advertised = Arc::new(AdvertisedAddress { host: "gateway".into(), port_start: 6969, port_count: 8 });
     let layer = MetadataRewriteLayer::new(advertised, cluster_id.map(str::to_string));
     let backend = std::sync::Mutex::new(Some(backend));
     let inner = service_fn(move |req: KafkaRequest| {
         let message = backend.lock().ok().and_then(|mut b| b.take());
         async move {
             let message = message.ok_or_else(|| FilterError::Internal("called twice".into()))?;
-            KafkaResponse::from_message(
-                req.api_key_raw(),
-                req.api_version(),
-                req.correlation_id(),
-                message,
-            )
+            KafkaResponse::from_message(req.api_key_raw(), req.api_version(), req.correlation_id(), message)
         }
     });
-    let mut response = layer
-        .layer(inner)
-        .oneshot(request(&session, key, version))
-        .await
-        .expect("response");
+    let mut response = layer.layer(inner).oneshot(request(&session, key, version)).await.expect("response");
     (response.body().expect("decodes").clone(), session)
 }
 
@@ -98,51 +79,24 @@ async fn metadata_shows_gateway_addresses_virtual_ids_and_the_gateway_cluster_id
         .with_brokers(vec![broker(12, 9094), broker(10, 9092), broker(11, 9093)])
         .with_controller_id(BrokerId(11))
         .with_cluster_id(Some(StrBytes::from_static_str("backend-id")))
-        .with_topics(vec![
-            MetadataResponseTopic::default().with_partitions(vec![partition]),
-        ]);
-    let (response, session) = through_filter(
-        ApiKey::Metadata,
-        12,
-        ResponseKind::Metadata(backend),
-        Some("gateway-id"),
-    )
-    .await;
-    let ResponseKind::Metadata(m) = response else {
-        panic!("not metadata")
-    };
-    let brokers: Vec<_> = m
-        .brokers
-        .iter()
-        .map(|b| (b.node_id.0, b.host.to_string(), b.port))
-        .collect();
-    assert_eq!(
-        brokers,
-        vec![
-            (2, "gateway".into(), 6971),
-            (0, "gateway".into(), 6969),
-            (1, "gateway".into(), 6970)
-        ]
-    );
+        .with_topics(vec![MetadataResponseTopic::default().with_partitions(vec![partition])]);
+    let (response, session) =
+        through_filter(ApiKey::Metadata, 12, ResponseKind::Metadata(backend), Some("gateway-id")).await;
+    let ResponseKind::Metadata(m) = response else { panic!("not metadata") };
+    let brokers: Vec<_> = m.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
+    assert_eq!(brokers, vec![(2, "gateway".into(), 6971), (0, "gateway".into(), 6969), (1, "gateway".into(), 6970)]);
     assert_eq!(m.controller_id, BrokerId(1));
     let p = &m.topics[0].partitions[0];
     assert_eq!(p.leader_id, BrokerId(2));
     assert_eq!(p.replica_nodes, vec![BrokerId(2), BrokerId(0), BrokerId(1)]);
     assert_eq!(p.isr_nodes, vec![BrokerId(0)]);
-    assert_eq!(
-        p.offline_replicas,
-        vec![BrokerId(3)],
-        "an undescribed broker still gets a stable virtual id"
-    );
+    assert_eq!(p.offline_replicas, vec![BrokerId(3)], "an undescribed broker still gets a stable virtual id");
     assert_eq!(m.cluster_id.as_deref(), Some("gateway-id"));
     // The session's node map now routes virtual 2 to backend broker 12.
     let table = session.cluster.nodes.snapshot();
     assert_eq!(
         table.backend(2).and_then(|n| n.address.clone()),
-        Some(BrokerAddress {
-            host: "kafka".into(),
-            port: 9094
-        })
+        Some(BrokerAddress { host: "kafka".into(), port: 9094 })
     );
 }
 
@@ -150,11 +104,8 @@ async fn metadata_shows_gateway_addresses_virtual_ids_and_the_gateway_cluster_id
 async fn brokers_beyond_the_port_range_are_not_advertised() {
     let brokers = (0..10).map(|i| broker(100 + i, 9000 + i)).collect();
     let backend = MetadataResponse::default().with_brokers(brokers);
-    let (response, _) =
-        through_filter(ApiKey::Metadata, 9, ResponseKind::Metadata(backend), None).await;
-    let ResponseKind::Metadata(m) = response else {
-        panic!("not metadata")
-    };
+    let (response, _) = through_filter(ApiKey::Metadata, 9, ResponseKind::Metadata(backend), None).await;
+    let ResponseKind::Metadata(m) = response else { panic!("not metadata") };
     assert_eq!(m.brokers.len(), 8, "port_count is 8");
     assert!(m.brokers.iter().all(|b| (6969..6977).contains(&b.port)));
 }
@@ -165,16 +116,8 @@ async fn find_coordinator_is_rewritten_in_both_shapes() {
         .with_node_id(BrokerId(7))
         .with_host(StrBytes::from_static_str("kafka"))
         .with_port(9099);
-    let (response, _) = through_filter(
-        ApiKey::FindCoordinator,
-        3,
-        ResponseKind::FindCoordinator(v3),
-        None,
-    )
-    .await;
-    let ResponseKind::FindCoordinator(r) = response else {
-        panic!()
-    };
+    let (response, _) = through_filter(ApiKey::FindCoordinator, 3, ResponseKind::FindCoordinator(v3), None).await;
+    let ResponseKind::FindCoordinator(r) = response else { panic!() };
     assert_eq!((r.node_id.0, r.host.as_str(), r.port), (0, "gateway", 6969));
 
     let coordinator = |key: &'static str, id: i32| {
@@ -184,69 +127,35 @@ async fn find_coordinator_is_rewritten_in_both_shapes() {
             .with_host(StrBytes::from_static_str("kafka"))
             .with_port(9000 + id)
     };
-    let v4 = FindCoordinatorResponse::default()
-        .with_node_id(BrokerId(-1))
-        .with_coordinators(vec![
-            coordinator("g1", 5),
-            coordinator("g2", 3),
-            coordinator("g3", -1),
-        ]);
-    let (response, _) = through_filter(
-        ApiKey::FindCoordinator,
-        4,
-        ResponseKind::FindCoordinator(v4),
-        None,
-    )
-    .await;
-    let ResponseKind::FindCoordinator(r) = response else {
-        panic!()
-    };
-    let got: Vec<_> = r
-        .coordinators
-        .iter()
-        .map(|c| (c.node_id.0, c.port))
-        .collect();
-    assert_eq!(
-        got,
-        vec![(0, 6969), (1, 6970), (-1, 9000 - 1)],
-        "an errored coordinator (-1) is left alone"
-    );
+    let v4 = FindCoordinatorResponse::default().with_node_id(BrokerId(-1)).with_coordinators(vec![
+        coordinator("g1", 5),
+        coordinator("g2", 3),
+        coordinator("g3", -1),
+    ]);
+    let (response, _) = through_filter(ApiKey::FindCoordinator, 4, ResponseKind::FindCoordinator(v4), None).await;
+    let ResponseKind::FindCoordinator(r) = response else { panic!() };
+    let got: Vec<_> = r.coordinators.iter().map(|c| (c.node_id.0, c.port)).collect();
+    assert_eq!(got, vec![(0, 6969), (1, 6970), (-1, 9000 - 1)], "an errored coordinator (-1) is left alone");
 }
 
 #[tokio::test]
 async fn produce_leader_hints_are_rewritten() {
-    let partition = PartitionProduceResponse::default()
-        .with_current_leader(Default::default())
-        .with_error_code(6);
+    let partition = PartitionProduceResponse::default().with_current_leader(Default::default()).with_error_code(6);
     let mut partition = partition;
     partition.current_leader.leader_id = BrokerId(21);
     let backend = ProduceResponse::default()
-        .with_responses(vec![
-            TopicProduceResponse::default().with_partition_responses(vec![partition]),
-        ])
+        .with_responses(vec![TopicProduceResponse::default().with_partition_responses(vec![partition])])
         .with_node_endpoints(vec![
             NodeEndpoint::default()
                 .with_node_id(BrokerId(21))
                 .with_host(StrBytes::from_static_str("kafka"))
                 .with_port(9021),
         ]);
-    let (response, _) =
-        through_filter(ApiKey::Produce, 11, ResponseKind::Produce(backend), None).await;
-    let ResponseKind::Produce(r) = response else {
-        panic!()
-    };
+    let (response, _) = through_filter(ApiKey::Produce, 11, ResponseKind::Produce(backend), None).await;
+    let ResponseKind::Produce(r) = response else { panic!() };
     assert_eq!(
-        (
-            r.node_endpoints[0].node_id.0,
-            r.node_endpoints[0].host.as_str(),
-            r.node_endpoints[0].port
-        ),
+        (r.node_endpoints[0].node_id.0, r.node_endpoints[0].host.as_str(), r.node_endpoints[0].port),
         (0, "gateway", 6969)
     );
-    assert_eq!(
-        r.responses[0].partition_responses[0]
-            .current_leader
-            .leader_id,
-        BrokerId(0)
-    );
+    assert_eq!(r.responses[0].partition_responses[0].current_leader.leader_id, BrokerId(0));
 }

@@ -39,9 +39,7 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             }))
         }
         K::Metadata => R::Metadata(build!(MetadataRequest {
-            topics: Some(vec![build!(metadata_request::MetadataRequestTopic {
-                name: Some(topic("t")),
-            })]),
+            topics: Some(vec![build!(metadata_request::MetadataRequestTopic { name: Some(topic("t")) })]),
         })),
         K::OffsetCommit => {
             use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
@@ -53,15 +51,10 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             }))
         }
         K::OffsetFetch => {
-            use offset_fetch_request::{
-                OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-            };
+            use offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics};
             R::OffsetFetch(build!(OffsetFetchRequest {
                 group_id: group("g"),
-                topics: Some(vec![build!(OffsetFetchRequestTopic {
-                    name: topic("t"),
-                    partition_indexes: vec![0],
-                })]),
+                topics: Some(vec![build!(OffsetFetchRequestTopic { name: topic("t"), partition_indexes: vec![0] })]),
                 groups: vec![build!(OffsetFetchRequestGroup {
                     group_id: group("g"),
                     topics: Some(vec![build!(OffsetFetchRequestTopics {
@@ -71,29 +64,20 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
                 })],
             }))
         }
-        K::FindCoordinator => R::FindCoordinator(build!(FindCoordinatorRequest {
-            key: s("g"),
-            coordinator_keys: vec![s("g")],
-        })),
+        K::FindCoordinator => {
+            R::FindCoordinator(build!(FindCoordinatorRequest { key: s("g"), coordinator_keys: vec![s("g")] }))
+        }
         K::LeaveGroup => R::LeaveGroup(build!(LeaveGroupRequest {
             group_id: group("g"),
-            members: vec![build!(leave_group_request::MemberIdentity {
-                member_id: s("m")
-            })],
+            members: vec![build!(leave_group_request::MemberIdentity { member_id: s("m") })],
         })),
-        K::DescribeGroups => R::DescribeGroups(build!(DescribeGroupsRequest {
-            groups: vec![group("g")],
-        })),
+        K::DescribeGroups => R::DescribeGroups(build!(DescribeGroupsRequest { groups: vec![group("g")] })),
         K::CreateTopics => R::CreateTopics(build!(CreateTopicsRequest {
-            topics: vec![build!(create_topics_request::CreatableTopic {
-                name: topic("t")
-            })],
+            topics: vec![build!(create_topics_request::CreatableTopic { name: topic("t") })],
         })),
         K::DeleteTopics => R::DeleteTopics(build!(DeleteTopicsRequest {
             topic_names: vec![topic("t")],
-            topics: vec![build!(delete_topics_request::DeleteTopicState {
-                name: Some(topic("t")),
-            })],
+            topics: vec![build!(delete_topics_request::DeleteTopicState { name: Some(topic("t")) })],
         })),
         K::DeleteRecords => {
             use delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
@@ -114,19 +98,11 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             }))
         }
         K::AddPartitionsToTxn => {
-            use add_partitions_to_txn_request::{
-                AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
-            };
-            let topics = vec![build!(AddPartitionsToTxnTopic {
-                name: topic("t"),
-                partitions: vec![0],
-            })];
+            use add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
+            let topics = vec![build!(AddPartitionsToTxnTopic { name: topic("t"), partitions: vec![0] })];
             R::AddPartitionsToTxn(build!(AddPartitionsToTxnRequest {
                 v3_and_below_topics: topics.clone(),
-                transactions: vec![build!(AddPartitionsToTxnTransaction {
-                    transactional_id: s("tx").into(),
-                    topics,
-                })],
+                transactions: vec![build!(AddPartitionsToTxnTransaction { transactional_id: s("tx").into(), topics })],
             }))
         }
         K::WriteTxnMarkers => {
@@ -134,32 +110,21 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             R::WriteTxnMarkers(build!(WriteTxnMarkersRequest {
                 markers: vec![build!(WritableTxnMarker {
                     producer_id: 5.into(),
-                    topics: vec![build!(WritableTxnMarkerTopic {
-                        name: topic("t"),
-                        partition_indexes: vec![0],
-                    })],
+                    topics: vec![build!(WritableTxnMarkerTopic { name: topic("t"), partition_indexes: vec![0] })],
                 })],
             }))
         }
         K::TxnOffsetCommit => {
-            use txn_offset_commit_request::{
-                TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
-            };
+            use txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic};
             R::TxnOffsetCommit(build!(TxnOffsetCommitRequest {
                 topics: vec![build!(TxnOffsetCommitRequestTopic {
                     name: topic("t"),
-                    partitions: vec![build!(TxnOffsetCommitRequestPartition {
-                        partition_index: 0
-                    })],
+                    partitions: vec![build!(TxnOffsetCommitRequestPartition { partition_index: 0 })],
                 })],
             }))
         }
-        K::CreateAcls => R::CreateAcls(build!(CreateAclsRequest {
-            creations: vec![Default::default()],
-        })),
-        K::DeleteAcls => R::DeleteAcls(build!(DeleteAclsRequest {
-            filters: vec![Default::default()],
-        })),
+        K::CreateAcls => R::CreateAcls(build!(CreateAclsRequest { creations: vec![Default::default()] })),
+        K::DeleteAcls => R::DeleteAcls(build!(DeleteAclsRequest { filters: vec![Default::default()] })),
         K::DescribeConfigs => R::DescribeConfigs(build!(DescribeConfigsRequest {
             resources: vec![build!(describe_configs_request::DescribeConfigsResource {
                 resource_type: 2,
@@ -172,44 +137,31 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
                 resource_name: s("t"),
             })],
         })),
-        K::IncrementalAlterConfigs => {
-            R::IncrementalAlterConfigs(build!(IncrementalAlterConfigsRequest {
-                resources: vec![build!(
-                    incremental_alter_configs_request::AlterConfigsResource {
-                        resource_type: 2,
-                        resource_name: s("t"),
-                    }
-                )],
-            }))
-        }
+        K::IncrementalAlterConfigs => R::IncrementalAlterConfigs(build!(IncrementalAlterConfigsRequest {
+            resources: vec![build!(incremental_alter_configs_request::AlterConfigsResource {
+                resource_type: 2,
+                resource_name: s("t"),
+            })],
+        })),
         K::AlterReplicaLogDirs => {
             use alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
             R::AlterReplicaLogDirs(build!(AlterReplicaLogDirsRequest {
                 dirs: vec![build!(AlterReplicaLogDir {
                     path: s("/d"),
-                    topics: vec![build!(AlterReplicaLogDirTopic {
-                        name: topic("t"),
-                        partitions: vec![0],
-                    })],
+                    topics: vec![build!(AlterReplicaLogDirTopic { name: topic("t"), partitions: vec![0] })],
                 })],
             }))
         }
         K::DescribeLogDirs => R::DescribeLogDirs(build!(DescribeLogDirsRequest {
-            topics: Some(vec![build!(
-                describe_log_dirs_request::DescribableLogDirTopic {
-                    topic: topic("t"),
-                    partitions: vec![0],
-                }
-            )]),
+            topics: Some(vec![build!(describe_log_dirs_request::DescribableLogDirTopic {
+                topic: topic("t"),
+                partitions: vec![0],
+            })]),
         })),
         K::CreatePartitions => R::CreatePartitions(build!(CreatePartitionsRequest {
-            topics: vec![build!(create_partitions_request::CreatePartitionsTopic {
-                name: topic("t"),
-            })],
+            topics: vec![build!(create_partitions_request::CreatePartitionsTopic { name: topic("t") })],
         })),
-        K::DeleteGroups => R::DeleteGroups(build!(DeleteGroupsRequest {
-            groups_names: vec![group("g")],
-        })),
+        K::DeleteGroups => R::DeleteGroups(build!(DeleteGroupsRequest { groups_names: vec![group("g")] })),
         K::ElectLeaders => R::ElectLeaders(build!(ElectLeadersRequest {
             topic_partitions: Some(vec![build!(elect_leaders_request::TopicPartitions {
                 topic: topic("t"),
@@ -238,24 +190,17 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             use alter_client_quotas_request::{EntityData, EntryData};
             R::AlterClientQuotas(build!(AlterClientQuotasRequest {
                 entries: vec![build!(EntryData {
-                    entity: vec![build!(EntityData {
-                        entity_type: s("user"),
-                        entity_name: Some(s("u")),
-                    })],
+                    entity: vec![build!(EntityData { entity_type: s("user"), entity_name: Some(s("u")) })],
                 })],
             }))
         }
         K::DescribeUserScramCredentials => {
             R::DescribeUserScramCredentials(build!(DescribeUserScramCredentialsRequest {
-                users: Some(vec![build!(
-                    describe_user_scram_credentials_request::UserName { name: s("u") }
-                )]),
+                users: Some(vec![build!(describe_user_scram_credentials_request::UserName { name: s("u") })]),
             }))
         }
         K::AlterUserScramCredentials => {
-            use alter_user_scram_credentials_request::{
-                ScramCredentialDeletion, ScramCredentialUpsertion,
-            };
+            use alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
             R::AlterUserScramCredentials(build!(AlterUserScramCredentialsRequest {
                 deletions: vec![build!(ScramCredentialDeletion { name: s("u") })],
                 upsertions: vec![
@@ -301,9 +246,7 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             })],
         })),
         K::UpdateFeatures => R::UpdateFeatures(build!(UpdateFeaturesRequest {
-            feature_updates: vec![build!(update_features_request::FeatureUpdateKey {
-                feature: s("metadata.version"),
-            })],
+            feature_updates: vec![build!(update_features_request::FeatureUpdateKey { feature: s("metadata.version") })],
         })),
         K::DescribeProducers => R::DescribeProducers(build!(DescribeProducersRequest {
             topics: vec![build!(describe_producers_request::TopicRequest {
@@ -311,36 +254,27 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
                 partition_indexes: vec![0],
             })],
         })),
-        K::DescribeTransactions => R::DescribeTransactions(build!(DescribeTransactionsRequest {
-            transactional_ids: vec![s("tx").into()],
-        })),
+        K::DescribeTransactions => {
+            R::DescribeTransactions(build!(DescribeTransactionsRequest { transactional_ids: vec![s("tx").into()] }))
+        }
         K::ConsumerGroupDescribe => {
-            R::ConsumerGroupDescribe(build!(ConsumerGroupDescribeRequest {
-                group_ids: vec![group("g")],
-            }))
+            R::ConsumerGroupDescribe(build!(ConsumerGroupDescribeRequest { group_ids: vec![group("g")] }))
         }
         K::AssignReplicasToDirs => {
             use assign_replicas_to_dirs_request::{DirectoryData, TopicData};
             R::AssignReplicasToDirs(build!(AssignReplicasToDirsRequest {
                 directories: vec![build!(DirectoryData {
                     id: uuid!(3),
-                    topics: vec![build!(TopicData {
-                        topic_id: uuid!(4),
-                        partitions: vec![Default::default()],
-                    })],
+                    topics: vec![build!(TopicData { topic_id: uuid!(4), partitions: vec![Default::default()] })],
                 })],
             }))
         }
-        K::DescribeTopicPartitions => {
-            R::DescribeTopicPartitions(build!(DescribeTopicPartitionsRequest {
-                topics: vec![build!(describe_topic_partitions_request::TopicRequest {
-                    name: topic("t"),
-                })],
-            }))
-        }
-        K::ShareGroupDescribe => R::ShareGroupDescribe(build!(ShareGroupDescribeRequest {
-            group_ids: vec![group("g")],
+        K::DescribeTopicPartitions => R::DescribeTopicPartitions(build!(DescribeTopicPartitionsRequest {
+            topics: vec![build!(describe_topic_partitions_request::TopicRequest { name: topic("t") })],
         })),
+        K::ShareGroupDescribe => {
+            R::ShareGroupDescribe(build!(ShareGroupDescribeRequest { group_ids: vec![group("g")] }))
+        }
         K::ShareFetch => {
             use share_fetch_request::{FetchPartition, FetchTopic};
             R::ShareFetch(build!(ShareFetchRequest {
@@ -356,22 +290,15 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
         K::ShareAcknowledge => {
             use share_acknowledge_request::AcknowledgeTopic;
             R::ShareAcknowledge(build!(ShareAcknowledgeRequest {
-                topics: vec![build!(AcknowledgeTopic {
-                    topic_id: uuid!(6),
-                    partitions: vec![Default::default()],
-                })],
+                topics: vec![build!(AcknowledgeTopic { topic_id: uuid!(6), partitions: vec![Default::default()] })],
             }))
         }
-        K::InitializeShareGroupState => {
-            R::InitializeShareGroupState(build!(InitializeShareGroupStateRequest {
-                topics: vec![build!(
-                    initialize_share_group_state_request::InitializeStateData {
-                        topic_id: uuid!(7),
-                        partitions: vec![Default::default()],
-                    }
-                )],
-            }))
-        }
+        K::InitializeShareGroupState => R::InitializeShareGroupState(build!(InitializeShareGroupStateRequest {
+            topics: vec![build!(initialize_share_group_state_request::InitializeStateData {
+                topic_id: uuid!(7),
+                partitions: vec![Default::default()],
+            })],
+        })),
         K::ReadShareGroupState => R::ReadShareGroupState(build!(ReadShareGroupStateRequest {
             topics: vec![build!(read_share_group_state_request::ReadStateData {
                 topic_id: uuid!(7),
@@ -384,24 +311,18 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
                 partitions: vec![Default::default()],
             })],
         })),
-        K::DeleteShareGroupState => {
-            R::DeleteShareGroupState(build!(DeleteShareGroupStateRequest {
-                topics: vec![build!(delete_share_group_state_request::DeleteStateData {
-                    topic_id: uuid!(7),
-                    partitions: vec![Default::default()],
-                })],
-            }))
-        }
-        K::ReadShareGroupStateSummary => {
-            R::ReadShareGroupStateSummary(build!(ReadShareGroupStateSummaryRequest {
-                topics: vec![build!(
-                    read_share_group_state_summary_request::ReadStateSummaryData {
-                        topic_id: uuid!(7),
-                        partitions: vec![Default::default()],
-                    }
-                )],
-            }))
-        }
+        K::DeleteShareGroupState => R::DeleteShareGroupState(build!(DeleteShareGroupStateRequest {
+            topics: vec![build!(delete_share_group_state_request::DeleteStateData {
+                topic_id: uuid!(7),
+                partitions: vec![Default::default()],
+            })],
+        })),
+        K::ReadShareGroupStateSummary => R::ReadShareGroupStateSummary(build!(ReadShareGroupStateSummaryRequest {
+            topics: vec![build!(read_share_group_state_summary_request::ReadStateSummaryData {
+                topic_id: uuid!(7),
+                partitions: vec![Default::default()],
+            })],
+        })),
         K::DescribeShareGroupOffsets => {
             use describe_share_group_offsets_request::{
                 DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
@@ -423,21 +344,15 @@ fn populated_request(key: ApiKey) -> Option<RequestKind> {
             R::AlterShareGroupOffsets(build!(AlterShareGroupOffsetsRequest {
                 topics: vec![build!(AlterShareGroupOffsetsRequestTopic {
                     topic_name: topic("t"),
-                    partitions: vec![build!(AlterShareGroupOffsetsRequestPartition {
-                        partition_index: 0
-                    })],
+                    partitions: vec![build!(AlterShareGroupOffsetsRequestPartition { partition_index: 0 })],
                 })],
             }))
         }
-        K::DeleteShareGroupOffsets => {
-            R::DeleteShareGroupOffsets(build!(DeleteShareGroupOffsetsRequest {
-                topics: vec![build!(
-                    delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic {
-                        topic_name: topic("t"),
-                    }
-                )],
-            }))
-        }
+        K::DeleteShareGroupOffsets => R::DeleteShareGroupOffsets(build!(DeleteShareGroupOffsetsRequest {
+            topics: vec![build!(delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic {
+                topic_name: topic("t"),
+            })],
+        })),
         _ => return None,
     })
 }
@@ -456,11 +371,7 @@ fn populated_requests_carry_the_error_at_every_version() {
         for version in range.min..=range.max {
             let response = error_response(&request, version, CODE);
             let decoded = round_trip(key, &response, version);
-            assert_eq!(
-                std::mem::discriminant(&decoded),
-                std::mem::discriminant(&response),
-                "{key:?} v{version}"
-            );
+            assert_eq!(std::mem::discriminant(&decoded), std::mem::discriminant(&response), "{key:?} v{version}");
             let without_error = encoded(key, &error_response(&request, version, 0), version);
             assert_ne!(
                 encoded(key, &response, version),

@@ -11,10 +11,7 @@ fn produce_errors_every_partition_by_name_and_by_id() {
             .into_iter()
             .map(|(name, seed, partitions)| {
                 let mut t = TopicProduceData::default().with_partition_data(
-                    partitions
-                        .into_iter()
-                        .map(|index| PartitionProduceData::default().with_index(index))
-                        .collect(),
+                    partitions.into_iter().map(|index| PartitionProduceData::default().with_index(index)).collect(),
                 );
                 if by_id {
                     t.topic_id = uuid!(seed);
@@ -24,9 +21,7 @@ fn produce_errors_every_partition_by_name_and_by_id() {
                 t
             })
             .collect::<Vec<_>>();
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_topic_data(topic_data.clone());
+        let request = ProduceRequest::default().with_acks(-1).with_topic_data(topic_data.clone());
         let response = respond!(Produce, request, version);
 
         assert_eq!(response.responses.len(), 2, "v{version}");
@@ -74,11 +69,7 @@ fn fetch_by_topic_name() {
         let request = fetch_request(false).with_session_id(if version >= 7 { 77 } else { 0 });
         let response = respond!(Fetch, request.clone(), version);
         // The top-level error only exists from v7.
-        assert_eq!(
-            response.error_code,
-            if version >= 7 { CODE } else { 0 },
-            "v{version}"
-        );
+        assert_eq!(response.error_code, if version >= 7 { CODE } else { 0 }, "v{version}");
         assert_eq!(response.session_id, request.session_id);
         assert_fetch_partitions(&request, &response, false);
     }
@@ -104,11 +95,7 @@ fn metadata_named_topics_each_get_the_error() {
         ];
         if version >= 10 {
             // From v10 a topic may be asked for by id alone.
-            topics.push(
-                MetadataRequestTopic::default()
-                    .with_name(None)
-                    .with_topic_id(uuid!(9)),
-            );
+            topics.push(MetadataRequestTopic::default().with_name(None).with_topic_id(uuid!(9)));
         }
         let request = MetadataRequest::default().with_topics(Some(topics.clone()));
         let response = respond!(Metadata, request, version);
@@ -151,13 +138,9 @@ fn find_coordinator_v3_answers_at_the_top_level() {
 
 #[test]
 fn find_coordinator_v4_answers_once_per_key() {
-    let keys = ["g1", "g2", "txn-7"]
-        .map(StrBytes::from_static_str)
-        .to_vec();
+    let keys = ["g1", "g2", "txn-7"].map(StrBytes::from_static_str).to_vec();
     for version in 4..=6 {
-        let request = FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_coordinator_keys(keys.clone());
+        let request = FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(keys.clone());
         let response = respond!(FindCoordinator, request, version);
         assert_eq!(response.coordinators.len(), keys.len(), "v{version}");
         for (key, c) in keys.iter().zip(&response.coordinators) {
@@ -177,11 +160,7 @@ fn join_group_carries_the_error_and_no_generation() {
         assert_eq!(response.generation_id, -1);
         assert!(response.members.is_empty());
         // Nullable only from v7.
-        let expected = if version >= 7 {
-            None
-        } else {
-            Some(StrBytes::default())
-        };
+        let expected = if version >= 7 { None } else { Some(StrBytes::default()) };
         assert_eq!(response.protocol_name, expected);
     }
 }
@@ -190,36 +169,22 @@ fn join_group_carries_the_error_and_no_generation() {
 fn offset_commit_errors_every_partition() {
     use offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
     let topics = vec![
-        OffsetCommitRequestTopic::default()
-            .with_name(topic("a"))
-            .with_partitions(vec![
-                OffsetCommitRequestPartition::default().with_partition_index(0),
-                OffsetCommitRequestPartition::default().with_partition_index(3),
-            ]),
+        OffsetCommitRequestTopic::default().with_name(topic("a")).with_partitions(vec![
+            OffsetCommitRequestPartition::default().with_partition_index(0),
+            OffsetCommitRequestPartition::default().with_partition_index(3),
+        ]),
         OffsetCommitRequestTopic::default()
             .with_name(topic("b"))
-            .with_partitions(vec![
-                OffsetCommitRequestPartition::default().with_partition_index(1),
-            ]),
+            .with_partitions(vec![OffsetCommitRequestPartition::default().with_partition_index(1)]),
     ];
     for version in 2..=9 {
-        let request = OffsetCommitRequest::default()
-            .with_group_id(group("g"))
-            .with_topics(topics.clone());
+        let request = OffsetCommitRequest::default().with_group_id(group("g")).with_topics(topics.clone());
         let response = respond!(OffsetCommit, request, version);
         assert_eq!(response.topics.len(), 2, "v{version}");
         for (sent, got) in topics.iter().zip(&response.topics) {
             assert_eq!(got.name, sent.name);
-            let got_parts: Vec<(i32, i16)> = got
-                .partitions
-                .iter()
-                .map(|p| (p.partition_index, p.error_code))
-                .collect();
-            let want: Vec<(i32, i16)> = sent
-                .partitions
-                .iter()
-                .map(|p| (p.partition_index, CODE))
-                .collect();
+            let got_parts: Vec<(i32, i16)> = got.partitions.iter().map(|p| (p.partition_index, p.error_code)).collect();
+            let want: Vec<(i32, i16)> = sent.partitions.iter().map(|p| (p.partition_index, CODE)).collect();
             assert_eq!(got_parts, want);
         }
     }
@@ -227,23 +192,13 @@ fn offset_commit_errors_every_partition() {
 
 #[test]
 fn offset_fetch_single_group_and_batched_layouts() {
-    use offset_fetch_request::{
-        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-    };
+    use offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics};
     for version in 1..=7 {
-        let request = OffsetFetchRequest::default()
-            .with_group_id(group("g"))
-            .with_topics(Some(vec![
-                OffsetFetchRequestTopic::default()
-                    .with_name(topic("a"))
-                    .with_partition_indexes(vec![0, 5]),
-            ]));
+        let request = OffsetFetchRequest::default().with_group_id(group("g")).with_topics(Some(vec![
+            OffsetFetchRequestTopic::default().with_name(topic("a")).with_partition_indexes(vec![0, 5]),
+        ]));
         let response = respond!(OffsetFetch, request, version);
-        assert_eq!(
-            response.error_code,
-            if version >= 2 { CODE } else { 0 },
-            "v{version}"
-        );
+        assert_eq!(response.error_code, if version >= 2 { CODE } else { 0 }, "v{version}");
         assert_eq!(response.topics.len(), 1);
         assert_eq!(response.topics[0].name, topic("a"));
         let parts: Vec<(i32, i16, i64)> = response.topics[0]
@@ -255,37 +210,17 @@ fn offset_fetch_single_group_and_batched_layouts() {
     }
     for version in 8..=9 {
         let request = OffsetFetchRequest::default().with_groups(vec![
-            OffsetFetchRequestGroup::default()
-                .with_group_id(group("g1"))
-                .with_topics(Some(vec![
-                    OffsetFetchRequestTopics::default()
-                        .with_name(topic("a"))
-                        .with_partition_indexes(vec![2]),
-                ])),
-            OffsetFetchRequestGroup::default()
-                .with_group_id(group("g2"))
-                .with_topics(None),
+            OffsetFetchRequestGroup::default().with_group_id(group("g1")).with_topics(Some(vec![
+                OffsetFetchRequestTopics::default().with_name(topic("a")).with_partition_indexes(vec![2]),
+            ])),
+            OffsetFetchRequestGroup::default().with_group_id(group("g2")).with_topics(None),
         ]);
         let response = respond!(OffsetFetch, request, version);
-        let groups: Vec<(GroupId, i16)> = response
-            .groups
-            .iter()
-            .map(|g| (g.group_id.clone(), g.error_code))
-            .collect();
-        assert_eq!(
-            groups,
-            vec![(group("g1"), CODE), (group("g2"), CODE)],
-            "v{version}"
-        );
+        let groups: Vec<(GroupId, i16)> = response.groups.iter().map(|g| (g.group_id.clone(), g.error_code)).collect();
+        assert_eq!(groups, vec![(group("g1"), CODE), (group("g2"), CODE)], "v{version}");
         let first = &response.groups[0].topics[0];
         assert_eq!(first.name, topic("a"));
-        assert_eq!(
-            (
-                first.partitions[0].partition_index,
-                first.partitions[0].error_code
-            ),
-            (2, CODE)
-        );
+        assert_eq!((first.partitions[0].partition_index, first.partitions[0].error_code), (2, CODE));
         assert!(response.groups[1].topics.is_empty());
     }
 }
@@ -295,12 +230,8 @@ fn create_topics_errors_every_topic() {
     use create_topics_request::CreatableTopic;
     let names = ["t1", "t2", "t3"];
     for version in 2..=7 {
-        let request = CreateTopicsRequest::default().with_topics(
-            names
-                .iter()
-                .map(|&n| CreatableTopic::default().with_name(topic(n)))
-                .collect(),
-        );
+        let request = CreateTopicsRequest::default()
+            .with_topics(names.iter().map(|&n| CreatableTopic::default().with_name(topic(n))).collect());
         let response = respond!(CreateTopics, request, version);
         assert_eq!(response.topics.len(), names.len(), "v{version}");
         for (name, got) in names.iter().zip(&response.topics) {
@@ -320,22 +251,13 @@ fn delete_topics_by_name_and_by_id() {
     for version in 1..=5 {
         let request = DeleteTopicsRequest::default().with_topic_names(vec![topic("x"), topic("y")]);
         let response = respond!(DeleteTopics, request, version);
-        let got: Vec<(Option<TopicName>, i16)> = response
-            .responses
-            .iter()
-            .map(|r| (r.name.clone(), r.error_code))
-            .collect();
-        assert_eq!(
-            got,
-            vec![(Some(topic("x")), CODE), (Some(topic("y")), CODE)],
-            "v{version}"
-        );
+        let got: Vec<(Option<TopicName>, i16)> =
+            response.responses.iter().map(|r| (r.name.clone(), r.error_code)).collect();
+        assert_eq!(got, vec![(Some(topic("x")), CODE), (Some(topic("y")), CODE)], "v{version}");
     }
     let request = DeleteTopicsRequest::default().with_topics(vec![
         DeleteTopicState::default().with_name(Some(topic("x"))),
-        DeleteTopicState::default()
-            .with_name(None)
-            .with_topic_id(uuid!(5)),
+        DeleteTopicState::default().with_name(None).with_topic_id(uuid!(5)),
     ]);
     let response = respond!(DeleteTopics, request.clone(), 6);
     assert_eq!(response.responses.len(), 2);
@@ -352,9 +274,7 @@ fn describe_configs_errors_every_resource() {
         DescribeConfigsResource::default()
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_static_str("orders")),
-        DescribeConfigsResource::default()
-            .with_resource_type(4)
-            .with_resource_name(StrBytes::from_static_str("1")),
+        DescribeConfigsResource::default().with_resource_type(4).with_resource_name(StrBytes::from_static_str("1")),
     ];
     for version in 1..=4 {
         let request = DescribeConfigsRequest::default().with_resources(resources.clone());
@@ -372,22 +292,15 @@ fn describe_configs_errors_every_resource() {
 #[test]
 fn add_partitions_to_txn_per_partition_then_top_level() {
     use add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
-    let topics = vec![
-        AddPartitionsToTxnTopic::default()
-            .with_name(topic("a"))
-            .with_partitions(vec![0, 1]),
-    ];
+    let topics = vec![AddPartitionsToTxnTopic::default().with_name(topic("a")).with_partitions(vec![0, 1])];
     for version in 0..=3 {
         let request = AddPartitionsToTxnRequest::default().with_v3_and_below_topics(topics.clone());
         let response = respond!(AddPartitionsToTxn, request, version);
         let results = &response.results_by_topic_v3_and_below;
         assert_eq!(results.len(), 1, "v{version}");
         assert_eq!(results[0].name, topic("a"));
-        let parts: Vec<(i32, i16)> = results[0]
-            .results_by_partition
-            .iter()
-            .map(|p| (p.partition_index, p.partition_error_code))
-            .collect();
+        let parts: Vec<(i32, i16)> =
+            results[0].results_by_partition.iter().map(|p| (p.partition_index, p.partition_error_code)).collect();
         assert_eq!(parts, vec![(0, CODE), (1, CODE)]);
     }
     for version in 4..=5 {
@@ -411,11 +324,7 @@ fn top_level_family_sets_error_code() {
         assert_eq!(response.error_code, CODE, "v{version}");
     }
     for version in 0..=2 {
-        let response = respond!(
-            SaslAuthenticate,
-            SaslAuthenticateRequest::default(),
-            version
-        );
+        let response = respond!(SaslAuthenticate, SaslAuthenticateRequest::default(), version);
         assert_eq!(response.error_code, CODE, "v{version}");
         assert_eq!(response.error_message, None);
     }
