@@ -122,9 +122,9 @@ impl GatewayConfig {
         let de = serde_yaml::Deserializer::from_str(text);
         let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
+            let message = strip_yaml_location(&path, e.into_inner().to_string());
             let key = if path == "." { String::new() } else { format!("{path}: ") };
-            ConfigFileError::new(source, format!("{key}{inner}"))
+            ConfigFileError::new(source, format!("{key}{message}"))
         })?;
         config.validate(source)?;
         Ok(config)
@@ -209,6 +209,21 @@ impl GatewayConfig {
             clusters.push(Arc::new(BackendCluster::new(name.clone(), bootstrap)));
         }
         Ok(clusters)
+    }
+}
+
+/// serde_yaml prefixes nested errors with the parent's path (`gateway: unknown field ...`); the full key path
+/// is already in front of the message, so that prefix would only repeat it.
+fn strip_yaml_location(path: &str, message: String) -> String {
+    let mut candidate = path;
+    loop {
+        if let Some(rest) = message.strip_prefix(&format!("{candidate}: ")) {
+            return rest.to_string();
+        }
+        match candidate.rsplit_once('.') {
+            Some((parent, _)) => candidate = parent,
+            None => return message,
+        }
     }
 }
 

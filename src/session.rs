@@ -187,3 +187,80 @@ async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, write: &mut W) -> std:
     out.clear();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use franzgate_api::kafka_protocol::messages::{ApiVersionsResponse, ResponseKind};
+    use franzgate_api::topology::BackendCluster;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use tower::limit::ConcurrencyLimit;
+
+    use super::*;
+
+    fn api_versions(correlation_id: i32) -> Vec<u8> {
+        let payload = [&18i16.to_be_bytes()[..], &0i16.to_be_bytes(), &correlation_id.to_be_bytes(), &[0, 0]].concat();
+        [&(payload.len() as i32).to_be_bytes()[..], &payload].concat()
+    }
+
+    /// Serves one connection with a stack whose responses complete in *reverse* order of arrival, counting
+    /// the most requests ever in flight at once.
+    async fn start(max_in_flight: usize) -> (TcpStream, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (server, peer) = listener.accept().await.expect("accept");
+        let session =
+            Arc::new(Session { id: 1, peer, listener_port: 0, cluster: Arc::new(BackendCluster::new("main", vec![])) });
+        let (current, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let peak_seen = peak.clone();
+        let stack = tower::service_fn(move |request: KafkaRequest| {
+            let (current, peak) = (current.clone(), peak.clone());
+            async move {
+                let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let delay = 50u64.saturating_sub(request.correlation_id() as u64 * 10);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                current.fetch_sub(1, Ordering::SeqCst);
+                let body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
+                KafkaResponse::from_message(18, 0, request.correlation_id(), body)
+            }
+        });
+        let stack = ConcurrencyLimit::new(stack, max_in_flight);
+        let config = SessionConfig { max_frame: 1 << 20 };
+        let never = CancellationToken::new();
+        tokio::spawn(serve(server, session, stack, never.clone(), never, config));
+        (client, peak_seen)
+    }
+
+    async fn correlation_ids(client: &mut TcpStream, count: usize) -> Vec<i32> {
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let len = client.read_i32().await.expect("length");
+            let mut frame = vec![0; len as usize];
+            client.read_exact(&mut frame).await.expect("frame");
+            ids.push(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn responses_are_written_in_request_order_whatever_order_they_complete_in() {
+        let (mut client, peak) = start(16).await;
+        let pipeline: Vec<u8> = (0..5).flat_map(api_versions).collect();
+        client.write_all(&pipeline).await.expect("write");
+        assert_eq!(correlation_ids(&mut client, 5).await, vec![0, 1, 2, 3, 4]);
+        assert!(peak.load(Ordering::SeqCst) > 1, "requests were pipelined, not served one by one");
+    }
+
+    #[tokio::test]
+    async fn requests_in_flight_never_exceed_the_limit() {
+        let (mut client, peak) = start(2).await;
+        let pipeline: Vec<u8> = (0..5).flat_map(api_versions).collect();
+        client.write_all(&pipeline).await.expect("write");
+        assert_eq!(correlation_ids(&mut client, 5).await, vec![0, 1, 2, 3, 4]);
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+}

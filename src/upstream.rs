@@ -390,3 +390,87 @@ fn fail(waiting: Waiting, reason: &str) {
         let _ = reply.send(Err(FilterError::UpstreamClosed(reason.to_string())));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The upstream against a loopback listener standing in for a broker: what bytes it receives, and what
+    //! the caller gets back.
+    use super::*;
+    use franzgate_api::topology::BackendCluster;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use tower::ServiceExt;
+
+    use crate::codec::parse_request;
+
+    async fn broker_answering(reply: &'static [u8]) -> (BrokerAddress, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            while let Ok(len) = stream.read_i32().await {
+                let mut frame = vec![0; len as usize];
+                if stream.read_exact(&mut frame).await.is_err() {
+                    return;
+                }
+                let correlation = frame[4..8].to_vec();
+                let _ = tx.send(frame);
+                if reply.is_empty() {
+                    continue;
+                }
+                let mut response = ((4 + reply.len()) as i32).to_be_bytes().to_vec();
+                response.extend_from_slice(&correlation);
+                response.extend_from_slice(reply);
+                let _ = stream.write_all(&response).await;
+            }
+        });
+        (BrokerAddress { host: "127.0.0.1".into(), port }, rx)
+    }
+
+    fn upstream_to(address: BrokerAddress) -> (Upstream, Arc<Session>) {
+        let session = Arc::new(Session {
+            id: 1,
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            listener_port: 6969,
+            cluster: Arc::new(BackendCluster::new("main", vec![address])),
+        });
+        let config = Arc::new(UpstreamConfig { connect_timeout: Duration::from_secs(2), max_frame: 1 << 20 });
+        (Upstream::new(session.clone(), config, CancellationToken::new()), session)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_api_key_crosses_byte_for_byte_with_only_the_correlation_id_swapped() {
+        let (address, mut received) = broker_answering(b"opaque-reply").await;
+        let (upstream, session) = upstream_to(address);
+        let frame = Bytes::from_static(&[0x03, 0xe7, 0, 2, 0, 0, 0, 42, 0xde, 0xad, 0xbe, 0xef]);
+        let request = parse_request(frame.clone(), &session).expect("unknown keys parse");
+        let mut response = upstream.oneshot(request).await.expect("response");
+
+        let sent = received.recv().await.expect("broker got the frame");
+        assert_eq!(sent[..4], frame[..4], "api key and version untouched");
+        assert_ne!(sent[4..8], frame[4..8], "the upstream uses its own correlation ids");
+        assert_eq!(sent[8..], frame[8..], "everything after the header prefix untouched");
+        assert_eq!(response.correlation_id(), 42, "the client's correlation id is restored");
+        assert!(response.body().is_err(), "an unknown api key's body cannot be decoded...");
+        let raw = response.raw_body().and_then(|b| b.raw_bytes()).cloned();
+        assert_eq!(raw.as_deref(), Some(&b"opaque-reply"[..]), "...and is passed through as raw bytes");
+    }
+
+    #[tokio::test]
+    async fn produce_with_acks_zero_is_forwarded_and_answered_with_no_response() {
+        let (address, mut received) = broker_answering(b"").await;
+        let (upstream, session) = upstream_to(address);
+        // Produce v3: transactional id null (-1), acks 0, timeout, no topics.
+        let frame =
+            Bytes::from_static(&[0, 0, 0, 3, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0x75, 0x30, 0, 0, 0, 0]);
+        let request = parse_request(frame, &session).expect("produce parses");
+        assert!(!request.expects_response());
+        let response = tokio::time::timeout(Duration::from_secs(2), upstream.oneshot(request))
+            .await
+            .expect("no waiting for a response that never comes")
+            .expect("ok");
+        assert!(!response.has_body(), "nothing is written back to the client");
+        assert!(received.recv().await.is_some(), "the broker still got the records");
+    }
+}
