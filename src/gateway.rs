@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use franzgate_api::topology::{AdvertisedAddress, BackendCluster};
+use franzgate_api::selector::ClusterSelector;
+use franzgate_api::topology::AdvertisedAddress;
 use franzgate_api::{BoxKafkaService, FilterContext, Session};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,22 +19,28 @@ use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimit;
 use tracing::{debug, error, info, warn};
 
+use crate::admin::{AdminState, serve_admin};
 use crate::config::{ConfigFileError, GatewayConfig};
 use crate::probe::probe_cluster;
 use crate::registry::{FilterChain, FilterRegistry};
 use crate::session::{SessionConfig, serve};
 use crate::upstream::{Upstream, UpstreamConfig};
 
+/// The cluster id clients see when a failover is configured and `cluster_id` is not set.
+pub const DEFAULT_CLUSTER_ID: &str = "franzgate";
+
 /// A validated gateway, ready to start.
 pub struct Gateway {
     shared: Arc<Shared>,
     bind_host: String,
+    http_port: u16,
+    admin_users: Vec<crate::config::AdminUser>,
 }
 
 /// What every listener and session shares.
 struct Shared {
     chain: FilterChain,
-    clusters: Vec<Arc<BackendCluster>>,
+    selector: Arc<ClusterSelector>,
     advertised: Arc<AdvertisedAddress>,
     upstream: Arc<UpstreamConfig>,
     session: SessionConfig,
@@ -49,6 +56,7 @@ pub struct RunningGateway {
     shared: Arc<Shared>,
     ports: watch::Receiver<BTreeSet<u16>>,
     tasks: JoinSet<()>,
+    admin_addr: SocketAddr,
 }
 
 // === impl Gateway ===
@@ -57,28 +65,53 @@ impl Gateway {
     /// Validates the config and builds the filter chain from `registry`; `source` names the file in errors.
     pub fn new(config: &GatewayConfig, registry: &FilterRegistry, source: &str) -> Result<Self, ConfigFileError> {
         let clusters = config.backend_clusters(source)?;
+        let selector = Arc::new(
+            ClusterSelector::new(clusters)
+                .ok_or_else(|| ConfigFileError::new(source, "no backend cluster configured"))?,
+        );
         let advertised = Arc::new(config.advertised());
+        // Clients must see one cluster id whichever backend serves them (KIP-899 clients refuse a changed id),
+        // so with a failover configured the id defaults to a constant rather than passing the backend's through.
+        let cluster_id = config
+            .gateway
+            .cluster_id
+            .clone()
+            .or_else(|| (selector.clusters().len() > 1).then(|| DEFAULT_CLUSTER_ID.to_string()));
         let ctx = FilterContext {
             advertised: advertised.clone(),
-            clusters: clusters.clone(),
-            gateway_cluster_id: config.gateway.cluster_id.clone(),
+            selector: selector.clone(),
+            gateway_cluster_id: cluster_id,
         };
         let chain = registry.build_chain(&config.filters, &ctx, source)?;
         let shared = Shared {
             chain,
-            clusters,
+            selector,
             advertised,
             upstream: Arc::new(UpstreamConfig {
                 connect_timeout: config.connect_timeout(),
                 max_frame: config.gateway.max_frame_bytes,
             }),
-            session: SessionConfig { max_frame: config.gateway.max_frame_bytes },
+            session: SessionConfig {
+                max_frame: config.gateway.max_frame_bytes,
+                drain_timeout: std::time::Duration::from_millis(config.gateway.switch_drain_timeout_ms),
+            },
             max_in_flight: config.gateway.max_in_flight_per_session,
             next_session_id: AtomicU64::new(1),
             accepted: Default::default(),
             shutdown: CancellationToken::new(),
         };
-        Ok(Self { shared: Arc::new(shared), bind_host: config.gateway.bind_host.clone() })
+        let (admin_users, default_users) = config.admin_users();
+        if default_users {
+            warn!(
+                "GATEWAY_ADMIN_API_USERS is not set: the admin API accepts the default admin/conduktor; set your own users"
+            );
+        }
+        Ok(Self {
+            shared: Arc::new(shared),
+            bind_host: config.gateway.bind_host.clone(),
+            http_port: config.gateway.http_port,
+            admin_users,
+        })
     }
 
     /// The filter chain, outermost first, as it will run.
@@ -91,10 +124,20 @@ impl Gateway {
         let shared = self.shared;
         let first = bind(&self.bind_host, shared.advertised.port_start).await?;
         let (ports_tx, ports) = watch::channel(BTreeSet::from([shared.advertised.port_start]));
+        let admin = bind(&self.bind_host, self.http_port).await?;
+        let admin_addr = admin.local_addr()?;
         let mut tasks = JoinSet::new();
+        let admin_state = Arc::new(AdminState {
+            selector: shared.selector.clone(),
+            users: self.admin_users,
+            ports: ports.clone(),
+            probe_timeout: shared.upstream.connect_timeout,
+        });
+        tasks.spawn(serve_admin(admin, admin_state, shared.shutdown.clone()));
+        info!(%admin_addr, "admin API listening");
         tasks.spawn(accept_loop(first, shared.clone()));
         tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
-        for cluster in shared.clusters.iter().cloned() {
+        for cluster in shared.selector.clusters().iter().cloned() {
             let timeout = shared.upstream.connect_timeout;
             let max_frame = shared.upstream.max_frame;
             tasks.spawn(async move {
@@ -105,7 +148,7 @@ impl Gateway {
                 }
             });
         }
-        Ok(RunningGateway { shared, ports, tasks })
+        Ok(RunningGateway { shared, ports, tasks, admin_addr })
     }
 }
 
@@ -117,7 +160,7 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 
 /// Opens a listener for every virtual broker any cluster's node map assigns, within the port range.
 async fn open_discovered_ports(shared: Arc<Shared>, bind_host: String, ports: watch::Sender<BTreeSet<u16>>) {
-    let mut watches: Vec<_> = shared.clusters.iter().map(|c| c.nodes.watch_assigned()).collect();
+    let mut watches: Vec<_> = shared.selector.clusters().iter().map(|c| c.nodes.watch_assigned()).collect();
     let mut listeners = JoinSet::new();
     loop {
         let wanted = watches.iter_mut().map(|w| *w.borrow_and_update()).max().unwrap_or(0);
@@ -176,21 +219,23 @@ fn start_session(stream: tokio::net::TcpStream, peer: SocketAddr, port: u16, sha
     if let Ok(mut accepted) = shared.accepted.lock() {
         *accepted.entry(port).or_default() += 1;
     }
-    let Some(cluster) = shared.clusters.first().cloned() else {
-        return;
-    };
+    // Subscribe before reading the active cluster: a switch in between is then seen as a change.
+    let switched = shared.selector.subscribe();
+    let active = shared.selector.active();
     let session = Arc::new(Session {
         id: shared.next_session_id.fetch_add(1, Ordering::Relaxed),
         peer,
         listener_port: port,
-        cluster,
+        cluster: active.cluster.clone(),
+        epoch: active.epoch,
     });
     let lost = CancellationToken::new();
     let upstream = Upstream::new(session.clone(), shared.upstream.clone(), lost.clone());
     let stack = shared.chain.apply(BoxKafkaService::new(upstream));
     let stack = ConcurrencyLimit::new(stack, shared.max_in_flight);
     debug!(session = session.id, %peer, port, "accepted");
-    tokio::spawn(serve(stream, session, stack, lost, shared.shutdown.child_token(), shared.session.clone()));
+    let signals = crate::session::Signals { backend_lost: lost, shutdown: shared.shutdown.child_token(), switched };
+    tokio::spawn(serve(stream, session, stack, signals, shared.session.clone()));
 }
 
 // === impl RunningGateway ===
@@ -215,6 +260,16 @@ impl RunningGateway {
     /// The address clients are told to use.
     pub fn advertised(&self) -> &AdvertisedAddress {
         &self.shared.advertised
+    }
+
+    /// Where the admin HTTP API listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The cluster selector (the switchable state the admin API drives).
+    pub fn selector(&self) -> &Arc<ClusterSelector> {
+        &self.shared.selector
     }
 
     /// Stops accepting, and closes sessions once their in-flight requests are answered.

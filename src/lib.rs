@@ -4,6 +4,7 @@
 //! tower `Service` stack of filters declared in YAML.
 //!
 //! ## Layout (the runtime; filters live in `franzgate-filters`, their API in `franzgate-api`)
+//! - [`admin`]: the admin HTTP API (Conduktor's paths): switch clusters, list them, health.
 //! - [`config`]: the YAML file — listeners, backend clusters, the filter list.
 //! - [`registry`]: filter factories by type name, and the chain built from the YAML list.
 //! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered) and sessions.
@@ -20,6 +21,7 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod gateway;

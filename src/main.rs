@@ -4,12 +4,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use franzgate::config::describe_source;
+use franzgate::config::Env;
 use franzgate::{FilterRegistry, Gateway, GatewayConfig};
 use tracing_subscriber::EnvFilter;
 
 /// A Kafka wire-protocol gateway. Clients connect to it as if it were the Kafka cluster; every request and
 /// response passes through the filter chain declared in the YAML config.
+///
+/// Without --config, franzgate runs from environment variables alone, like Conduktor Gateway's container:
+/// GATEWAY_ADVERTISED_HOST, GATEWAY_PORT_START, GATEWAY_PORT_COUNT, GATEWAY_BIND_HOST, GATEWAY_HTTP_PORT,
+/// GATEWAY_ADMIN_API_USERS, GATEWAY_CLUSTER_ID, and the clusters from GATEWAY_BACKEND_KAFKA_SELECTOR
+/// ('file : { path: /cluster-config.yaml}') or KAFKA_<ID>_<PROPERTY> (KAFKA_MAIN_BOOTSTRAP_SERVERS, ...).
+/// With --config, the same variables override the file.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -44,10 +50,9 @@ fn main() -> ExitCode {
 }
 
 fn load(path: Option<&PathBuf>) -> Result<(GatewayConfig, Gateway), String> {
-    let path = path.ok_or("no config given: pass --config FILE (or set FRANZGATE_CONFIG)")?;
-    let config = GatewayConfig::from_file(path).map_err(|e| e.to_string())?;
-    let gateway = Gateway::new(&config, &FilterRegistry::with_builtins(), &describe_source(Some(path)))
-        .map_err(|e| e.to_string())?;
+    let (config, source) =
+        GatewayConfig::load(path.map(PathBuf::as_path), &Env::from_process()).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(&config, &FilterRegistry::with_builtins(), &source).map_err(|e| e.to_string())?;
     Ok((config, gateway))
 }
 
@@ -63,9 +68,10 @@ fn check_config(file: &PathBuf) -> ExitCode {
                 u32::from(g.port_start) + u32::from(g.port_count) - 1,
                 g.advertised_host
             );
-            for (name, props) in &config.clusters {
-                let servers = props.get("bootstrap.servers").and_then(|v| v.as_str()).unwrap_or("");
-                println!("cluster {name}: bootstrap {servers}");
+            println!("admin API: {}:{}", g.bind_host, g.http_port);
+            for cluster in config.backend_clusters("").unwrap_or_default() {
+                let servers: Vec<_> = cluster.bootstrap_servers.iter().map(ToString::to_string).collect();
+                println!("cluster {} ({:?}): bootstrap {}", cluster.name, cluster.role, servers.join(","));
             }
             println!("filter chain (outermost first): {}", gateway.chain_names().join(" -> "));
             ExitCode::SUCCESS

@@ -11,6 +11,7 @@ use crate::config::{ConfigFileError, FilterSpec};
 /// Filters every chain needs: if the YAML does not place them, they are added innermost in this order, so
 /// user filters see what clients see (gateway addresses, virtual node ids, versions the gateway can decode).
 pub const CORE_FILTERS: &[&str] = &[
+    franzgate_filters::cluster_selector::TYPE_NAME,
     franzgate_filters::metadata_rewrite::TYPE_NAME,
     franzgate_filters::api_versions::TYPE_NAME,
     franzgate_filters::port_routing::TYPE_NAME,

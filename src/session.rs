@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::codec::{FrameDecoder, FrameError, parse_request};
 
@@ -30,6 +30,19 @@ const FLUSH_AT: usize = 256 * 1024;
 pub struct SessionConfig {
     /// The largest request frame a client may send.
     pub max_frame: usize,
+    /// After a switch, how long in-flight requests may take before the session closes anyway.
+    pub drain_timeout: std::time::Duration,
+}
+
+/// What ends a session from outside.
+#[derive(Debug)]
+pub struct Signals {
+    /// Cancelled when the backend connection dies.
+    pub backend_lost: CancellationToken,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+    /// The cluster selector's epoch; a change means the session's cluster is no longer active.
+    pub switched: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Why a session ended.
@@ -43,17 +56,12 @@ enum Close {
     BackendLost,
     FilterAsked,
     Shutdown,
+    Switched { drained: bool },
 }
 
 /// Serves one client connection until it closes, the backend goes away, or `shutdown` fires.
-pub async fn serve<S>(
-    stream: TcpStream,
-    session: Arc<Session>,
-    mut stack: S,
-    backend_lost: CancellationToken,
-    shutdown: CancellationToken,
-    config: SessionConfig,
-) where
+pub async fn serve<S>(stream: TcpStream, session: Arc<Session>, mut stack: S, signals: Signals, config: SessionConfig)
+where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
     let span = info_span!("session", id = session.id, peer = %session.peer, port = session.listener_port,
@@ -65,10 +73,17 @@ pub async fn serve<S>(
         let mut in_flight = FuturesOrdered::new();
         let mut out = BytesMut::with_capacity(16 * 1024);
         let mut reading = true;
+        let Signals { backend_lost, shutdown, mut switched } = signals;
+        let bound_epoch = session.epoch;
+        // Set when a switch made this session's cluster inactive: stop reading, answer what is in flight.
+        let mut drain_until: Option<tokio::time::Instant> = None;
 
         let close = loop {
             if !reading && in_flight.is_empty() {
-                break Close::ClientDone;
+                break match drain_until {
+                    Some(_) => Close::Switched { drained: true },
+                    None => Close::ClientDone,
+                };
             }
             tokio::select! {
                 biased;
@@ -78,6 +93,13 @@ pub async fn serve<S>(
                     }
                 }
                 _ = backend_lost.cancelled(), if in_flight.is_empty() => break Close::BackendLost,
+                _ = epoch_moved_on(&mut switched, bound_epoch), if drain_until.is_none() => {
+                    reading = false;
+                    drain_until = Some(tokio::time::Instant::now() + config.drain_timeout);
+                }
+                _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {
+                    break Close::Switched { drained: false };
+                }
                 _ = shutdown.cancelled(), if in_flight.is_empty() => break Close::Shutdown,
                 next = next_frame(&mut stack, &mut frames), if reading => match next {
                     Ok(Some(frame)) => match parse_request(frame, &session) {
@@ -94,6 +116,10 @@ pub async fn serve<S>(
             Close::ClientDone => debug!("client closed the connection"),
             Close::FilterAsked => debug!("closed after a filter's final response"),
             Close::Shutdown => debug!("closed for shutdown"),
+            Close::Switched { drained: true } => info!("closed after a cluster switch; in-flight requests answered"),
+            Close::Switched { drained: false } => {
+                warn!(in_flight = in_flight.len(), "closed after a cluster switch; drain timeout reached")
+            }
             Close::BackendLost => warn!("closing: backend connection lost"),
             Close::BadFrame(e) => warn!(reason = %e, "closing: bad frame from client"),
             Close::BadRequest(e) => warn!(reason = %e, "closing: malformed request"),
@@ -103,6 +129,14 @@ pub async fn serve<S>(
     }
     .instrument(span)
     .await
+}
+
+/// Resolves once the selector's epoch differs from the session's (at once if it already does). Never
+/// resolves if the selector is gone, which only happens at shutdown.
+async fn epoch_moved_on(switched: &mut tokio::sync::watch::Receiver<u64>, bound: u64) {
+    if switched.wait_for(|epoch| *epoch != bound).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Waits until the stack can take a request, then reads the next frame.
@@ -212,8 +246,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
         let (server, peer) = listener.accept().await.expect("accept");
-        let session =
-            Arc::new(Session { id: 1, peer, listener_port: 0, cluster: Arc::new(BackendCluster::new("main", vec![])) });
+        let session = Arc::new(Session {
+            id: 1,
+            peer,
+            listener_port: 0,
+            cluster: Arc::new(BackendCluster::new("main", vec![])),
+            epoch: 0,
+        });
         let (current, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let peak_seen = peak.clone();
         let stack = tower::service_fn(move |request: KafkaRequest| {
@@ -229,9 +268,11 @@ mod tests {
             }
         });
         let stack = ConcurrencyLimit::new(stack, max_in_flight);
-        let config = SessionConfig { max_frame: 1 << 20 };
+        let config = SessionConfig { max_frame: 1 << 20, drain_timeout: Duration::from_secs(1) };
         let never = CancellationToken::new();
-        tokio::spawn(serve(server, session, stack, never.clone(), never, config));
+        let (_epoch, switched) = tokio::sync::watch::channel(0);
+        let signals = Signals { backend_lost: never.clone(), shutdown: never, switched };
+        tokio::spawn(serve(server, session, stack, signals, config));
         (client, peak_seen)
     }
 

@@ -434,6 +434,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().expect("addr"),
             listener_port: 6969,
             cluster: Arc::new(BackendCluster::new("main", vec![address])),
+            epoch: 0,
         });
         let config = Arc::new(UpstreamConfig { connect_timeout: Duration::from_secs(2), max_frame: 1 << 20 });
         (Upstream::new(session.clone(), config, CancellationToken::new()), session)

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::topology::{AdvertisedAddress, BackendCluster};
+use crate::selector::ClusterSelector;
+use crate::topology::AdvertisedAddress;
 use crate::{ConfigError, FilterError, KafkaRequest, KafkaResponse};
 
 /// The service every filter wraps and is wrapped by. Boxed because the chain is assembled from YAML at
@@ -28,8 +29,8 @@ pub trait FilterFactory: Send + Sync + 'static {
 pub struct FilterContext {
     /// The address clients are told to use.
     pub advertised: Arc<AdvertisedAddress>,
-    /// Every backend cluster, the first being the one sessions bind to at start.
-    pub clusters: Vec<Arc<BackendCluster>>,
+    /// The backend clusters and which one is active.
+    pub selector: Arc<ClusterSelector>,
     /// The cluster id clients see, whatever the backend's; `None` passes the backend's through.
     pub gateway_cluster_id: Option<String>,
 }

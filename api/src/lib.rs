@@ -9,6 +9,7 @@
 //! - [`response`]: [`KafkaResponse`] — the answer travelling back out through the same filters.
 //! - [`body`]: [`Body`] — raw `Bytes` until a filter asks for the decoded message; re-encoded only if mutated.
 //! - [`session`]: [`Session`] — per-connection facts (peer, gateway port, the backend cluster it is bound to).
+//! - [`selector`]: [`selector::ClusterSelector`] — the switchable state: which cluster new sessions use.
 //! - [`topology`]: the backend clusters, the advertised gateway address and the virtual <-> backend node map.
 //! - [`filter`]: [`FilterFactory`], the boxed service and layer types, and [`FilterContext`].
 //! - [`error`]: [`FilterError`] (a request could not be served) and [`ConfigError`] (a filter's config is wrong).
@@ -31,6 +32,7 @@ pub mod filter;
 pub mod request;
 pub mod response;
 pub mod rewrite;
+pub mod selector;
 pub mod session;
 pub mod topology;
 

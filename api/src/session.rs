@@ -16,4 +16,6 @@ pub struct Session {
     pub listener_port: u16,
     /// The backend cluster this session is bound to for its whole life.
     pub cluster: Arc<BackendCluster>,
+    /// The cluster selector's epoch when the session was bound; a switch moves the epoch on.
+    pub epoch: u64,
 }

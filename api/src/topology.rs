@@ -70,11 +70,23 @@ impl AdvertisedAddress {
     }
 }
 
+/// A backend cluster's role, from the `gateway.roles` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterRole {
+    /// The primary cluster clients use unless switched.
+    #[default]
+    Main,
+    /// A cluster traffic can be switched to (`gateway.roles: failover`).
+    Failover,
+}
+
 /// One backend Kafka cluster.
 #[derive(Debug)]
 pub struct BackendCluster {
     /// The cluster's name in the config (`main`, `failover`, ...).
     pub name: String,
+    /// Primary or failover.
+    pub role: ClusterRole,
     /// Where a session goes before it knows which broker it stands for.
     pub bootstrap_servers: Vec<BrokerAddress>,
     /// The virtual <-> backend node map of this cluster.
@@ -84,7 +96,13 @@ pub struct BackendCluster {
 impl BackendCluster {
     /// A cluster with an empty node map.
     pub fn new(name: impl Into<String>, bootstrap_servers: Vec<BrokerAddress>) -> Self {
-        Self { name: name.into(), bootstrap_servers, nodes: NodeMap::default() }
+        Self { name: name.into(), role: ClusterRole::Main, bootstrap_servers, nodes: NodeMap::default() }
+    }
+
+    /// Sets the role.
+    pub fn with_role(mut self, role: ClusterRole) -> Self {
+        self.role = role;
+        self
     }
 }
 

@@ -4,6 +4,7 @@
 //! `franzgate-api` only, never on the runtime, so they are written exactly as a user's own filter would be.
 //!
 //! ## Layout
+//! - [`cluster_selector`]: requests of sessions bound before a switch never reach the old cluster.
 //! - [`port_routing`]: picks the backend broker from the gateway port the client connected to.
 //! - [`metadata_rewrite`]: clients only ever see gateway addresses and virtual node ids.
 //! - [`api_versions`]: advertises only versions the gateway can decode.
@@ -16,12 +17,14 @@ use std::sync::Arc;
 use franzgate_api::FilterFactory;
 
 pub mod api_versions;
+pub mod cluster_selector;
 pub mod metadata_rewrite;
 pub mod port_routing;
 
 /// Every built-in filter factory, for the runtime's registry.
 pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
     vec![
+        Arc::new(cluster_selector::ClusterSelectorFactory),
         Arc::new(port_routing::PortRoutingFactory),
         Arc::new(metadata_rewrite::MetadataRewriteFactory),
         Arc::new(api_versions::ApiVersionsFactory),

@@ -110,7 +110,7 @@ impl TestGateway {
         let port_start = free_ports(4);
         let yaml = format!(
             "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port_start}\n  port_count: 4\n  \
-             connect_timeout_ms: 2000\n{gateway_keys}clusters:\n  main:\n    bootstrap.servers: {bootstrap}\n{extra_yaml}"
+             connect_timeout_ms: 2000\n  http_port: 0\n{gateway_keys}clusters:\n  main:\n    bootstrap.servers: {bootstrap}\n{extra_yaml}"
         );
         let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
         let gateway = Gateway::new(&config, &registry, "test.yaml").expect("gateway builds");
@@ -120,6 +120,10 @@ impl TestGateway {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port_start)
+    }
+
+    pub fn admin(&self) -> String {
+        self.running.admin_addr().to_string()
     }
 }
 

@@ -28,6 +28,7 @@ fn session() -> Arc<Session> {
         peer: SocketAddr::from(([127, 0, 0, 1], 5000)),
         listener_port: 6969,
         cluster: Arc::new(cluster),
+        epoch: 0,
     })
 }
 

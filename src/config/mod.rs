@@ -14,12 +14,23 @@
 //!     config: { ... }
 //! ```
 //! Errors name the file and the key (`gateway.port_start: invalid type ...`).
+//!
+//! Environment variables override the file (see [`sources`]): `GATEWAY_*` for the `gateway:` keys, and the
+//! seed's `GATEWAY_BACKEND_KAFKA_SELECTOR` / `KAFKA_<ID>_<PROPERTY>` for the clusters. Started with no file
+//! at all, franzgate runs from the environment alone, like Conduktor Gateway's container.
 
-use std::path::{Path, PathBuf};
+mod clusters;
+pub mod jaas;
+pub mod sources;
+
+pub use clusters::{ClusterProperties, build_clusters};
+pub use sources::Env;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use franzgate_api::topology::{AdvertisedAddress, BackendCluster, BrokerAddress};
+use franzgate_api::topology::{AdvertisedAddress, BackendCluster};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -47,11 +58,28 @@ pub struct GatewayConfig {
     /// Listener and protocol settings.
     #[serde(default)]
     pub gateway: ListenerConfig,
-    /// Backend clusters by name, each a map of Kafka client properties.
-    pub clusters: IndexMap<String, IndexMap<String, serde_yaml::Value>>,
+    /// Backend clusters by name, each a map of Kafka client properties (the seed's cluster-config format).
+    #[serde(default)]
+    pub clusters: IndexMap<String, ClusterProperties>,
     /// The filter chain, outermost first.
     #[serde(default)]
     pub filters: Vec<FilterSpec>,
+    /// Where `clusters` came from and how its keys are spelled there, for error messages.
+    #[serde(skip)]
+    pub cluster_origin: Option<(String, &'static str)>,
+}
+
+/// A user of the admin HTTP API, in Conduktor's `GATEWAY_ADMIN_API_USERS` format.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUser {
+    /// The basic-auth user name.
+    pub username: String,
+    /// The basic-auth password.
+    pub password: String,
+    /// Only admins may switch clusters; others may read.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// The `gateway:` section.
@@ -74,6 +102,12 @@ pub struct ListenerConfig {
     pub max_in_flight_per_session: usize,
     /// How long one backend connection attempt may take.
     pub connect_timeout_ms: u64,
+    /// The admin HTTP API's port (bound on `bind_host`).
+    pub http_port: u16,
+    /// Admin API users; when unset, `admin`/`conduktor` with a warning at start-up, as Conduktor does.
+    pub admin_users: Option<Vec<AdminUser>>,
+    /// After a switch, how long sessions of the old cluster may take to answer their in-flight requests.
+    pub switch_drain_timeout_ms: u64,
 }
 
 impl Default for ListenerConfig {
@@ -87,6 +121,9 @@ impl Default for ListenerConfig {
             max_frame_bytes: 100 * 1024 * 1024,
             max_in_flight_per_session: 1024,
             connect_timeout_ms: 5_000,
+            http_port: 8888,
+            admin_users: None,
+            switch_drain_timeout_ms: 10_000,
         }
     }
 }
@@ -102,9 +139,6 @@ pub struct FilterSpec {
     #[serde(default)]
     pub config: serde_yaml::Value,
 }
-
-/// Kafka client properties a backend cluster may carry that this version understands.
-const KNOWN_PROPERTIES: &[&str] = &["bootstrap.servers", "security.protocol", "gateway.roles", "client.id"];
 
 // === impl GatewayConfig ===
 
@@ -144,10 +178,7 @@ impl GatewayConfig {
         if g.max_in_flight_per_session == 0 {
             return Err(ConfigFileError::new(source, "gateway.max_in_flight_per_session: must be at least 1"));
         }
-        if self.clusters.is_empty() {
-            return Err(ConfigFileError::new(source, "clusters: at least one backend cluster is required"));
-        }
-        self.backend_clusters(source).map(|_| ())
+        Ok(())
     }
 
     /// The address clients are told to use.
@@ -164,51 +195,37 @@ impl GatewayConfig {
         Duration::from_millis(self.gateway.connect_timeout_ms)
     }
 
-    /// Builds the backend clusters, checking each one's properties.
+    /// Builds the backend clusters, checking each one's properties; `source` names the YAML file.
     pub fn backend_clusters(&self, source: &str) -> Result<Vec<Arc<BackendCluster>>, ConfigFileError> {
-        let mut clusters = Vec::new();
-        for (name, props) in &self.clusters {
-            let key = |k: &str| format!("clusters.{name}.{k}");
-            let text = |k: &str| -> Result<Option<String>, ConfigFileError> {
-                match props.get(k) {
-                    None | Some(serde_yaml::Value::Null) => Ok(None),
-                    Some(serde_yaml::Value::String(s)) => Ok(Some(s.clone())),
-                    Some(serde_yaml::Value::Number(n)) => Ok(Some(n.to_string())),
-                    Some(serde_yaml::Value::Bool(b)) => Ok(Some(b.to_string())),
-                    Some(_) => Err(ConfigFileError::new(source, format!("{}: expected a string", key(k)))),
-                }
-            };
-            for property in props.keys() {
-                if !KNOWN_PROPERTIES.contains(&property.as_str()) {
-                    tracing::warn!("{source}: {}: property not used by this gateway version", key(property));
-                }
-            }
-            let servers = text("bootstrap.servers")?
-                .ok_or_else(|| ConfigFileError::new(source, format!("{}: required", key("bootstrap.servers"))))?;
-            let bootstrap = servers
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(BrokerAddress::parse)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigFileError::new(source, format!("{}: {e}", key("bootstrap.servers"))))?;
-            if bootstrap.is_empty() {
-                return Err(ConfigFileError::new(source, format!("{}: no servers listed", key("bootstrap.servers"))));
-            }
-            // Connecting with TLS or SASL is not implemented yet: refusing beats silently downgrading.
-            if let Some(protocol) = text("security.protocol")? {
-                if !protocol.eq_ignore_ascii_case("PLAINTEXT") {
-                    return Err(ConfigFileError::new(
-                        source,
-                        format!(
-                            "{}: `{protocol}` is not supported yet; only PLAINTEXT backends can be reached",
-                            key("security.protocol")
-                        ),
-                    ));
-                }
-            }
-            clusters.push(Arc::new(BackendCluster::new(name.clone(), bootstrap)));
+        match &self.cluster_origin {
+            Some((origin, prefix)) => build_clusters(&self.clusters, origin, prefix),
+            None => build_clusters(&self.clusters, source, "clusters."),
         }
-        Ok(clusters)
+    }
+
+    /// The configuration the binary runs with: the YAML file if given (else the defaults), overridden by the
+    /// environment. Returns the config and a name for its source.
+    pub fn load(file: Option<&Path>, env: &Env) -> Result<(Self, String), ConfigFileError> {
+        let (mut config, source) = match file {
+            Some(path) => (Self::from_file(path)?, path.display().to_string()),
+            None => (Self::from_yaml("{}", "<defaults>")?, "environment".to_string()),
+        };
+        sources::apply_gateway_env(&mut config.gateway, env)?;
+        if let Some(env_clusters) = sources::clusters_from_env(env)? {
+            config.clusters = env_clusters.clusters;
+            config.cluster_origin = Some((env_clusters.origin, env_clusters.key_prefix));
+        }
+        config.validate(&source)?;
+        config.backend_clusters(&source)?;
+        Ok((config, source))
+    }
+
+    /// The admin API users, and whether they are the built-in default (which deserves a warning).
+    pub fn admin_users(&self) -> (Vec<AdminUser>, bool) {
+        match &self.gateway.admin_users {
+            Some(users) => (users.clone(), false),
+            None => (vec![AdminUser { username: "admin".into(), password: "conduktor".into(), admin: true }], true),
+        }
     }
 }
 
@@ -227,11 +244,6 @@ fn strip_yaml_location(path: &str, message: String) -> String {
     }
 }
 
-/// Where a config came from, for messages.
-pub fn describe_source(path: Option<&PathBuf>) -> String {
-    path.map_or_else(|| "<built-in defaults>".to_string(), |p| p.display().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +252,7 @@ mod tests {
     fn a_minimal_config_takes_the_defaults() {
         let c = GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'k:9092'}}", "t.yaml");
         let c = c.expect("valid");
-        assert_eq!(c.gateway.port_start, 6969);
+        assert_eq!((c.gateway.port_start, c.gateway.http_port), (6969, 8888));
         assert_eq!(c.backend_clusters("t").map(|v| v[0].bootstrap_servers[0].port).ok(), Some(9092));
     }
 
@@ -255,11 +267,40 @@ mod tests {
         let e = GatewayConfig::from_yaml("gateway: {port_start: high}\nclusters: {}", "gw.yaml").err();
         assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("gateway.port_start"));
 
-        let e = GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'nohost'}}", "gw.yaml").err();
-        assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("clusters.main.bootstrap.servers"));
+        let c = GatewayConfig::from_yaml("clusters: {main: {bootstrap.servers: 'nohost'}}", "gw.yaml").expect("parses");
+        let e = c.backend_clusters("gw.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("gw.yaml: clusters.main.bootstrap.servers"), "{e}");
+    }
 
-        let e =
-            GatewayConfig::from_yaml("clusters: {main: {security.protocol: SASL_SSL, bootstrap.servers: 'a:1'}}", "x");
-        assert!(e.err().map(|e| e.to_string()).unwrap_or_default().contains("not supported yet"));
+    #[test]
+    fn the_environment_alone_configures_a_seed_style_gateway() {
+        use franzgate_api::topology::ClusterRole::{Failover, Main};
+        let env = Env::from_pairs([
+            ("KAFKA_MAIN_BOOTSTRAP_SERVERS", "primary:9092"),
+            ("KAFKA_FAILOVER_BOOTSTRAP_SERVERS", "secondary:9092"),
+            ("KAFKA_FAILOVER_GATEWAY_ROLES", "failover"),
+            ("GATEWAY_PORT_START", "7969"),
+        ]);
+        let (config, source) = GatewayConfig::load(None, &env).expect("loads");
+        assert_eq!(source, "environment");
+        assert_eq!(config.gateway.port_start, 7969);
+        let clusters = config.backend_clusters(&source).expect("clusters");
+        let names: Vec<_> = clusters.iter().map(|c| (c.name.as_str(), c.role)).collect();
+        assert_eq!(names, vec![("main", Main), ("failover", Failover)]);
+        assert!(config.admin_users().1, "no GATEWAY_ADMIN_API_USERS: the default user, flagged for a warning");
+    }
+
+    #[test]
+    fn the_selector_file_overrides_yaml_clusters_and_its_errors_name_that_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let seed = dir.path().join("cluster-config.yaml");
+        let text = "config:\n  main:\n    bootstrap.servers: a:1\n  failover:\n    bootstrap.servers: b\n    gateway.roles: failover\n";
+        std::fs::write(&seed, text).expect("write");
+        let selector = format!("file : {{ path: {}}}", seed.display());
+        let env = Env::from_pairs([("GATEWAY_BACKEND_KAFKA_SELECTOR", selector.as_str())]);
+        let e = GatewayConfig::load(None, &env).expect_err("b has no port");
+        assert!(e.to_string().starts_with(&format!("{}: config.failover.bootstrap.servers", seed.display())), "{e}");
+        let missing = Env::from_pairs([("GATEWAY_BACKEND_KAFKA_SELECTOR", "file: {path: /nonexistent.yaml}")]);
+        assert!(GatewayConfig::load(None, &missing).expect_err("missing").to_string().contains("/nonexistent.yaml"));
     }
 }

@@ -1,0 +1,179 @@
+//! The switchable state: which backend cluster new sessions are bound to.
+//!
+//! The active cluster lives in an `ArcSwap` (read lock-free on every accept and request) and each switch bumps
+//! an epoch published on a `tokio::sync::watch` channel. A session remembers the epoch it was bound under;
+//! when the epoch moves on, the session stops taking requests, lets in-flight responses finish and closes, so
+//! its client reconnects and lands on the new cluster.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::topology::{BackendCluster, ClusterRole};
+
+/// The cluster sessions are bound to now, and how it got there.
+#[derive(Debug, Clone)]
+pub struct ActiveCluster {
+    /// The cluster new sessions use.
+    pub cluster: Arc<BackendCluster>,
+    /// Bumped by every switch; sessions bound under an older epoch drain and close.
+    pub epoch: u64,
+    /// When this cluster became active (start-up or the last switch).
+    pub since: SystemTime,
+    /// How many switches happened since start-up.
+    pub switch_count: u64,
+}
+
+/// What a switch request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchOutcome {
+    /// Traffic moved from `from` to `to`; sessions on `from` are draining.
+    Switched {
+        /// The cluster that was active.
+        from: String,
+        /// The cluster now active.
+        to: String,
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// The target was already active; nothing changed.
+    AlreadyActive {
+        /// The active cluster.
+        name: String,
+    },
+}
+
+/// Why a switch request was refused (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SwitchError {
+    /// The cluster named in the path is not a primary cluster of this gateway.
+    #[error("unknown cluster `{0}`")]
+    UnknownCluster(String),
+    /// The target is neither the primary cluster nor one of its failovers.
+    #[error("unknown target `{target}` for cluster `{cluster}`; expected one of: {expected}")]
+    UnknownTarget {
+        /// The cluster being switched.
+        cluster: String,
+        /// The requested target.
+        target: String,
+        /// The valid targets.
+        expected: String,
+    },
+}
+
+/// Holds the active cluster and the epoch; shared by the accept loop, the cluster-selector filter and the
+/// admin API.
+#[derive(Debug)]
+pub struct ClusterSelector {
+    clusters: Vec<Arc<BackendCluster>>,
+    active: ArcSwap<ActiveCluster>,
+    epoch: watch::Sender<u64>,
+    /// Serialises switches so two concurrent calls cannot interleave their read-modify-write.
+    switching: Mutex<()>,
+}
+
+// === impl ClusterSelector ===
+
+impl ClusterSelector {
+    /// A selector over `clusters`, the primary (first `Main`-role cluster, else the first) active.
+    pub fn new(clusters: Vec<Arc<BackendCluster>>) -> Option<Self> {
+        let primary = clusters.iter().find(|c| c.role == ClusterRole::Main).or(clusters.first())?.clone();
+        let active = ActiveCluster { cluster: primary, epoch: 0, since: SystemTime::now(), switch_count: 0 };
+        Some(Self {
+            clusters,
+            active: ArcSwap::from_pointee(active),
+            epoch: watch::Sender::new(0),
+            switching: Mutex::new(()),
+        })
+    }
+
+    /// The active cluster and its epoch.
+    pub fn active(&self) -> Arc<ActiveCluster> {
+        self.active.load_full()
+    }
+
+    /// The current epoch (cheap: read on every request by the cluster-selector filter).
+    pub fn epoch(&self) -> u64 {
+        self.active.load().epoch
+    }
+
+    /// Watches the epoch; sessions wait on it to learn of a switch.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.epoch.subscribe()
+    }
+
+    /// Every configured cluster, primary first as configured.
+    pub fn clusters(&self) -> &[Arc<BackendCluster>] {
+        &self.clusters
+    }
+
+    /// The primary cluster: the one a switch is addressed to.
+    pub fn primary(&self) -> Option<&Arc<BackendCluster>> {
+        self.clusters.iter().find(|c| c.role == ClusterRole::Main).or(self.clusters.first())
+    }
+
+    /// Moves traffic of primary cluster `cluster` to `target` (itself, to switch back, or a failover).
+    pub fn switch(&self, cluster: &str, target: &str) -> Result<SwitchOutcome, SwitchError> {
+        let primary =
+            self.primary().filter(|p| p.name == cluster).ok_or_else(|| SwitchError::UnknownCluster(cluster.into()))?;
+        let candidates: Vec<&Arc<BackendCluster>> =
+            self.clusters.iter().filter(|c| Arc::ptr_eq(c, primary) || c.role == ClusterRole::Failover).collect();
+        let to = candidates.iter().find(|c| c.name == target).ok_or_else(|| SwitchError::UnknownTarget {
+            cluster: cluster.into(),
+            target: target.into(),
+            expected: candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
+        // A poisoned lock only means a panic elsewhere mid-switch; the ArcSwap itself is always consistent.
+        let _guard = self.switching.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.active.load_full();
+        if Arc::ptr_eq(&current.cluster, to) {
+            return Ok(SwitchOutcome::AlreadyActive { name: to.name.clone() });
+        }
+        let next = ActiveCluster {
+            cluster: (*to).clone(),
+            epoch: current.epoch + 1,
+            since: SystemTime::now(),
+            switch_count: current.switch_count + 1,
+        };
+        let epoch = next.epoch;
+        self.active.store(Arc::new(next));
+        self.epoch.send_replace(epoch);
+        Ok(SwitchOutcome::Switched { from: current.cluster.name.clone(), to: to.name.clone(), epoch })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selector() -> ClusterSelector {
+        let main = Arc::new(BackendCluster::new("main", vec![]));
+        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
+        ClusterSelector::new(vec![main, failover]).expect("clusters")
+    }
+
+    #[test]
+    fn switching_moves_the_active_cluster_and_bumps_the_epoch() {
+        let s = selector();
+        let mut rx = s.subscribe();
+        assert_eq!(s.active().cluster.name, "main");
+        let outcome = s.switch("main", "failover");
+        assert_eq!(outcome, Ok(SwitchOutcome::Switched { from: "main".into(), to: "failover".into(), epoch: 1 }));
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!((s.active().cluster.name.as_str(), s.epoch(), s.active().switch_count), ("failover", 1, 1));
+        assert_eq!(s.switch("main", "main").map(|_| s.epoch()), Ok(2), "to=main switches back");
+        assert_eq!(*rx.borrow_and_update(), 2);
+    }
+
+    #[test]
+    fn refused_switches_change_nothing() {
+        let s = selector();
+        assert_eq!(s.switch("main", "main"), Ok(SwitchOutcome::AlreadyActive { name: "main".into() }));
+        assert!(matches!(s.switch("nope", "failover"), Err(SwitchError::UnknownCluster(_))));
+        assert!(matches!(s.switch("failover", "main"), Err(SwitchError::UnknownCluster(_))), "only the primary");
+        assert!(matches!(s.switch("main", "elsewhere"), Err(SwitchError::UnknownTarget { .. })));
+        assert_eq!((s.active().cluster.name.as_str(), s.epoch(), s.active().switch_count), ("main", 0, 0));
+    }
+}

@@ -1,0 +1,32 @@
+//! A minimal client for the admin API, used by the demo, the tests and the switch benchmark.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::header::{AUTHORIZATION, HOST};
+use hyper_util::rt::TokioIo;
+
+/// Sends one request to the admin API at `addr` (`host:port`) and returns the status and the JSON body
+/// (`Null` if the body is not JSON).
+pub async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<(u16, serde_json::Value), String> {
+    use base64::Engine;
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let mut request = Request::builder().method(method).uri(path).header(HOST, addr);
+    if let Some((user, password)) = credentials {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request = request.header(AUTHORIZATION, format!("Basic {token}"));
+    }
+    let request = request.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
+}
