@@ -202,3 +202,106 @@ pub async fn assert_gateway_serves(port: u16) {
     assert_eq!(&frame[..4], &77i32.to_be_bytes(), "response carries our correlation id");
     assert_eq!(&frame[4..6], &0i16.to_be_bytes(), "ApiVersions error_code is NONE");
 }
+
+// === two clusters ===
+
+/// Admin users of test gateways: an admin and a read-only viewer.
+pub const ADMIN: (&str, &str) = ("admin", "s3cret");
+pub const VIEWER: (&str, &str) = ("viewer", "look");
+
+impl TestGateway {
+    /// A gateway with cluster `main` and cluster `failover` (`gateway.roles: failover`).
+    pub async fn start_pair(main: &str, failover: &str, gateway_keys: &str) -> Self {
+        let keys = format!(
+            "  admin_users: [{{username: {}, password: {}, admin: true}}, {{username: {}, password: {}}}]\n  \
+             switch_drain_timeout_ms: 5000\n{gateway_keys}",
+            ADMIN.0, ADMIN.1, VIEWER.0, VIEWER.1
+        );
+        // The YAML block continues the `clusters:` map begun by start_full with `main`.
+        let failover = format!("  failover:\n    bootstrap.servers: {failover}\n    gateway.roles: failover\n");
+        let extra = format!("{failover}");
+        Self::start_full_clusters(main, &keys, &extra).await
+    }
+
+    async fn start_full_clusters(main: &str, gateway_keys: &str, more_clusters: &str) -> Self {
+        let port_start = free_ports(4);
+        let yaml = format!(
+            "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port_start}\n  port_count: 4\n  \
+             connect_timeout_ms: 2000\n  http_port: 0\n{gateway_keys}clusters:\n  main:\n    bootstrap.servers: {main}\n{more_clusters}"
+        );
+        let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
+        let gateway = Gateway::new(&config, &FilterRegistry::with_builtins(), "test.yaml").expect("gateway builds");
+        let running = gateway.start().await.expect("gateway starts");
+        Self { running, port_start }
+    }
+
+    /// Calls the admin API as `user`.
+    pub async fn admin_call(&self, method: &str, path: &str, user: Option<(&str, &str)>) -> (u16, serde_json::Value) {
+        franzgate::admin::client::call(&self.admin(), method, path, user).await.expect("admin API answers")
+    }
+
+    /// Switches `main` to `target` as the admin and checks the answer.
+    pub async fn switch_to(&self, target: &str) {
+        let (status, body) = self
+            .admin_call("POST", &format!("/admin/pclusters/v1/pcluster/main/switch?to={target}"), Some(ADMIN))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Every record value in `topic` (all partitions), read directly from a cluster, in offset order per partition.
+pub fn read_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "reader")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut values = Vec::new();
+    let mut at_end = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_end < partitions && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => at_end += 1,
+            Some(Err(e)) => panic!("reading {topic} from {bootstrap}: {e}"),
+            None => {}
+        }
+    }
+    assert_eq!(at_end, partitions, "reached the end of every partition of {topic}");
+    values
+}
+
+/// A Metadata v12 request sent through `port`, decoded: what any client would be told.
+pub async fn raw_metadata(port: u16) -> kafka_protocol::messages::MetadataResponse {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    let version = 12;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(5)
+        .with_client_id(Some("raw".into()));
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    header.encode(&mut frame, ApiKey::Metadata.request_header_version(version)).expect("header");
+    MetadataRequest::default().with_topics(None).encode(&mut frame, version).expect("body");
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    stream.write_all(&frame).await.expect("write");
+    let response = read_frame(&mut stream).await.expect("metadata response");
+    let mut body = bytes::Bytes::from(response);
+    body.advance(4); // correlation id
+    body.advance(1); // empty tagged fields of response header v1
+    MetadataResponse::decode(&mut body, version).expect("decodes")
+}
