@@ -87,12 +87,12 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
                 audit(&user.username, "list pclusters", "ok");
                 pclusters::list(state)
             }
-            Err(refusal) => refusal,
+            Err(refusal) => *refusal,
         },
         (["admin", "pclusters", "v1", "pcluster", cluster, "switch"], &Method::POST) => {
             let user = match authenticate(&request, state) {
                 Ok(user) => user,
-                Err(refusal) => return refusal,
+                Err(refusal) => return *refusal,
             };
             if !user.admin {
                 audit(&user.username, &format!("switch {cluster}"), "refused: not an admin");
@@ -110,25 +110,28 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
 }
 
 /// The user whose basic-auth credentials the request carries, or the 401 to answer.
-fn authenticate(request: &Request<Incoming>, state: &AdminState) -> Result<AdminUser, Response<Full<Bytes>>> {
-    let refuse = |reason: &str| {
+fn authenticate(request: &Request<Incoming>, state: &AdminState) -> Result<AdminUser, Box<Response<Full<Bytes>>>> {
+    credentials(request, state).map_err(|reason| {
         audit("-", &format!("{} {}", request.method(), request.uri().path()), &format!("refused: {reason}"));
         let mut response = error(StatusCode::UNAUTHORIZED, format!("authentication required: {reason}"));
         response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"franzgate\""));
-        response
-    };
-    let header = request.headers().get(AUTHORIZATION).ok_or_else(|| refuse("no credentials"))?;
+        Box::new(response)
+    })
+}
+
+fn credentials(request: &Request<Incoming>, state: &AdminState) -> Result<AdminUser, &'static str> {
+    let header = request.headers().get(AUTHORIZATION).ok_or("no credentials")?;
     let encoded = header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")))
-        .ok_or_else(|| refuse("not basic auth"))?;
+        .ok_or("not basic auth")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()
         .and_then(|d| String::from_utf8(d).ok())
-        .ok_or_else(|| refuse("malformed credentials"))?;
-    let (username, password) = decoded.split_once(':').ok_or_else(|| refuse("malformed credentials"))?;
+        .ok_or("malformed credentials")?;
+    let (username, password) = decoded.split_once(':').ok_or("malformed credentials")?;
     state
         .users
         .iter()
@@ -137,7 +140,7 @@ fn authenticate(request: &Request<Incoming>, state: &AdminState) -> Result<Admin
                 & constant_time_eq(u.password.as_bytes(), password.as_bytes())
         })
         .cloned()
-        .ok_or_else(|| refuse("wrong user name or password"))
+        .ok_or("wrong user name or password")
 }
 
 /// Compares without returning early on the first differing byte, so timing does not reveal a prefix.

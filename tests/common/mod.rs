@@ -219,8 +219,7 @@ impl TestGateway {
         );
         // The YAML block continues the `clusters:` map begun by start_full with `main`.
         let failover = format!("  failover:\n    bootstrap.servers: {failover}\n    gateway.roles: failover\n");
-        let extra = format!("{failover}");
-        Self::start_full_clusters(main, &keys, &extra).await
+        Self::start_full_clusters(main, &keys, &failover).await
     }
 
     async fn start_full_clusters(main: &str, gateway_keys: &str, more_clusters: &str) -> Self {
