@@ -57,3 +57,29 @@ async fn the_client_uses_each_brokers_gateway_port_and_produces_to_every_partiti
         assert!(accepted.get(&port).copied().unwrap_or(0) > 0, "no client connection on {port}: {accepted:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_first_seen_in_metadata_later_gets_its_port_opened() {
+    // The start-up probe finds nothing (no broker yet), so only the first port is open.
+    let dead = common::free_ports(1);
+    let mut gateway = TestGateway::start(&format!("127.0.0.1:{dead}"), "").await;
+    let start = gateway.port_start;
+    assert_eq!(gateway.running.ports().into_iter().collect::<Vec<_>>(), vec![start]);
+
+    // A client's Metadata response then reveals a 3-broker cluster: its brokers' ports open.
+    let mock = MockCluster::new(3).expect("mock cluster");
+    let cluster = gateway.running.selector().clusters()[0].clone();
+    let brokers: Vec<_> = mock
+        .bootstrap_servers()
+        .split(',')
+        .enumerate()
+        .map(|(i, a)| (i as i32 + 1, franzgate_api::topology::BrokerAddress::parse(a).ok()))
+        .collect();
+    cluster.nodes.observe(brokers);
+    let ports =
+        tokio::time::timeout(Duration::from_secs(10), gateway.running.wait_for_ports(3)).await.expect("ports open");
+    assert_eq!(ports.into_iter().collect::<Vec<_>>(), vec![start, start + 1, start + 2]);
+    for port in [start + 1, start + 2] {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the new port accepts connections");
+    }
+}
