@@ -1,5 +1,6 @@
 //! One function per response type that names brokers.
 
+use franzgate_api::kafka_protocol::messages::BrokerId;
 use franzgate_api::kafka_protocol::messages::{
     DescribeClusterResponse, DescribeTopicPartitionsResponse, FetchResponse, FindCoordinatorResponse, MetadataResponse,
     ProduceResponse, ResponseKind,
@@ -36,15 +37,36 @@ pub fn rewrite_response(
     Ok(())
 }
 
-fn metadata(body: &mut MetadataResponse, nodes: &NodeRewriter<'_>, cluster_id: Option<&str>) {
-    nodes.observe(body.brokers.iter().map(|b| (b.node_id.0, b.host.as_str(), b.port)));
-    body.brokers.retain_mut(|b| match nodes.address(b.node_id) {
-        Some((id, host, port)) => {
-            (b.node_id, b.host, b.port) = (id, host, port);
-            true
+/// Records the brokers of a list, then rewrites each to its gateway address, dropping those no gateway port
+/// can reach. `fields` borrows a list entry's (node id, host, port) — the list types differ per api.
+fn rewrite_brokers<T>(
+    list: &mut Vec<T>,
+    nodes: &NodeRewriter<'_>,
+    fields: impl Fn(&mut T) -> (&mut BrokerId, &mut StrBytes, &mut i32),
+) {
+    // All at once: new brokers get virtual ids in ascending backend-id order, not in list order.
+    let seen: Vec<(i32, String, i32)> = list
+        .iter_mut()
+        .map(|entry| {
+            let (id, host, port) = fields(entry);
+            (id.0, host.to_string(), *port)
+        })
+        .collect();
+    nodes.observe(seen.iter().map(|(id, host, port)| (*id, host.as_str(), *port)));
+    list.retain_mut(|entry| {
+        let (id, host, port) = fields(entry);
+        match nodes.address(*id) {
+            Some(address) => {
+                (*id, *host, *port) = address;
+                true
+            }
+            None => false,
         }
-        None => false,
     });
+}
+
+fn metadata(body: &mut MetadataResponse, nodes: &NodeRewriter<'_>, cluster_id: Option<&str>) {
+    rewrite_brokers(&mut body.brokers, nodes, |b| (&mut b.node_id, &mut b.host, &mut b.port));
     body.controller_id = nodes.id(body.controller_id);
     for topic in &mut body.topics {
         for p in &mut topic.partitions {
@@ -79,14 +101,7 @@ fn find_coordinator(body: &mut FindCoordinatorResponse, nodes: &NodeRewriter<'_>
 }
 
 fn describe_cluster(body: &mut DescribeClusterResponse, nodes: &NodeRewriter<'_>, cluster_id: Option<&str>) {
-    nodes.observe(body.brokers.iter().map(|b| (b.broker_id.0, b.host.as_str(), b.port)));
-    body.brokers.retain_mut(|b| match nodes.address(b.broker_id) {
-        Some((id, host, port)) => {
-            (b.broker_id, b.host, b.port) = (id, host, port);
-            true
-        }
-        None => false,
-    });
+    rewrite_brokers(&mut body.brokers, nodes, |b| (&mut b.broker_id, &mut b.host, &mut b.port));
     body.controller_id = nodes.id(body.controller_id);
     if let Some(id) = cluster_id {
         body.cluster_id = StrBytes::from_string(id.to_string());
@@ -116,14 +131,7 @@ fn produce_names_brokers(body: &ProduceResponse) -> bool {
 }
 
 fn produce(body: &mut ProduceResponse, nodes: &NodeRewriter<'_>) {
-    nodes.observe(body.node_endpoints.iter().map(|n| (n.node_id.0, n.host.as_str(), n.port)));
-    body.node_endpoints.retain_mut(|n| match nodes.address(n.node_id) {
-        Some((id, host, port)) => {
-            (n.node_id, n.host, n.port) = (id, host, port);
-            true
-        }
-        None => false,
-    });
+    rewrite_brokers(&mut body.node_endpoints, nodes, |n| (&mut n.node_id, &mut n.host, &mut n.port));
     for p in body.responses.iter_mut().flat_map(|t| &mut t.partition_responses) {
         p.current_leader.leader_id = nodes.id(p.current_leader.leader_id);
     }
@@ -139,14 +147,7 @@ fn fetch_names_brokers(body: &FetchResponse) -> bool {
 }
 
 fn fetch(body: &mut FetchResponse, nodes: &NodeRewriter<'_>) {
-    nodes.observe(body.node_endpoints.iter().map(|n| (n.node_id.0, n.host.as_str(), n.port)));
-    body.node_endpoints.retain_mut(|n| match nodes.address(n.node_id) {
-        Some((id, host, port)) => {
-            (n.node_id, n.host, n.port) = (id, host, port);
-            true
-        }
-        None => false,
-    });
+    rewrite_brokers(&mut body.node_endpoints, nodes, |n| (&mut n.node_id, &mut n.host, &mut n.port));
     for p in body.responses.iter_mut().flat_map(|t| &mut t.partitions) {
         p.current_leader.leader_id = nodes.id(p.current_leader.leader_id);
         p.preferred_read_replica = nodes.id(p.preferred_read_replica);
