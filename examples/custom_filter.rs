@@ -56,18 +56,23 @@ pub struct TopicPolicyFactory;
 /// Shared by every session: the compiled pattern and the error code.
 #[derive(Clone)]
 pub struct TopicPolicyLayer {
+    /// Topics matching this are refused.
     deny: Arc<Regex>,
+    /// The Kafka error refused partitions get.
     error_code: i16,
 }
 
 /// The per-session service.
 pub struct TopicPolicy<S> {
+    /// The wrapped service.
     inner: S,
+    /// The settings shared by every session.
     policy: TopicPolicyLayer,
 }
 
 /// Adds the refused topics back into the broker's response, each partition with the error.
 pub struct AddRefused {
+    /// The refused topics, each partition with the error.
     refused: Vec<TopicProduceResponse>,
 }
 

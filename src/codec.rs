@@ -43,6 +43,7 @@ pub enum FrameError {
 /// Splits a byte stream into frame payloads (without the length prefix).
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
+    /// The largest frame accepted.
     max_frame: usize,
 }
 

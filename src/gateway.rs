@@ -31,31 +31,47 @@ pub const DEFAULT_CLUSTER_ID: &str = "franzgate";
 
 /// A validated gateway, ready to start.
 pub struct Gateway {
+    /// What listeners and sessions share once started.
     shared: Arc<Shared>,
+    /// Where listeners and the admin API bind.
     bind_host: String,
+    /// The admin API's port.
     http_port: u16,
+    /// Who may call the admin API.
     admin_users: Vec<crate::config::AdminUser>,
 }
 
 /// What every listener and session shares.
 struct Shared {
+    /// The filter chain, applied to every session's upstream.
     chain: FilterChain,
+    /// The switchable state: which cluster new sessions use.
     selector: Arc<ClusterSelector>,
+    /// The address and port range clients are told to use.
     advertised: Arc<AdvertisedAddress>,
+    /// Backend connection settings.
     upstream: Arc<UpstreamConfig>,
+    /// Per-session limits.
     session: SessionConfig,
+    /// Requests in flight per session.
     max_in_flight: usize,
+    /// Session ids, for logs.
     next_session_id: AtomicU64,
     /// Connections accepted per gateway port (read by tests and, later, metrics; not on the request path).
     accepted: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// Cancelled to stop the gateway.
     shutdown: CancellationToken,
 }
 
 /// A started gateway. Dropping it does not stop it; call [`RunningGateway::shutdown`].
 pub struct RunningGateway {
+    /// The state its listeners share.
     shared: Arc<Shared>,
+    /// The broker ports open.
     ports: watch::Receiver<BTreeSet<u16>>,
+    /// Listeners, the port opener, the probes and the admin API.
     tasks: JoinSet<()>,
+    /// Where the admin API listens.
     admin_addr: SocketAddr,
 }
 

@@ -20,6 +20,7 @@ pub const CORE_FILTERS: &[&str] = &[
 /// Filter factories by type name.
 #[derive(Clone)]
 pub struct FilterRegistry {
+    /// Factories by YAML type name.
     factories: BTreeMap<&'static str, Arc<dyn FilterFactory>>,
 }
 
@@ -32,6 +33,7 @@ impl std::fmt::Debug for FilterRegistry {
 /// The built chain: layers outermost first, with the type names they were built from.
 #[derive(Clone)]
 pub struct FilterChain {
+    /// Type name and layer, outermost first.
     layers: Vec<(String, BoxLayer)>,
 }
 

@@ -46,36 +46,53 @@ pub struct UpstreamConfig {
 
 /// The handle filters forward to: `Service<KafkaRequest>` whose future resolves with the broker's response.
 pub struct Upstream {
+    /// The session whose requests this forwards (its cluster's bootstrap list, its id for logs).
     session: Arc<Session>,
+    /// Connect timeout and frame limit.
     config: Arc<UpstreamConfig>,
     /// Cancelled when the backend connection dies, so the session closes even with nothing in flight.
     lost: CancellationToken,
+    /// The connection actor's queue, spawned on the first request.
     actor: Option<mpsc::UnboundedSender<Outbound>>,
 }
 
 /// A request on its way to the actor, already reduced to its wire parts.
 struct Outbound {
+    /// Which broker it goes to.
     route: Route,
+    /// The request's api key.
     api_key: i16,
+    /// The request's api version.
     api_version: i16,
+    /// Restored in the response.
     client_correlation_id: i32,
+    /// Header bytes after the fixed 8, as the client sent them.
     header_rest: Bytes,
+    /// The body: the received bytes, or the re-encoded message.
     body: Bytes,
+    /// Where the response goes; `None` for Produce with acks=0.
     reply: Option<oneshot::Sender<Result<KafkaResponse, FilterError>>>,
 }
 
 /// A response the reader still owes.
 struct Waiting {
+    /// The upstream correlation id the response must carry.
     correlation_id: i32,
+    /// How to interpret the response.
     request: PendingRequest,
+    /// Where the response goes.
     reply: Option<oneshot::Sender<Result<KafkaResponse, FilterError>>>,
 }
 
 /// An open backend connection owned by the actor.
 struct Connection {
+    /// The broker it is connected to.
     address: BrokerAddress,
+    /// Requests are written here, by the actor only.
     writer: OwnedWriteHalf,
+    /// Responses owed, in order; the reader task takes them.
     waiting: mpsc::UnboundedSender<Waiting>,
+    /// The task reading responses.
     reader: JoinHandle<()>,
 }
 
@@ -172,15 +189,22 @@ impl tower::Service<KafkaRequest> for Upstream {
 
 // === impl Actor ===
 
+/// Owns the backend connection(s) of one session: connects, writes batches, retires replaced connections.
 struct Actor {
+    /// The session served.
     session: Arc<Session>,
+    /// Connect timeout and frame limit.
     config: Arc<UpstreamConfig>,
+    /// Cancelled when the backend connection is lost.
     lost: CancellationToken,
+    /// The connection requests go to now.
     current: Option<Connection>,
     /// Connections replaced by a route change: their write halves stay open (a broker may drop in-flight
     /// responses of a half-closed connection) until their readers have delivered what was in flight.
     retiring: Vec<(OwnedWriteHalf, JoinHandle<()>)>,
+    /// The upstream correlation-id sequence.
     next_correlation_id: i32,
+    /// The write batch being assembled.
     out: BytesMut,
 }
 

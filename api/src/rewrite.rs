@@ -20,8 +20,10 @@ pub trait Rewrite {
 #[pin_project]
 #[derive(Debug)]
 pub struct RewriteResponse<F, R> {
+    /// The inner service's future.
     #[pin]
     inner: F,
+    /// The rewrite to apply, taken when the response arrives.
     rewrite: Option<R>,
 }
 

@@ -67,8 +67,11 @@ pub enum SwitchError {
 /// admin API.
 #[derive(Debug)]
 pub struct ClusterSelector {
+    /// Every configured cluster.
     clusters: Vec<Arc<BackendCluster>>,
+    /// The cluster new sessions use.
     active: ArcSwap<ActiveCluster>,
+    /// The epoch, for sessions to watch.
     epoch: watch::Sender<u64>,
     /// Serialises switches so two concurrent calls cannot interleave their read-modify-write.
     switching: Mutex<()>,

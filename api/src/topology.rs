@@ -118,7 +118,9 @@ pub struct BackendNode {
 /// An immutable snapshot of one cluster's node map.
 #[derive(Debug, Default, Clone)]
 pub struct NodeTable {
+    /// Virtual id to backend broker.
     by_virtual: BTreeMap<i32, BackendNode>,
+    /// Backend id to virtual id.
     by_backend: HashMap<i32, i32>,
 }
 
@@ -148,7 +150,9 @@ impl NodeTable {
 /// writes are rare (a broker first seen or moved) and copy the table.
 #[derive(Debug)]
 pub struct NodeMap {
+    /// The current snapshot, swapped whole on every change.
     table: ArcSwap<NodeTable>,
+    /// Serialises writers so concurrent updates do not lose each other's brokers.
     write: Mutex<()>,
     /// The number of virtual ids assigned so far; the listener manager opens ports as it grows.
     assigned: watch::Sender<usize>,

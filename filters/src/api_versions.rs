@@ -35,6 +35,7 @@ pub struct ApiVersionsLayer;
 /// The service of [`ApiVersionsLayer`].
 #[derive(Debug, Clone)]
 pub struct ApiVersions<S> {
+    /// The wrapped service.
     inner: S,
 }
 

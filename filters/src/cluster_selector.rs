@@ -34,13 +34,16 @@ pub struct ClusterSelectorFactory;
 /// Refuses requests of sessions bound under an older epoch.
 #[derive(Debug, Clone)]
 pub struct ClusterSelectorLayer {
+    /// The switchable state: the active cluster and its epoch.
     selector: Arc<ClusterSelector>,
 }
 
 /// The service of [`ClusterSelectorLayer`].
 #[derive(Debug, Clone)]
 pub struct ClusterSelectorService<S> {
+    /// The wrapped service.
     inner: S,
+    /// The switchable state: the active cluster and its epoch.
     selector: Arc<ClusterSelector>,
 }
 

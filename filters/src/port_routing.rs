@@ -30,13 +30,16 @@ pub struct PortRoutingFactory;
 /// Routes each request to the broker its gateway port stands for.
 #[derive(Debug, Clone)]
 pub struct PortRoutingLayer {
+    /// The gateway's advertised host and port range.
     advertised: Arc<AdvertisedAddress>,
 }
 
 /// The service of [`PortRoutingLayer`].
 #[derive(Debug, Clone)]
 pub struct PortRouting<S> {
+    /// The wrapped service.
     inner: S,
+    /// The gateway's advertised host and port range.
     advertised: Arc<AdvertisedAddress>,
 }
 

@@ -32,10 +32,15 @@ pub fn free_ports(count: u16) -> u16 {
     panic!("no {count} consecutive free ports found");
 }
 
+/// A random number from the std hasher's per-call random keys, mixed with the clock and a counter.
 fn rand_u16() -> u16 {
     use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    h.write_u128(now ^ u128::from(std::process::id()));
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
     (h.finish() & 0xffff) as u16
 }
 

@@ -42,6 +42,7 @@ pub struct MetadataRewriteFactory;
 /// Rewrites broker addresses, node ids and cluster id in responses.
 #[derive(Debug, Clone)]
 pub struct MetadataRewriteLayer {
+    /// The gateway's advertised host and port range.
     advertised: Arc<AdvertisedAddress>,
     cluster_id: Option<Arc<str>>,
 }
@@ -49,14 +50,18 @@ pub struct MetadataRewriteLayer {
 /// The service of [`MetadataRewriteLayer`].
 #[derive(Debug, Clone)]
 pub struct MetadataRewrite<S> {
+    /// The wrapped service.
     inner: S,
+    /// The settings shared by every session.
     layer: MetadataRewriteLayer,
 }
 
 /// The rewrite of one response, carrying what it needs from the request.
 #[derive(Debug)]
 pub struct RewriteNodes {
+    /// The session the response goes back on (its cluster's node map).
     session: Arc<Session>,
+    /// The settings shared by every session.
     layer: MetadataRewriteLayer,
 }
 

@@ -8,8 +8,11 @@ use tracing::warn;
 /// Maps backend brokers of one cluster to virtual ids and gateway addresses.
 #[derive(Debug)]
 pub struct NodeRewriter<'a> {
+    /// The cluster's node map.
     nodes: &'a NodeMap,
+    /// The gateway's advertised host and port range.
     advertised: &'a AdvertisedAddress,
+    /// The advertised host, built once.
     host: StrBytes,
 }
 
