@@ -169,9 +169,14 @@ impl Default for NodeMap {
 }
 
 impl NodeMap {
-    /// The current snapshot.
+    /// The current snapshot, owned (for holding across awaits or returning).
     pub fn snapshot(&self) -> Arc<NodeTable> {
         self.table.load_full()
+    }
+
+    /// The current snapshot, borrowed: no reference-count traffic, for per-request reads.
+    pub fn current(&self) -> arc_swap::Guard<Arc<NodeTable>> {
+        self.table.load()
     }
 
     /// Watches the number of virtual ids assigned.

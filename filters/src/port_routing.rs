@@ -80,7 +80,7 @@ pub fn route_for(session: &Session, advertised: &AdvertisedAddress) -> Route {
     let Some(virtual_id) = advertised.virtual_id_of(session.listener_port) else {
         return Route::Bootstrap;
     };
-    let table = session.cluster.nodes.snapshot();
+    let table = session.cluster.nodes.current();
     match table.backend(virtual_id) {
         Some(node) => match &node.address {
             Some(address) => Route::Broker { node_id: node.backend_id, address: address.clone() },

@@ -36,7 +36,7 @@ impl<'a> NodeRewriter<'a> {
         if backend.0 < 0 {
             return backend;
         }
-        if let Some(virtual_id) = self.nodes.snapshot().virtual_id(backend.0) {
+        if let Some(virtual_id) = self.nodes.current().virtual_id(backend.0) {
             return BrokerId(virtual_id);
         }
         let table = self.nodes.observe([(backend.0, None)]);
