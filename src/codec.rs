@@ -13,6 +13,7 @@ use tokio_util::codec::Decoder;
 
 /// How much of a large frame is reserved at a time: big enough that a large Fetch response is read in few
 /// syscalls, small enough that a peer announcing a huge frame gets no huge allocation before sending it.
+/// (`BytesMut::reserve` itself at least doubles, so growth stays geometric.)
 const READ_CHUNK: usize = 1 << 20;
 
 /// Why a connection's byte stream is unusable.
@@ -222,6 +223,31 @@ mod tests {
         assert!(buf.capacity() < 1 << 20);
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
         assert!(matches!(dec.decode(&mut buf), Err(FrameError::NegativeLength(-2))));
+    }
+
+    #[test]
+    fn a_large_frame_grows_its_buffer_geometrically_and_only_with_what_arrived() {
+        let mut dec = FrameDecoder::new(64 << 20);
+        let size = 32usize << 20;
+        // A small frame first, split off and kept alive as a request body would be, so the buffer is shared.
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 1, 9][..]);
+        let _earlier = dec.decode(&mut buf).ok().flatten().expect("first frame");
+        buf.extend_from_slice(&(size as i32).to_be_bytes());
+        let mut reallocations = 0;
+        let mut last_ptr = buf.as_ptr();
+        while buf.len() < 4 + size {
+            assert!(matches!(dec.decode(&mut buf), Ok(None)));
+            assert!(buf.capacity() <= 2 * buf.len().max(READ_CHUNK) + 4, "never far beyond what arrived");
+            // Fill the spare capacity, as a socket read would.
+            let fill = (buf.capacity() - buf.len()).min(4 + size - buf.len());
+            buf.extend_from_slice(&vec![7u8; fill]);
+            if buf.as_ptr() != last_ptr {
+                reallocations += 1;
+                last_ptr = buf.as_ptr();
+            }
+        }
+        assert!(reallocations <= 8, "{reallocations} reallocations for a 32 MiB frame");
+        assert_eq!(dec.decode(&mut buf).ok().flatten().map(|f| f.len()), Some(size));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::config::{ConfigFileError, FilterSpec};
 
 /// Filters every chain needs: if the YAML does not place them, they are added innermost in this order, so
 /// user filters see what clients see (gateway addresses, virtual node ids, versions the gateway can decode).
+/// The cluster selector is added only when a failover cluster is configured.
 pub const CORE_FILTERS: &[&str] = &[
     franzgate_filters::cluster_selector::TYPE_NAME,
     franzgate_filters::metadata_rewrite::TYPE_NAME,
@@ -72,7 +73,12 @@ impl FilterRegistry {
         source: &str,
     ) -> Result<FilterChain, ConfigFileError> {
         let mut specs = specs.to_vec();
+        // With a single cluster there is nothing to switch, so no epoch to check on every request.
+        let switchable = ctx.selector.clusters().len() > 1;
         for core in CORE_FILTERS {
+            if *core == franzgate_filters::cluster_selector::TYPE_NAME && !switchable {
+                continue;
+            }
             if !specs.iter().any(|s| s.kind == *core) {
                 specs.push(FilterSpec { kind: (*core).to_string(), config: serde_yaml::Value::Null });
             }
