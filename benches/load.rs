@@ -28,7 +28,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 16;
@@ -243,10 +243,11 @@ fn saturation(bootstrap: &str, topic: &str, acks: &str, size: usize) -> f64 {
     deliveries.ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Produces at `rate` records/s for `seconds`; returns the sorted delivery latencies.
+/// Produces at `rate` records/s for `seconds`; returns the sorted delivery latencies. A `ThreadedProducer`
+/// serves delivery reports continuously on its own thread, so a report's time is the acknowledgement's.
 fn latency(bootstrap: &str, topic: &str, acks: &str, size: usize, rate: f64, seconds: f64) -> Vec<Duration> {
     let deliveries = std::sync::Arc::new(Deliveries::default());
-    let producer: BaseProducer<Ctx> = client(bootstrap)
+    let producer: ThreadedProducer<Ctx> = client(bootstrap)
         .set("acks", acks)
         .set("linger.ms", "0")
         .create_with_context(Ctx(deliveries.clone()))
@@ -263,12 +264,9 @@ fn latency(bootstrap: &str, topic: &str, acks: &str, size: usize, rate: f64, sec
             let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, stamp()).payload(&payload);
             match producer.send(record) {
                 Ok(()) => sent += 1,
-                Err(_) => {
-                    producer.poll(Duration::from_millis(1));
-                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
             }
         }
-        producer.poll(Duration::ZERO);
         std::thread::sleep(Duration::from_millis(1));
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
@@ -385,6 +383,12 @@ fn main() {
             }
         }
         }
+        // CPU per GB counts the throughput section only: the latency runs move traffic not counted in `moved`.
+        let cpu_used: Vec<f64> = targets
+            .iter()
+            .zip(&cpu_start)
+            .map(|(t, start)| t.gateway.as_ref().map_or(0.0, |g| g.cpu_seconds() - start))
+            .collect();
 
         if part("latency") {
         writeln!(report, "\n## Produce latency, 1 KiB, 1 connection, linger.ms=0, at half the direct path's saturation, ms\n").ok();
@@ -394,7 +398,11 @@ fn main() {
             scenario += 1;
             let topic = format!("load-{scenario}");
             create_topic(&targets[0].bootstrap, &topic).await;
-            let rate = saturation(&targets[0].bootstrap, &topic, acks, 1024) / 2.0;
+            // LOAD_LATENCY_RATE=<records/s> measures at a fixed rate instead of half the burst saturation.
+            let rate = match std::env::var("LOAD_LATENCY_RATE").ok().and_then(|r| r.parse::<f64>().ok()) {
+                Some(rate) => rate,
+                None => saturation(&targets[0].bootstrap, &topic, acks, 1024) / 2.0,
+            };
             let mut direct = (0.0, 0.0);
             for t in &targets {
                 scenario += 1;
@@ -424,7 +432,7 @@ fn main() {
         writeln!(report, "|---|---|---|---|---|").ok();
         for (i, t) in targets.iter().enumerate() {
             if let Some(g) = &t.gateway {
-                let cpu = g.cpu_seconds() - cpu_start[i];
+                let cpu = cpu_used[i];
                 let gb = moved[i] / 1000.0;
                 writeln!(report, "| {} | {cpu:.2} | {gb:.2} | {:.2} | {} MiB |", t.name, cpu / gb, g.rss_kib().1 / 1024)
                     .ok();
