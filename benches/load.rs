@@ -223,19 +223,26 @@ fn consume(bootstrap: &str, topic: &str, connections: usize, records: usize) -> 
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// The records/s one producer sustains in the latency configuration (linger.ms=0).
-fn saturation(bootstrap: &str, topic: &str, acks: &str, size: usize) -> f64 {
+/// A producer in the latency configuration (linger.ms=0). A `ThreadedProducer` serves delivery reports
+/// continuously on its own thread, so a report's time is the acknowledgement's.
+fn latency_producer(bootstrap: &str, acks: &str) -> (ThreadedProducer<Ctx>, std::sync::Arc<Deliveries>) {
     let deliveries = std::sync::Arc::new(Deliveries::default());
-    let producer: BaseProducer<Ctx> = client(bootstrap)
+    let producer = client(bootstrap)
         .set("acks", acks)
         .set("linger.ms", "0")
         .create_with_context(Ctx(deliveries.clone()))
         .expect("producer");
+    (producer, deliveries)
+}
+
+/// The records/s one producer sustains in the latency configuration.
+fn saturation(bootstrap: &str, topic: &str, acks: &str, size: usize) -> f64 {
+    let (producer, deliveries) = latency_producer(bootstrap, acks);
     let payload = vec![b's'; size];
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(3) {
         if producer.send(BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0).payload(&payload)).is_err() {
-            producer.poll(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     // Acknowledged, not merely queued: librdkafka's queue absorbs a burst, so the time runs through the flush.
@@ -243,15 +250,9 @@ fn saturation(bootstrap: &str, topic: &str, acks: &str, size: usize) -> f64 {
     deliveries.ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Produces at `rate` records/s for `seconds`; returns the sorted delivery latencies. A `ThreadedProducer`
-/// serves delivery reports continuously on its own thread, so a report's time is the acknowledgement's.
+/// Produces at `rate` records/s for `seconds`; returns the sorted delivery latencies.
 fn latency(bootstrap: &str, topic: &str, acks: &str, size: usize, rate: f64, seconds: f64) -> Vec<Duration> {
-    let deliveries = std::sync::Arc::new(Deliveries::default());
-    let producer: ThreadedProducer<Ctx> = client(bootstrap)
-        .set("acks", acks)
-        .set("linger.ms", "0")
-        .create_with_context(Ctx(deliveries.clone()))
-        .expect("producer");
+    let (producer, deliveries) = latency_producer(bootstrap, acks);
     let payload = vec![b'y'; size];
     let started = Instant::now();
     let total = (rate * seconds) as usize;
