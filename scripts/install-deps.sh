@@ -19,6 +19,8 @@ command -v make >/dev/null || need_apt+=(make)
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v cmake >/dev/null || need_apt+=(cmake)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+# rdkafka (tests) is built with SSL and SASL SCRAM, which need OpenSSL headers.
+[ -e /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,8 +1,11 @@
-//! The running gateway: listeners (one port per virtual broker) and the sessions they accept.
+//! The running gateway: listeners and the sessions they accept.
 //!
-//! Port `port_start` is bound at start-up; every other broker port is opened as soon as the backend's metadata
-//! reveals its broker — from a probe at start-up and from every Metadata response that passes through. Every
-//! port also answers bootstrap traffic.
+//! Port routing: port `port_start` is bound at start-up; every other broker port is opened as soon as the
+//! backend's metadata reveals its broker — from a probe at start-up and from every Metadata response that
+//! passes through. Every port also answers bootstrap traffic.
+//!
+//! Host routing: one TLS port; the server name a client sends (SNI) says which virtual broker it wants, and a
+//! name the gateway does not serve fails the TLS handshake.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -10,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use franzgate_api::selector::ClusterSelector;
-use franzgate_api::topology::AdvertisedAddress;
-use franzgate_api::{BoxKafkaService, FilterContext, Session};
+use franzgate_api::auth::SessionAuth;
+use franzgate_api::topology::{AdvertisedAddress, BrokerNaming, ClusterRole, SniTarget};
+use franzgate_api::{AuthStats, BoxKafkaService, FilterContext, Session};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -20,10 +24,13 @@ use tower::limit::ConcurrencyLimit;
 use tracing::{debug, error, info, warn};
 
 use crate::admin::{AdminState, serve_admin};
-use crate::config::{ConfigFileError, GatewayConfig};
+use crate::backend::BackendSecurityMap;
+use crate::config::{ConfigFileError, FilterSpec, GatewayConfig};
+use crate::net::Stream;
 use crate::probe::probe_cluster;
 use crate::registry::{FilterChain, FilterRegistry};
 use crate::session::{SessionConfig, serve};
+use crate::tls::TlsServer;
 use crate::upstream::{Upstream, UpstreamConfig};
 
 /// The cluster id clients see when a failover is configured and `cluster_id` is not set.
@@ -59,6 +66,10 @@ struct Shared {
     next_session_id: AtomicU64,
     /// Connections accepted per gateway port (read by tests and, later, metrics; not on the request path).
     accepted: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// The TLS server, when clients connect with TLS.
+    tls: Option<TlsServer>,
+    /// Authentication outcomes.
+    auth_stats: Arc<AuthStats>,
     /// Cancelled to stop the gateway.
     shutdown: CancellationToken,
 }
@@ -80,12 +91,20 @@ pub struct RunningGateway {
 impl Gateway {
     /// Validates the config and builds the filter chain from `registry`; `source` names the file in errors.
     pub fn new(config: &GatewayConfig, registry: &FilterRegistry, source: &str) -> Result<Self, ConfigFileError> {
-        let clusters = config.backend_clusters(source)?;
+        let built = config.built_clusters(source)?;
+        let backends = BackendSecurityMap::load(&built).map_err(|e| ConfigFileError::new(source, e))?;
+        let clusters: Vec<_> = built.into_iter().map(|b| b.cluster).collect();
+        let primary = clusters.iter().find(|c| c.role == ClusterRole::Main).map(|c| c.name.clone()).unwrap_or_default();
         let selector = Arc::new(
             ClusterSelector::new(clusters)
                 .ok_or_else(|| ConfigFileError::new(source, "no backend cluster configured"))?,
         );
-        let advertised = Arc::new(config.advertised());
+        let advertised = Arc::new(config.advertised(&primary));
+        let tls = match (&config.gateway.tls, config.gateway.security_protocol.uses_tls()) {
+            (Some(tls), true) => Some(TlsServer::new(tls).map_err(|e| ConfigFileError::new(source, e))?),
+            _ => None,
+        };
+        let auth_stats = Arc::new(AuthStats::default());
         // Clients must see one cluster id whichever backend serves them (KIP-899 clients refuse a changed id),
         // so with a failover configured the id defaults to a constant rather than passing the backend's through.
         let cluster_id = config
@@ -97,8 +116,17 @@ impl Gateway {
             advertised: advertised.clone(),
             selector: selector.clone(),
             gateway_cluster_id: cluster_id,
+            auth_stats: auth_stats.clone(),
         };
-        let chain = registry.build_chain(&config.filters, &ctx, source)?;
+        let mut filters = config.filters.clone();
+        // SASL termination goes outermost: no other filter, and not the backend, sees an unauthenticated request.
+        let sasl = franzgate_filters::sasl::TYPE_NAME;
+        if config.gateway.security_protocol.uses_sasl() && !filters.iter().any(|f| f.kind == sasl) {
+            let auth = config.gateway.authentication.clone().unwrap_or_default();
+            let value = serde_yaml::to_value(auth).map_err(|e| ConfigFileError::new(source, e.to_string()))?;
+            filters.insert(0, FilterSpec { kind: sasl.to_string(), config: value });
+        }
+        let chain = registry.build_chain(&filters, &ctx, source)?;
         let shared = Shared {
             chain,
             selector,
@@ -106,6 +134,7 @@ impl Gateway {
             upstream: Arc::new(UpstreamConfig {
                 connect_timeout: config.connect_timeout(),
                 max_frame: config.gateway.max_frame_bytes,
+                backends,
             }),
             session: SessionConfig {
                 max_frame: config.gateway.max_frame_bytes,
@@ -115,6 +144,8 @@ impl Gateway {
             next_session_id: AtomicU64::new(1),
             accepted: Default::default(),
             shutdown: CancellationToken::new(),
+            tls,
+            auth_stats,
         };
         let (admin_users, default_users) = config.admin_users();
         if default_users {
@@ -152,12 +183,15 @@ impl Gateway {
         tasks.spawn(serve_admin(admin, admin_state, shared.shutdown.clone()));
         info!(%admin_addr, "admin API listening");
         tasks.spawn(accept_loop(first, shared.clone()));
-        tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
+        if shared.advertised.naming == BrokerNaming::Port {
+            tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
+        }
         for cluster in shared.selector.clusters().iter().cloned() {
             let timeout = shared.upstream.connect_timeout;
             let max_frame = shared.upstream.max_frame;
+            let security = shared.upstream.backends.get(&cluster.name);
             tasks.spawn(async move {
-                match probe_cluster(&cluster, timeout, max_frame).await {
+                match probe_cluster(&cluster, &security, timeout, max_frame).await {
                     Ok(n) => info!(cluster = %cluster.name, brokers = n, "backend cluster reachable"),
                     Err(e) => warn!(cluster = %cluster.name, reason = %e, "backend cluster not reachable at start-up; \
                         broker ports will open when a client's metadata reveals them"),
@@ -231,27 +265,71 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn start_session(stream: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared: &Arc<Shared>) {
+fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared: &Arc<Shared>) {
     if let Ok(mut accepted) = shared.accepted.lock() {
         *accepted.entry(port).or_default() += 1;
     }
+    let shared = shared.clone();
+    // The TLS handshake runs in the session's own task: a slow client must not hold up the accept loop.
+    tokio::spawn(async move {
+        let (stream, virtual_node, auth) = match &shared.tls {
+            None => (Stream::Tcp(tcp), shared.advertised.virtual_id_of(port), SessionAuth::default()),
+            Some(tls) => {
+                let mut target = None;
+                let host_routing = shared.advertised.naming != BrokerNaming::Port;
+                let check = |name: Option<&str>| {
+                    if !host_routing {
+                        return Ok(());
+                    }
+                    let name = name.ok_or("TLS client sent no server name (SNI); host routing needs it")?;
+                    match shared.advertised.sni_target(name) {
+                        SniTarget::Unknown => Err(format!("unknown TLS server name `{name}`: not a host this gateway serves")),
+                        SniTarget::Bootstrap => Ok(()),
+                        SniTarget::Broker(id) => {
+                            target = Some(id);
+                            Ok(())
+                        }
+                    }
+                };
+                match tls.accept(tcp, check).await {
+                    Ok(accepted) => {
+                        let virtual_node = if host_routing { target } else { shared.advertised.virtual_id_of(port) };
+                        (accepted.stream, virtual_node, SessionAuth::new(accepted.principal))
+                    }
+                    Err(reason) => {
+                        warn!(%peer, port, %reason, "refused a client connection");
+                        return;
+                    }
+                }
+            }
+        };
+        run_session(stream, peer, port, virtual_node, auth, &shared).await;
+    });
+}
+
+async fn run_session(
+    stream: Stream,
+    peer: SocketAddr,
+    port: u16,
+    virtual_node: Option<i32>,
+    auth: SessionAuth,
+    shared: &Arc<Shared>,
+) {
     // Subscribe before reading the active cluster: a switch in between is then seen as a change.
     let switched = shared.selector.subscribe();
     let active = shared.selector.active();
-    let session = Arc::new(Session {
-        id: shared.next_session_id.fetch_add(1, Ordering::Relaxed),
-        peer,
-        listener_port: port,
-        cluster: active.cluster.clone(),
-        epoch: active.epoch,
-    });
+    let id = shared.next_session_id.fetch_add(1, Ordering::Relaxed);
+    let session = Session::new(id, peer, port, active.cluster.clone(), active.epoch)
+        .with_virtual_node(virtual_node)
+        .with_auth(auth);
+    let session = Arc::new(session);
     let lost = CancellationToken::new();
     let upstream = Upstream::new(session.clone(), shared.upstream.clone(), lost.clone());
     let stack = shared.chain.apply(BoxKafkaService::new(upstream));
     let stack = ConcurrencyLimit::new(stack, shared.max_in_flight);
-    debug!(session = session.id, %peer, port, "accepted");
+    debug!(session = session.id, %peer, port, ?virtual_node, "accepted");
     let signals = crate::session::Signals { backend_lost: lost, shutdown: shared.shutdown.child_token(), switched };
-    tokio::spawn(serve(stream, session, stack, signals, shared.session.clone()));
+    serve(stream, session, stack, signals, shared.session.clone()).await;
 }
 
 // === impl RunningGateway ===
@@ -271,6 +349,11 @@ impl RunningGateway {
     /// How many client connections each gateway port has accepted.
     pub fn accepted_per_port(&self) -> std::collections::BTreeMap<u16, u64> {
         self.shared.accepted.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Authentication (successes, failures) since start.
+    pub fn auth_counts(&self) -> (u64, u64) {
+        self.shared.auth_stats.counts()
     }
 
     /// The address clients are told to use.

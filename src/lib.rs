@@ -7,14 +7,18 @@
 //! - [`admin`]: the admin HTTP API (Conduktor's paths): switch clusters, list them, health.
 //! - [`config`]: the YAML file — listeners, backend clusters, the filter list.
 //! - [`registry`]: filter factories by type name, and the chain built from the YAML list.
-//! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered) and sessions.
+//! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered, or one TLS port
+//!   routing by server name) and sessions.
+//! - [`tls`]: rustls server (client certificates to principals) and client (to TLS backends) settings.
+//! - [`net`]: the byte streams sessions and upstreams use: plain TCP or TLS.
 //! - [`session`]: one client connection — frames in, the filter stack, responses out in request order.
 //! - [`codec`]: framing, request-header decoding, response wrapping.
 //! - [`upstream`]: the innermost service — one backend connection per session, correlation ids, batching.
+//! - [`backend`]: connecting to a broker with the cluster's own TLS and SASL settings (auth decoupling).
 //! - [`probe`]: the start-up Metadata request that discovers the brokers.
 //!
 //! ## Data flow
-//! `gateway` accepts → `session` reads a frame → `codec::parse_request` decodes the header only → the filter
+//! `gateway` accepts (and runs the TLS handshake) → `session` reads a frame → `codec::parse_request` decodes the header only → the filter
 //! stack (`registry::FilterChain`) → `upstream::Upstream` writes it to the broker → the response comes back
 //! through the same filters → `session` writes it to the client in request order.
 #![forbid(unsafe_code)]
@@ -22,12 +26,15 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod backend;
 pub mod codec;
 pub mod config;
 pub mod gateway;
+pub mod net;
 pub mod probe;
 pub mod registry;
 pub mod session;
+pub mod tls;
 pub mod upstream;
 
 pub use config::GatewayConfig;

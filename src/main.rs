@@ -13,7 +13,8 @@ use tracing_subscriber::EnvFilter;
 ///
 /// Without --config, franzgate runs from environment variables alone, like Conduktor Gateway's container:
 /// GATEWAY_ADVERTISED_HOST, GATEWAY_PORT_START, GATEWAY_PORT_COUNT, GATEWAY_BIND_HOST, GATEWAY_HTTP_PORT,
-/// GATEWAY_ADMIN_API_USERS, GATEWAY_CLUSTER_ID, and the clusters from GATEWAY_BACKEND_KAFKA_SELECTOR
+/// GATEWAY_ADMIN_API_USERS, GATEWAY_CLUSTER_ID, GATEWAY_SECURITY_PROTOCOL, GATEWAY_ROUTING_MECHANISM,
+/// GATEWAY_SSL_* and GATEWAY_USER_POOL_SECRET_KEY, and the clusters from GATEWAY_BACKEND_KAFKA_SELECTOR
 /// ('file : { path: /cluster-config.yaml}') or KAFKA_<ID>_<PROPERTY> (KAFKA_MAIN_BOOTSTRAP_SERVERS, ...).
 /// With --config, the same variables override the file.
 #[derive(Debug, Parser)]
@@ -37,6 +38,13 @@ enum Command {
     CheckConfig {
         /// The config file to check.
         file: PathBuf,
+    },
+    /// Print stored SCRAM credentials for a password read from stdin (one line), for the `credentials:` of a
+    /// user in `gateway.authentication.users`. The password itself is never stored.
+    HashPassword {
+        /// PBKDF2 iterations (Kafka's minimum is 4096).
+        #[arg(long, default_value_t = 8192)]
+        iterations: u32,
     },
 }
 
@@ -66,6 +74,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&cli.log)).with_target(false).init();
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::HashPassword { iterations }) => hash_password(iterations),
         None => run(cli.config),
     }
 }
@@ -90,9 +99,22 @@ fn check_config(file: &PathBuf) -> ExitCode {
                 g.advertised_host
             );
             println!("admin API: {}:{}", g.bind_host, g.http_port);
-            for cluster in config.backend_clusters("").unwrap_or_default() {
+            println!(
+                "clients: {} with {:?} routing{}",
+                g.security_protocol.name(),
+                g.routing,
+                g.tls.as_ref().map(|t| format!(", TLS client certificates {:?}", t.client_auth)).unwrap_or_default()
+            );
+            for built in config.built_clusters("").unwrap_or_default() {
+                let cluster = &built.cluster;
                 let servers: Vec<_> = cluster.bootstrap_servers.iter().map(ToString::to_string).collect();
-                println!("cluster {} ({:?}): bootstrap {}", cluster.name, cluster.role, servers.join(","));
+                println!(
+                    "cluster {} ({:?}): bootstrap {} as {:?}",
+                    cluster.name,
+                    cluster.role,
+                    servers.join(","),
+                    built.security
+                );
             }
             println!("filter chain (outermost first): {}", gateway.chain_names().join(" -> "));
             ExitCode::SUCCESS
@@ -102,6 +124,34 @@ fn check_config(file: &PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn hash_password(iterations: u32) -> ExitCode {
+    use franzgate_auth::scram::{MIN_ITERATIONS, ScramCredential, ScramMechanism};
+    if iterations < MIN_ITERATIONS {
+        eprintln!("error: --iterations must be at least {MIN_ITERATIONS} (Kafka clients refuse fewer)");
+        return ExitCode::FAILURE;
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("error: empty password (give it on stdin, e.g. `echo -n secret | franzgate hash-password`)");
+        return ExitCode::FAILURE;
+    }
+    for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+        match ScramCredential::generate(mechanism, password, iterations) {
+            Ok(credential) => println!("{credential}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(config: Option<PathBuf>) -> ExitCode {

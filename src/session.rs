@@ -12,13 +12,13 @@ use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::codec::{FrameDecoder, FrameError, parse_request};
+use crate::net::{ReadHalf, Stream};
 
 /// Responses whose untouched body is at least this large are written from their own buffer (no copy).
 const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
@@ -60,7 +60,7 @@ enum Close {
 }
 
 /// Serves one client connection until it closes, the backend goes away, or `shutdown` fires.
-pub async fn serve<S>(stream: TcpStream, session: Arc<Session>, mut stack: S, signals: Signals, config: SessionConfig)
+pub async fn serve<S>(stream: Stream, session: Arc<Session>, mut stack: S, signals: Signals, config: SessionConfig)
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
@@ -102,7 +102,7 @@ where
                 }
                 _ = shutdown.cancelled(), if in_flight.is_empty() => break Close::Shutdown,
                 next = next_frame(&mut stack, &mut frames), if reading => match next {
-                    Ok(Some(frame)) => match parse_request(frame, &session) {
+                    Ok(Some(frame)) => match parse_frame(frame, &session) {
                         Ok(request) => in_flight.push_back(stack.call(request)),
                         Err(e) => break Close::BadRequest(e.to_string()),
                     },
@@ -139,10 +139,19 @@ async fn epoch_moved_on(switched: &mut tokio::sync::watch::Receiver<u64>, bound:
     }
 }
 
+/// A frame as a request: a Kafka request, or — after SaslHandshake v0 — a bare SASL token, which the SASL
+/// filter receives as a SaslAuthenticate v0 request.
+fn parse_frame(frame: bytes::Bytes, session: &Arc<Session>) -> Result<KafkaRequest, crate::codec::RequestError> {
+    if session.auth.expects_raw_token() {
+        return Ok(KafkaRequest::raw_sasl_token(frame, session.clone()));
+    }
+    parse_request(frame, session)
+}
+
 /// Waits until the stack can take a request, then reads the next frame.
 async fn next_frame<S>(
     stack: &mut S,
-    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameDecoder>,
+    frames: &mut FramedRead<ReadHalf, FrameDecoder>,
 ) -> Result<Option<bytes::Bytes>, Close>
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
@@ -200,14 +209,16 @@ async fn append_response<W: AsyncWrite + Unpin>(
         return Ok(());
     };
     match body.raw_bytes() {
-        Some(raw) if raw.len() >= ZERO_COPY_THRESHOLD => {
+        Some(raw) if raw.len() >= ZERO_COPY_THRESHOLD && !response.is_raw_token() => {
             let len = 4 + response.header_rest().len() + raw.len();
             let len = i32::try_from(len).map_err(|_| Close::BadRequest("response over 2 GiB".into()))?;
             out.put_i32(len);
             out.put_i32(response.correlation_id());
             out.extend_from_slice(response.header_rest());
             flush(out, write).await.map_err(Close::ClientWrite)?;
-            write.write_all(raw).await.map_err(Close::ClientWrite)
+            write.write_all(raw).await.map_err(Close::ClientWrite)?;
+            // TLS buffers inside the stream: flush so the record goes out now.
+            write.flush().await.map_err(Close::ClientWrite)
         }
         _ => response.encode_frame(out).map_err(Close::Filter),
     }
@@ -219,7 +230,9 @@ async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, write: &mut W) -> std:
     }
     let result = write.write_all(out).await;
     out.clear();
-    result
+    result?;
+    // A no-op on TCP; TLS holds written bytes until flushed.
+    write.flush().await
 }
 
 #[cfg(test)]
@@ -230,7 +243,7 @@ mod tests {
     use franzgate_api::kafka_protocol::messages::{ApiVersionsResponse, ResponseKind};
     use franzgate_api::topology::BackendCluster;
     use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
     use tower::limit::ConcurrencyLimit;
 
     use super::*;
@@ -246,13 +259,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
         let (server, peer) = listener.accept().await.expect("accept");
-        let session = Arc::new(Session {
-            id: 1,
-            peer,
-            listener_port: 0,
-            cluster: Arc::new(BackendCluster::new("main", vec![])),
-            epoch: 0,
-        });
+        let server = Stream::Tcp(server);
+        let session = Arc::new(Session::new(1, peer, 0, Arc::new(BackendCluster::new("main", vec![])), 0));
         let (current, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let peak_seen = peak.clone();
         let stack = tower::service_fn(move |request: KafkaRequest| {

@@ -19,15 +19,15 @@ use franzgate_api::topology::BrokerAddress;
 use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Route, Session};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::backend::BackendSecurityMap;
 use crate::codec::{FrameDecoder, PendingRequest, parse_response};
+use crate::net::{ReadHalf, Stream, WriteHalf};
 
 /// Bodies at least this large are written straight from their `Bytes` instead of being copied into the
 /// batch buffer.
@@ -42,6 +42,8 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// The largest response frame accepted from a broker.
     pub max_frame: usize,
+    /// TLS and SASL settings of each backend cluster.
+    pub backends: BackendSecurityMap,
 }
 
 /// The handle filters forward to: `Service<KafkaRequest>` whose future resolves with the broker's response.
@@ -89,7 +91,7 @@ struct Connection {
     /// The broker it is connected to.
     address: BrokerAddress,
     /// Requests are written here, by the actor only.
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     /// Responses owed, in order; the reader task takes them.
     waiting: mpsc::UnboundedSender<Waiting>,
     /// The task reading responses.
@@ -201,7 +203,7 @@ struct Actor {
     current: Option<Connection>,
     /// Connections replaced by a route change: their write halves stay open (a broker may drop in-flight
     /// responses of a half-closed connection) until their readers have delivered what was in flight.
-    retiring: Vec<(OwnedWriteHalf, JoinHandle<()>)>,
+    retiring: Vec<(WriteHalf, JoinHandle<()>)>,
     /// The upstream correlation-id sequence.
     next_correlation_id: i32,
     /// The write batch being assembled.
@@ -270,6 +272,7 @@ impl Actor {
         self.flush().await?;
         if let Some(conn) = self.current.as_mut() {
             conn.writer.write_all(&body).await?;
+            conn.writer.flush().await?;
         }
         Ok(())
     }
@@ -279,7 +282,11 @@ impl Actor {
             return Ok(());
         }
         let result = match self.current.as_mut() {
-            Some(conn) => conn.writer.write_all(&self.out).await,
+            // flush: a no-op on TCP, needed on TLS.
+            Some(conn) => match conn.writer.write_all(&self.out).await {
+                Ok(()) => conn.writer.flush().await,
+                Err(e) => Err(e),
+            },
             None => Ok(()),
         };
         self.out.clear();
@@ -321,20 +328,17 @@ impl Actor {
 
     async fn connect_any(&self, candidates: &[BrokerAddress]) -> Result<Connection, FilterError> {
         let mut failures = Vec::new();
+        let cluster = &self.session.cluster;
+        let security = self.config.backends.get(&cluster.name);
         for address in candidates {
-            let attempt = tokio::time::timeout(
-                self.config.connect_timeout,
-                TcpStream::connect((address.host.as_str(), address.port)),
-            )
-            .await;
+            let attempt =
+                security.connect(address, cluster, self.config.connect_timeout, self.config.max_frame).await;
             match attempt {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
+                Ok(stream) => {
                     debug!(session = self.session.id, broker = %address, "connected to backend");
                     return Ok(self.spawn_connection(address.clone(), stream));
                 }
-                Ok(Err(e)) => failures.push(format!("{address}: {e}")),
-                Err(_) => failures.push(format!("{address}: timed out after {:?}", self.config.connect_timeout)),
+                Err(e) => failures.push(format!("{address}: {e}")),
             }
         }
         Err(FilterError::Unreachable(format!(
@@ -344,7 +348,7 @@ impl Actor {
         )))
     }
 
-    fn spawn_connection(&self, address: BrokerAddress, stream: TcpStream) -> Connection {
+    fn spawn_connection(&self, address: BrokerAddress, stream: Stream) -> Connection {
         let (read, writer) = stream.into_split();
         let (waiting, queue) = mpsc::unbounded_channel();
         let frames = FramedRead::with_capacity(read, FrameDecoder::new(self.config.max_frame), 64 * 1024);
@@ -356,7 +360,7 @@ impl Actor {
 /// Reads responses in order and hands each to the request waiting for it. Ends when the connection closes,
 /// or when its queue is closed and drained (the connection was retired).
 async fn read_responses(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameDecoder>,
+    mut frames: FramedRead<ReadHalf, FrameDecoder>,
     mut queue: mpsc::UnboundedReceiver<Waiting>,
     lost: CancellationToken,
     session_id: u64,
@@ -453,14 +457,13 @@ mod tests {
     }
 
     fn upstream_to(address: BrokerAddress) -> (Upstream, Arc<Session>) {
-        let session = Arc::new(Session {
-            id: 1,
-            peer: "127.0.0.1:1".parse().expect("addr"),
-            listener_port: 6969,
-            cluster: Arc::new(BackendCluster::new("main", vec![address])),
-            epoch: 0,
+        let peer = "127.0.0.1:1".parse().expect("addr");
+        let session = Arc::new(Session::new(1, peer, 6969, Arc::new(BackendCluster::new("main", vec![address])), 0));
+        let config = Arc::new(UpstreamConfig {
+            connect_timeout: Duration::from_secs(2),
+            max_frame: 1 << 20,
+            backends: BackendSecurityMap::default(),
         });
-        let config = Arc::new(UpstreamConfig { connect_timeout: Duration::from_secs(2), max_frame: 1 << 20 });
         (Upstream::new(session.clone(), config, CancellationToken::new()), session)
     }
 

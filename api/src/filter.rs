@@ -33,6 +33,8 @@ pub struct FilterContext {
     pub selector: Arc<ClusterSelector>,
     /// The cluster id clients see, whatever the backend's; `None` passes the backend's through.
     pub gateway_cluster_id: Option<String>,
+    /// Authentication outcomes, counted by the SASL filter and exported by the runtime.
+    pub auth_stats: Arc<crate::AuthStats>,
 }
 
 /// Deserializes a filter's config, treating a missing (`null`) config as an empty map so that filters whose

@@ -10,6 +10,8 @@
 //! - [`body`]: [`Body`] — raw `Bytes` until a filter asks for the decoded message; re-encoded only if mutated.
 //! - [`session`]: [`Session`] — per-connection facts (peer, gateway port, the backend cluster it is bound to).
 //! - [`selector`]: [`selector::ClusterSelector`] — the switchable state: which cluster new sessions use.
+//! - [`auth`]: [`Principal`] — who a session authenticated as — and the authentication counters.
+//! - [`advertised`]: the addresses clients are told: a port per broker, or a host name per broker (SNI).
 //! - [`topology`]: the backend clusters, the advertised gateway address and the virtual <-> backend node map.
 //! - [`filter`]: [`FilterFactory`], the boxed service and layer types, and [`FilterContext`].
 //! - [`error`]: [`FilterError`] (a request could not be served) and [`ConfigError`] (a filter's config is wrong).
@@ -25,6 +27,8 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod advertised;
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod error_response;
@@ -36,6 +40,7 @@ pub mod selector;
 pub mod session;
 pub mod topology;
 
+pub use auth::{AuthStats, Principal, PrincipalSource};
 pub use body::Body;
 pub use error::{ConfigError, FilterError};
 pub use filter::{BoxKafkaService, BoxLayer, FilterContext, FilterFactory};

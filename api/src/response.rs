@@ -20,6 +20,8 @@ pub struct KafkaResponse {
     body: Option<Body<ResponseKind>>,
     /// Close the client connection once this response is written (or instead of it, when there is none).
     close_after: bool,
+    /// A raw SASL token (SaslHandshake v0 framing): written as length + bytes, with no response header.
+    raw_token: bool,
 }
 
 // === impl KafkaResponse ===
@@ -27,7 +29,7 @@ pub struct KafkaResponse {
 impl KafkaResponse {
     /// A response received from a broker: `header_rest` and `body` are slices of its frame.
     pub fn from_wire(api_key: i16, api_version: i16, correlation_id: i32, header_rest: Bytes, body: Bytes) -> Self {
-        Self { api_key, api_version, correlation_id, header_rest, body: Some(Body::raw(body)), close_after: false }
+        Self { api_key, api_version, correlation_id, header_rest, body: Some(Body::raw(body)), close_after: false, raw_token: false }
     }
 
     /// A response built by the gateway (short-circuit or error), encoded when written.
@@ -49,12 +51,32 @@ impl KafkaResponse {
             header_rest,
             body: Some(Body::decoded(message)),
             close_after: false,
+            raw_token: false,
         })
     }
 
     /// The placeholder for a request that gets no response (Produce with acks=0): nothing is written.
     pub fn no_response(api_key: i16, api_version: i16, correlation_id: i32) -> Self {
-        Self { api_key, api_version, correlation_id, header_rest: Bytes::new(), body: None, close_after: false }
+        Self { api_key, api_version, correlation_id, header_rest: Bytes::new(), body: None, close_after: false, raw_token: false }
+    }
+
+    /// A raw SASL token, framed as SaslHandshake v0 requires: a length and the token, no header.
+    pub fn raw_sasl_token(token: Bytes) -> Self {
+        let key = ApiKey::SaslAuthenticate as i16;
+        Self {
+            api_key: key,
+            api_version: 0,
+            correlation_id: 0,
+            header_rest: Bytes::new(),
+            body: Some(Body::raw(token)),
+            close_after: false,
+            raw_token: true,
+        }
+    }
+
+    /// Whether this is a raw SASL token rather than a Kafka response.
+    pub fn is_raw_token(&self) -> bool {
+        self.raw_token
     }
 
     /// Marks the client connection to be closed after this response.
@@ -123,8 +145,10 @@ impl KafkaResponse {
         };
         let start = out.len();
         out.put_i32(0); // length, patched below
-        out.put_i32(self.correlation_id);
-        out.extend_from_slice(&self.header_rest);
+        if !self.raw_token {
+            out.put_i32(self.correlation_id);
+            out.extend_from_slice(&self.header_rest);
+        }
         body.write_to(self.api_version, out).map_err(FilterError::encode)?;
         let len = i32::try_from(out.len() - start - 4)
             .map_err(|_| FilterError::Internal("response larger than 2 GiB".into()))?;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::watch;
 
 /// A host and port.
@@ -45,30 +45,7 @@ impl BrokerAddress {
     }
 }
 
-/// Where the gateway tells clients to connect: one port per virtual broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdvertisedAddress {
-    /// The host clients use to reach the gateway.
-    pub host: String,
-    /// The port of virtual node 0; virtual node n listens on `port_start + n`.
-    pub port_start: u16,
-    /// How many broker ports the gateway may open.
-    pub port_count: u16,
-}
-
-impl AdvertisedAddress {
-    /// The gateway port of a virtual node, if within the configured port range.
-    pub fn port_of(&self, virtual_id: i32) -> Option<u16> {
-        let offset = u16::try_from(virtual_id).ok().filter(|o| *o < self.port_count)?;
-        self.port_start.checked_add(offset)
-    }
-
-    /// The virtual node a gateway port stands for.
-    pub fn virtual_id_of(&self, port: u16) -> Option<i32> {
-        let offset = port.checked_sub(self.port_start)?;
-        (offset < self.port_count).then_some(i32::from(offset))
-    }
-}
+pub use crate::advertised::{AdvertisedAddress, BrokerNaming, SniNames, SniTarget};
 
 /// A backend cluster's role, from the `gateway.roles` property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,12 +68,32 @@ pub struct BackendCluster {
     pub bootstrap_servers: Vec<BrokerAddress>,
     /// The virtual <-> backend node map of this cluster.
     pub nodes: NodeMap,
+    /// The api versions the cluster's brokers last advertised to the gateway's own connections: what the
+    /// gateway may promise a client before it is allowed to reach the backend (pre-authentication).
+    pub api_versions: ArcSwapOption<Vec<ApiVersionRange>>,
+}
+
+/// One api key's supported version range, as a broker advertises it in ApiVersions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersionRange {
+    /// The api key.
+    pub api_key: i16,
+    /// The oldest version supported.
+    pub min: i16,
+    /// The newest version supported.
+    pub max: i16,
 }
 
 impl BackendCluster {
     /// A cluster with an empty node map.
     pub fn new(name: impl Into<String>, bootstrap_servers: Vec<BrokerAddress>) -> Self {
-        Self { name: name.into(), role: ClusterRole::Main, bootstrap_servers, nodes: NodeMap::default() }
+        Self {
+            name: name.into(),
+            role: ClusterRole::Main,
+            bootstrap_servers,
+            nodes: NodeMap::default(),
+            api_versions: ArcSwapOption::empty(),
+        }
     }
 
     /// Sets the role.
@@ -255,17 +252,6 @@ mod tests {
         let t = map.snapshot();
         assert_eq!(t.virtual_id(1), Some(0));
         assert_eq!(t.backend(0).and_then(|n| n.address.clone()), addr(9001));
-    }
-
-    #[test]
-    fn advertised_ports_map_both_ways_within_the_range() {
-        let adv = AdvertisedAddress { host: "gw".into(), port_start: 6969, port_count: 3 };
-        assert_eq!(adv.port_of(2), Some(6971));
-        assert_eq!(adv.port_of(3), None);
-        assert_eq!(adv.port_of(-1), None);
-        assert_eq!(adv.virtual_id_of(6970), Some(1));
-        assert_eq!(adv.virtual_id_of(6968), None);
-        assert_eq!(adv.virtual_id_of(6972), None);
     }
 
     #[test]

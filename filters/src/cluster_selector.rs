@@ -149,13 +149,7 @@ mod tests {
         let main = Arc::new(BackendCluster::new("main", vec![]));
         let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
         let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover]).expect("clusters"));
-        let session = Arc::new(Session {
-            id: 1,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            listener_port: 6969,
-            cluster: main,
-            epoch: selector.epoch(),
-        });
+        let session = Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 6969, main, selector.epoch()));
         let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = forwarded.clone();
         let inner = service_fn(move |r: KafkaRequest| {

@@ -8,6 +8,8 @@
 //! - [`port_routing`]: picks the backend broker from the gateway port the client connected to.
 //! - [`metadata_rewrite`]: clients only ever see gateway addresses and virtual node ids.
 //! - [`api_versions`]: advertises only versions the gateway can decode.
+//! - [`sasl`]: clients authenticate to the gateway (PLAIN, service-account tokens, SCRAM); nothing reaches the
+//!   backend before they have.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -20,6 +22,7 @@ pub mod api_versions;
 pub mod cluster_selector;
 pub mod metadata_rewrite;
 pub mod port_routing;
+pub mod sasl;
 
 /// Every built-in filter factory, for the runtime's registry.
 pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
@@ -28,5 +31,6 @@ pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
         Arc::new(port_routing::PortRoutingFactory),
         Arc::new(metadata_rewrite::MetadataRewriteFactory),
         Arc::new(api_versions::ApiVersionsFactory),
+        Arc::new(sasl::SaslFactory),
     ]
 }

@@ -1,14 +1,14 @@
-//! Port-per-broker routing: the gateway port a client connected to names the virtual broker it talks to.
+//! Broker routing: the virtual broker a connection addresses picks the backend broker its requests go to.
 //!
-//! Port `port_start + n` stands for virtual node `n` of the session's cluster. While the gateway does not yet
-//! know that node (or the cluster has fewer brokers), the request goes to any bootstrap broker: every port
-//! answers bootstrap traffic.
+//! The runtime records that virtual broker on the session when it accepts the connection: from the gateway
+//! port under port routing (port `port_start + n` stands for virtual node `n`), from the TLS server name under
+//! host routing (SNI). While the gateway does not yet know that node (or the cluster has fewer brokers), and
+//! for bootstrap connections, the request goes to any bootstrap broker. (The YAML name stays `port-routing`,
+//! the name configurations already use.)
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use franzgate_api::filter::parse_config;
-use franzgate_api::topology::AdvertisedAddress;
 use franzgate_api::{
     BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse, Route, Session,
 };
@@ -18,7 +18,7 @@ use tower::{Layer, Service};
 /// The YAML type name.
 pub const TYPE_NAME: &str = "port-routing";
 
-/// No settings: the port range comes from the gateway's `port_start` and `port_count`.
+/// No settings: the virtual broker comes from the session.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortRoutingConfig {}
@@ -27,20 +27,15 @@ pub struct PortRoutingConfig {}
 #[derive(Debug)]
 pub struct PortRoutingFactory;
 
-/// Routes each request to the broker its gateway port stands for.
-#[derive(Debug, Clone)]
-pub struct PortRoutingLayer {
-    /// The gateway's advertised host and port range.
-    advertised: Arc<AdvertisedAddress>,
-}
+/// Routes each request to the broker its connection addresses.
+#[derive(Debug, Clone, Default)]
+pub struct PortRoutingLayer;
 
 /// The service of [`PortRoutingLayer`].
 #[derive(Debug, Clone)]
 pub struct PortRouting<S> {
     /// The wrapped service.
     inner: S,
-    /// The gateway's advertised host and port range.
-    advertised: Arc<AdvertisedAddress>,
 }
 
 // === impl PortRoutingFactory ===
@@ -50,18 +45,18 @@ impl FilterFactory for PortRoutingFactory {
         TYPE_NAME
     }
 
-    fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
+    fn create(&self, config: serde_yaml::Value, _ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let _: PortRoutingConfig = parse_config(config)?;
-        Ok(BoxLayer::new(PortRoutingLayer::new(ctx.advertised.clone())))
+        Ok(BoxLayer::new(PortRoutingLayer))
     }
 }
 
 // === impl PortRoutingLayer ===
 
 impl PortRoutingLayer {
-    /// Routes by port within `advertised`'s range.
-    pub fn new(advertised: Arc<AdvertisedAddress>) -> Self {
-        Self { advertised }
+    /// The routing layer.
+    pub fn new() -> Self {
+        Self
     }
 }
 
@@ -69,15 +64,15 @@ impl<S> Layer<S> for PortRoutingLayer {
     type Service = PortRouting<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PortRouting { inner, advertised: self.advertised.clone() }
+        PortRouting { inner }
     }
 }
 
 // === impl PortRouting ===
 
 /// The route for a request arriving on `session`.
-pub fn route_for(session: &Session, advertised: &AdvertisedAddress) -> Route {
-    let Some(virtual_id) = advertised.virtual_id_of(session.listener_port) else {
+pub fn route_for(session: &Session) -> Route {
+    let Some(virtual_id) = session.virtual_node else {
         return Route::Bootstrap;
     };
     let table = session.cluster.nodes.current();
@@ -103,7 +98,7 @@ where
     }
 
     fn call(&mut self, mut request: KafkaRequest) -> Self::Future {
-        request.route = route_for(&request.session, &self.advertised);
+        request.route = route_for(&request.session);
         self.inner.call(request)
     }
 }

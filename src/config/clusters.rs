@@ -1,6 +1,7 @@
 //! Backend clusters from Kafka client properties: `bootstrap.servers`, `gateway.roles`, and the security
 //! properties, parsed and validated here.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use franzgate_api::topology::{BackendCluster, BrokerAddress, ClusterRole};
@@ -8,6 +9,56 @@ use indexmap::IndexMap;
 
 use super::ConfigFileError;
 use super::jaas::JaasConfig;
+use super::security::SecurityProtocol;
+
+/// How the gateway connects and authenticates to one backend cluster: its own credentials, whoever the
+/// client is.
+#[derive(Clone, Default)]
+pub struct BackendSecuritySpec {
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub protocol: SecurityProtocol,
+    /// The PEM CA the brokers' certificates chain to (`ssl.ca.location`); the system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate chain and key (`ssl.certificate.location`, `ssl.key.location`), PEM.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// Whether the broker's certificate must name its host (`ssl.endpoint.identification.algorithm`).
+    pub verify_hostname: bool,
+    /// SASL credentials, with a SASL protocol.
+    pub sasl: Option<SaslCredentials>,
+}
+
+/// The gateway's SASL credentials for one backend, from `sasl.mechanism` and `sasl.jaas.config`.
+#[derive(Clone)]
+pub struct SaslCredentials {
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    pub mechanism: String,
+    /// The user name.
+    pub username: String,
+    /// The password (or API secret).
+    pub password: String,
+}
+
+impl std::fmt::Debug for BackendSecuritySpec {
+    // Credentials stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendSecurity")
+            .field("protocol", &self.protocol.name())
+            .field("ca_file", &self.ca_file)
+            .field("client_certificate", &self.identity.as_ref().map(|(c, _)| c))
+            .field("verify_hostname", &self.verify_hostname)
+            .field("sasl", &self.sasl.as_ref().map(|s| format!("{} as {}", s.mechanism, s.username)))
+            .finish()
+    }
+}
+
+/// One backend cluster, with how to reach it securely.
+#[derive(Debug, Clone)]
+pub struct BuiltCluster {
+    /// The cluster.
+    pub cluster: Arc<BackendCluster>,
+    /// How to connect to it.
+    pub security: BackendSecuritySpec,
+}
 
 /// The properties of one cluster, as strings (YAML scalars are accepted and turned into text).
 pub type ClusterProperties = IndexMap<String, serde_yaml::Value>;
@@ -24,6 +75,9 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "ssl.truststore.password",
     "ssl.truststore.type",
     "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// Builds and checks every cluster; `origin` names where they came from in errors, `key_prefix` how a key is
@@ -32,7 +86,7 @@ pub fn build_clusters(
     clusters: &IndexMap<String, ClusterProperties>,
     origin: &str,
     key_prefix: &str,
-) -> Result<Vec<Arc<BackendCluster>>, ConfigFileError> {
+) -> Result<Vec<BuiltCluster>, ConfigFileError> {
     if clusters.is_empty() {
         return Err(ConfigFileError::new(
             origin,
@@ -42,9 +96,11 @@ pub fn build_clusters(
     }
     let mut built = Vec::new();
     for (name, props) in clusters {
-        built.push(Arc::new(build_cluster(name, props, origin, key_prefix)?));
+        let (cluster, security) = build_cluster(name, props, origin, key_prefix)?;
+        built.push(BuiltCluster { cluster: Arc::new(cluster), security });
     }
-    let primaries: Vec<_> = built.iter().filter(|c| c.role == ClusterRole::Main).map(|c| c.name.clone()).collect();
+    let primaries: Vec<_> =
+        built.iter().filter(|c| c.cluster.role == ClusterRole::Main).map(|c| c.cluster.name.clone()).collect();
     if primaries.len() != 1 {
         return Err(ConfigFileError::new(
             origin,
@@ -63,7 +119,7 @@ fn build_cluster(
     props: &ClusterProperties,
     origin: &str,
     prefix: &str,
-) -> Result<BackendCluster, ConfigFileError> {
+) -> Result<(BackendCluster, BackendSecuritySpec), ConfigFileError> {
     let key = |k: &str| format!("{prefix}{name}.{k}");
     let err = |k: &str, m: String| ConfigFileError::new(origin, format!("{}: {m}", key(k)));
     let text = |k: &str| -> Result<Option<String>, ConfigFileError> {
@@ -109,14 +165,12 @@ fn build_cluster(
         }
     };
 
-    let protocol = text("security.protocol")?.unwrap_or_else(|| "PLAINTEXT".into()).to_ascii_uppercase();
-    if !["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(&protocol.as_str()) {
-        return Err(err(
-            "security.protocol",
-            format!("`{protocol}` is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
-        ));
-    }
-    if protocol.starts_with("SASL_") {
+    let protocol: SecurityProtocol = match text("security.protocol")? {
+        None => SecurityProtocol::Plaintext,
+        Some(p) => p.parse().map_err(|e| err("security.protocol", format!("`{p}` is {e}")))?,
+    };
+    let mut security = BackendSecuritySpec { protocol, verify_hostname: true, ..Default::default() };
+    if protocol.uses_sasl() {
         let mechanism = text("sasl.mechanism")?.unwrap_or_else(|| "GSSAPI".into()).to_ascii_uppercase();
         if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
             return Err(err(
@@ -131,30 +185,47 @@ fn build_cluster(
         if jaas.module_name() != expected {
             return Err(err("sasl.jaas.config", format!("{mechanism} needs {expected}, found {}", jaas.module_name())));
         }
-        for option in ["username", "password"] {
-            if !jaas.options.contains_key(option) {
-                return Err(err("sasl.jaas.config", format!("missing `{option}`")));
-            }
-        }
+        let option = |name: &str| {
+            jaas.options.get(name).cloned().ok_or_else(|| err("sasl.jaas.config", format!("missing `{name}`")))
+        };
+        security.sasl = Some(SaslCredentials { mechanism, username: option("username")?, password: option("password")? });
     }
     if let Some(store) = text("ssl.truststore.location")? {
-        if store.to_ascii_lowercase().ends_with(".jks")
-            || text("ssl.truststore.type")?.is_some_and(|t| t.eq_ignore_ascii_case("JKS"))
-        {
+        let store_type = text("ssl.truststore.type")?.unwrap_or_default().to_ascii_uppercase();
+        let lower = store.to_ascii_lowercase();
+        if store_type == "PEM" || (store_type.is_empty() && [".pem", ".crt"].iter().any(|e| lower.ends_with(e))) {
+            security.ca_file = Some(PathBuf::from(&store));
+        } else {
             return Err(err(
                 "ssl.truststore.location",
-                "JKS trust stores are not supported; give a PEM CA file as ssl.ca.location".into(),
+                format!(
+                    "{} trust stores are not supported; give a PEM CA file as ssl.ca.location",
+                    if store_type.is_empty() { "JKS" } else { store_type.as_str() }
+                ),
             ));
         }
     }
-    // Connecting with TLS or SASL comes with the Security work: refusing beats silently downgrading.
-    if protocol != "PLAINTEXT" {
-        return Err(err(
-            "security.protocol",
-            format!("`{protocol}` is valid but not supported yet: this gateway reaches backends over PLAINTEXT only"),
-        ));
+    if let Some(ca) = text("ssl.ca.location")? {
+        security.ca_file = Some(PathBuf::from(ca));
     }
-    Ok(BackendCluster::new(name, bootstrap).with_role(role))
+    match (text("ssl.certificate.location")?, text("ssl.key.location")?) {
+        (Some(cert), Some(key)) => security.identity = Some((cert.into(), key.into())),
+        (None, None) => {}
+        _ => {
+            return Err(err(
+                "ssl.certificate.location",
+                "ssl.certificate.location and ssl.key.location go together".into(),
+            ));
+        }
+    }
+    if let Some(algorithm) = text("ssl.endpoint.identification.algorithm")? {
+        security.verify_hostname = match algorithm.to_ascii_lowercase().as_str() {
+            "" | "none" => false,
+            "https" => true,
+            other => return Err(err("ssl.endpoint.identification.algorithm", format!("`{other}`: expected https or empty"))),
+        };
+    }
+    Ok((BackendCluster::new(name, bootstrap).with_role(role), security))
 }
 
 #[cfg(test)]
@@ -162,6 +233,10 @@ mod tests {
     use super::*;
 
     fn clusters(yaml: &str) -> Result<Vec<Arc<BackendCluster>>, String> {
+        Ok(built(yaml)?.into_iter().map(|b| b.cluster).collect())
+    }
+
+    fn built(yaml: &str) -> Result<Vec<BuiltCluster>, String> {
         let map: IndexMap<String, ClusterProperties> = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
         build_clusters(&map, "f.yaml", "config.").map_err(|e| e.to_string())
     }
@@ -179,22 +254,39 @@ mod tests {
     }
 
     #[test]
-    fn security_properties_are_validated_and_then_refused_rather_than_downgraded() {
-        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="k" password="s";"#;
-        let ok_but_unsupported = format!(
-            "main: {{bootstrap.servers: 'a:1', security.protocol: SASL_SSL, sasl.mechanism: PLAIN, sasl.jaas.config: '{jaas}'}}"
+    fn security_properties_become_the_backend_credentials() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="k" password="s\"x";"#;
+        let yaml = format!(
+            "main: {{bootstrap.servers: 'a:1', security.protocol: sasl_ssl, sasl.mechanism: PLAIN, sasl.jaas.config: '{jaas}', ssl.ca.location: /ca.pem, ssl.endpoint.identification.algorithm: ''}}"
         );
-        let e = clusters(&ok_but_unsupported).expect_err("refused");
-        assert!(e.contains("config.main.security.protocol: `SASL_SSL` is valid but not supported yet"), "{e}");
+        let b = built(&yaml).expect("valid");
+        let s = &b[0].security;
+        assert_eq!(s.protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(s.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert!(!s.verify_hostname);
+        let sasl = s.sasl.as_ref().expect("sasl");
+        assert_eq!((sasl.mechanism.as_str(), sasl.username.as_str(), sasl.password.as_str()), ("PLAIN", "k", "s\"x"));
+        assert!(!format!("{s:?}").contains("s\"x"), "Debug hides the password");
+        let pem_store = "main: {bootstrap.servers: 'a:1', security.protocol: SSL, ssl.truststore.location: /t.pem}";
+        assert_eq!(built(pem_store).expect("pem").remove(0).security.ca_file, Some("/t.pem".into()));
+    }
+
+    #[test]
+    fn malformed_security_properties_are_refused_with_the_key() {
         let malformed = "main: {bootstrap.servers: 'a:1', security.protocol: SASL_SSL, sasl.mechanism: PLAIN, sasl.jaas.config: 'PlainLoginModule required username=\"k'}";
         assert!(clusters(malformed).expect_err("bad jaas").contains("config.main.sasl.jaas.config: unterminated"));
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="k" password="s";"#;
         let wrong_module = format!(
             "main: {{bootstrap.servers: 'a:1', security.protocol: SASL_PLAINTEXT, sasl.mechanism: SCRAM-SHA-512, sasl.jaas.config: '{jaas}'}}"
         );
         assert!(clusters(&wrong_module).expect_err("module").contains("needs ScramLoginModule"));
+        let no_password = "main: {bootstrap.servers: 'a:1', security.protocol: SASL_PLAINTEXT, sasl.mechanism: PLAIN, sasl.jaas.config: 'PlainLoginModule required username=k;'}";
+        assert!(clusters(no_password).expect_err("password").contains("missing `password`"));
         let jks = "main: {bootstrap.servers: 'a:1', security.protocol: SSL, ssl.truststore.location: /t.jks}";
         assert!(clusters(jks).expect_err("jks").contains("JKS trust stores are not supported"));
         let typo = "main: {bootstrap.servers: 'a:1', security.protocol: SASL_SSLL}";
         assert!(clusters(typo).expect_err("typo").contains("is not one of PLAINTEXT"));
+        let gssapi = "main: {bootstrap.servers: 'a:1', security.protocol: SASL_SSL}";
+        assert!(clusters(gssapi).expect_err("gssapi").contains("`GSSAPI` is not supported"));
     }
 }

@@ -21,16 +21,18 @@
 
 mod clusters;
 pub mod jaas;
+pub mod security;
 pub mod sources;
 
-pub use clusters::{ClusterProperties, build_clusters};
+pub use clusters::{BackendSecuritySpec, BuiltCluster, ClusterProperties, SaslCredentials, build_clusters};
+pub use security::{ClientAuth, RoutingMechanism, SecurityProtocol, SniConfig, TlsConfig};
 pub use sources::Env;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use franzgate_api::topology::{AdvertisedAddress, BackendCluster};
+use franzgate_api::topology::{AdvertisedAddress, BackendCluster, BrokerNaming, SniNames};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -108,6 +110,16 @@ pub struct ListenerConfig {
     pub admin_users: Option<Vec<AdminUser>>,
     /// After a switch, how long sessions of the old cluster may take to answer their in-flight requests.
     pub switch_drain_timeout_ms: u64,
+    /// How clients connect: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub security_protocol: SecurityProtocol,
+    /// Port per broker, or SNI host names on one TLS port.
+    pub routing: RoutingMechanism,
+    /// Host names under host routing.
+    pub sni: SniConfig,
+    /// The TLS server settings (required by SSL, SASL_SSL and host routing).
+    pub tls: Option<TlsConfig>,
+    /// SASL users and mechanisms (required by SASL_PLAINTEXT and SASL_SSL).
+    pub authentication: Option<franzgate_filters::sasl::SaslConfig>,
 }
 
 impl Default for ListenerConfig {
@@ -124,6 +136,11 @@ impl Default for ListenerConfig {
             http_port: 8888,
             admin_users: None,
             switch_drain_timeout_ms: 10_000,
+            security_protocol: SecurityProtocol::default(),
+            routing: RoutingMechanism::default(),
+            sni: SniConfig::default(),
+            tls: None,
+            authentication: None,
         }
     }
 }
@@ -178,16 +195,69 @@ impl GatewayConfig {
         if g.max_in_flight_per_session == 0 {
             return Err(ConfigFileError::new(source, "gateway.max_in_flight_per_session: must be at least 1"));
         }
+        self.validate_security(source)
+    }
+
+    fn validate_security(&self, source: &str) -> Result<(), ConfigFileError> {
+        let g = &self.gateway;
+        let protocol = g.security_protocol.name();
+        if g.security_protocol.uses_tls() && g.tls.is_none() {
+            return Err(ConfigFileError::new(
+                source,
+                format!("gateway.tls: required with security_protocol {protocol} (cert_file and key_file, PEM)"),
+            ));
+        }
+        if g.routing == RoutingMechanism::Host && !g.security_protocol.uses_tls() {
+            return Err(ConfigFileError::new(
+                source,
+                format!(
+                    "gateway.routing: host routing reads the TLS server name (SNI), so security_protocol must be                     SSL or SASL_SSL, not {protocol}"
+                ),
+            ));
+        }
+        if let Some(tls) = &g.tls {
+            if tls.client_auth != ClientAuth::None && tls.ca_file.is_none() {
+                return Err(ConfigFileError::new(
+                    source,
+                    "gateway.tls.ca_file: required when client_auth is requested or required",
+                ));
+            }
+            if !g.security_protocol.uses_tls() {
+                tracing::warn!("{source}: gateway.tls is set but security_protocol {protocol} does not use TLS");
+            }
+        }
+        if g.security_protocol.uses_sasl() && g.authentication.is_none() {
+            return Err(ConfigFileError::new(
+                source,
+                format!(
+                    "gateway.authentication: required with security_protocol {protocol} (users, or a token_secret                     via GATEWAY_USER_POOL_SECRET_KEY)"
+                ),
+            ));
+        }
+        if let Some(auth) = &g.authentication {
+            franzgate_filters::sasl::UserDirectory::from_config(auth)
+                .map_err(|e| ConfigFileError::new(source, format!("gateway.authentication.{e}")))?;
+        }
+        if g.routing == RoutingMechanism::Host && g.sni.host_prefix.is_empty() && g.sni.separator.is_empty() {
+            return Err(ConfigFileError::new(source, "gateway.sni: host_prefix and separator cannot both be empty"));
+        }
         Ok(())
     }
 
-    /// The address clients are told to use.
-    pub fn advertised(&self) -> AdvertisedAddress {
-        AdvertisedAddress {
-            host: self.gateway.advertised_host.clone(),
-            port_start: self.gateway.port_start,
-            port_count: self.gateway.port_count,
+    /// The address clients are told to use; `primary_cluster` names host-routing brokers unless
+    /// `gateway.sni.cluster_id` does.
+    pub fn advertised(&self, primary_cluster: &str) -> AdvertisedAddress {
+        let g = &self.gateway;
+        let mut advertised = AdvertisedAddress::ports(g.advertised_host.clone(), g.port_start, g.port_count);
+        if g.routing == RoutingMechanism::Host {
+            advertised.naming = BrokerNaming::Host(SniNames {
+                prefix: g.sni.host_prefix.clone(),
+                cluster_id: g.sni.cluster_id.clone().unwrap_or_else(|| primary_cluster.to_string()),
+                separator: g.sni.separator.clone(),
+                port: g.sni.advertised_port.unwrap_or(g.port_start),
+            });
         }
+        advertised
     }
 
     /// The backend connection timeout.
@@ -197,6 +267,11 @@ impl GatewayConfig {
 
     /// Builds the backend clusters, checking each one's properties; `source` names the YAML file.
     pub fn backend_clusters(&self, source: &str) -> Result<Vec<Arc<BackendCluster>>, ConfigFileError> {
+        Ok(self.built_clusters(source)?.into_iter().map(|b| b.cluster).collect())
+    }
+
+    /// Builds the backend clusters with their connection security; `source` names the YAML file.
+    pub fn built_clusters(&self, source: &str) -> Result<Vec<BuiltCluster>, ConfigFileError> {
         match &self.cluster_origin {
             Some((origin, prefix)) => build_clusters(&self.clusters, origin, prefix),
             None => build_clusters(&self.clusters, source, "clusters."),

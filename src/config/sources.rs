@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::clusters::ClusterProperties;
-use super::{AdminUser, ConfigFileError, ListenerConfig};
+use super::{AdminUser, ClientAuth, ConfigFileError, ListenerConfig, TlsConfig};
 
 /// A snapshot of environment variables (injectable, so tests need not touch the process environment).
 #[derive(Debug, Clone, Default)]
@@ -65,6 +65,7 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     if let Some(id) = env.get("GATEWAY_CLUSTER_ID") {
         gateway.cluster_id = Some(id.trim().to_string());
     }
+    apply_security_env(gateway, env)?;
     if let Some(users) = env.get("GATEWAY_ADMIN_API_USERS") {
         // Conduktor's format is a YAML flow sequence: [{username: admin, password: conduktor, admin: true}]
         let parsed: Vec<AdminUser> = serde_yaml::from_str(users).map_err(|e| {
@@ -77,6 +78,81 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
             )
         })?;
         gateway.admin_users = Some(parsed);
+    }
+    Ok(())
+}
+
+/// The client-facing security variables (Conduktor's names where Conduktor has one).
+fn apply_security_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), ConfigFileError> {
+    parse_env(env, "GATEWAY_SECURITY_PROTOCOL", &mut gateway.security_protocol)?;
+    parse_env(env, "GATEWAY_ROUTING_MECHANISM", &mut gateway.routing)?;
+    if let Some(prefix) = env.get("GATEWAY_ADVERTISED_HOST_PREFIX") {
+        gateway.sni.host_prefix = prefix.trim().to_string();
+    }
+    if let Some(separator) = env.get("GATEWAY_SNI_HOST_SEPARATOR") {
+        gateway.sni.separator = separator.trim().to_string();
+    }
+    if let Some(id) = env.get("GATEWAY_SNI_CLUSTER_ID") {
+        gateway.sni.cluster_id = Some(id.trim().to_string());
+    }
+    if let Some(port) = env.get("GATEWAY_ADVERTISED_SNI_PORT") {
+        let port = port.trim().parse().map_err(|e| env_error("GATEWAY_ADVERTISED_SNI_PORT", format!("`{port}`: {e}")))?;
+        gateway.sni.advertised_port = Some(port);
+    }
+    for name in ["GATEWAY_SSL_KEY_STORE_PATH", "GATEWAY_SSL_TRUST_STORE_PATH"] {
+        if let Some(path) = env.get(name) {
+            let lower = path.to_ascii_lowercase();
+            if [".jks", ".p12", ".pfx", ".keystore", ".truststore"].iter().any(|ext| lower.ends_with(ext)) {
+                return Err(env_error(
+                    name,
+                    format!(
+                        "`{path}`: JKS and PKCS12 stores are not supported; give PEM files with GATEWAY_SSL_CERT_FILE,                         GATEWAY_SSL_KEY_FILE and GATEWAY_SSL_CA_FILE"
+                    ),
+                ));
+            }
+        }
+    }
+    // A PEM "key store" holds the certificate chain and the key in one file.
+    let cert = env.get("GATEWAY_SSL_CERT_FILE").or(env.get("GATEWAY_SSL_KEY_STORE_PATH"));
+    let key = env.get("GATEWAY_SSL_KEY_FILE").or(env.get("GATEWAY_SSL_KEY_STORE_PATH"));
+    match (cert, key, gateway.tls.as_mut()) {
+        (Some(cert), Some(key), None) => {
+            gateway.tls = Some(TlsConfig {
+                cert_file: cert.trim().into(),
+                key_file: key.trim().into(),
+                client_auth: ClientAuth::None,
+                ca_file: None,
+                principal_mapping_rules: "DEFAULT".into(),
+            });
+        }
+        (cert, key, Some(tls)) => {
+            if let Some(cert) = cert {
+                tls.cert_file = cert.trim().into();
+            }
+            if let Some(key) = key {
+                tls.key_file = key.trim().into();
+            }
+        }
+        (Some(_), None, None) | (None, Some(_), None) => {
+            return Err(env_error(
+                "GATEWAY_SSL_CERT_FILE",
+                "GATEWAY_SSL_CERT_FILE and GATEWAY_SSL_KEY_FILE must be set together",
+            ));
+        }
+        (None, None, None) => {}
+    }
+    if let Some(tls) = gateway.tls.as_mut() {
+        parse_env(env, "GATEWAY_SSL_CLIENT_AUTH", &mut tls.client_auth)?;
+        if let Some(ca) = env.get("GATEWAY_SSL_CA_FILE").or(env.get("GATEWAY_SSL_TRUST_STORE_PATH")) {
+            tls.ca_file = Some(ca.trim().into());
+        }
+        if let Some(rules) = env.get("GATEWAY_SSL_PRINCIPAL_MAPPING_RULES") {
+            tls.principal_mapping_rules = rules.trim().to_string();
+        }
+    }
+    if let Some(secret) = env.get("GATEWAY_USER_POOL_SECRET_KEY") {
+        let auth = gateway.authentication.get_or_insert_with(Default::default);
+        auth.token_secret = Some(secret.to_string());
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! raw-frame helpers. Every test gets its own brokers and ports, so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod secure;
+
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -60,12 +62,20 @@ impl Tansu {
     }
 
     pub async fn start_with(port: u16, cluster_id: &str) -> Self {
+        Self::spawn(port, port, cluster_id, &[]).await
+    }
+
+    /// A broker listening on `port` that advertises `advertised_port` (another process may front it), with
+    /// extra command-line arguments (`--authentication`).
+    pub async fn spawn(port: u16, advertised_port: u16, cluster_id: &str, extra: &[&str]) -> Self {
         let bin = tools_dir().join("bin/tansu");
         assert!(bin.exists(), "{} missing: run scripts/install-deps.sh", bin.display());
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{advertised_port}");
         let child = Command::new(bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", &format!("memory://tansu{port}/"), "--cluster-id", cluster_id])
+            .args(extra)
             .env_remove("CLUSTER_ID")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -130,6 +140,21 @@ impl TestGateway {
     pub fn admin(&self) -> String {
         self.running.admin_addr().to_string()
     }
+
+    /// Starts a gateway from a whole YAML document; `{PORT}` in it is replaced by a free port range start.
+    pub async fn from_yaml(yaml: &str) -> Self {
+        Self::from_yaml_with(yaml, FilterRegistry::with_builtins()).await
+    }
+
+    /// [`Self::from_yaml`] with a registry holding extra filter types.
+    pub async fn from_yaml_with(yaml: &str, registry: FilterRegistry) -> Self {
+        let port_start = free_ports(4);
+        let yaml = yaml.replace("{PORT}", &port_start.to_string());
+        let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
+        let gateway = Gateway::new(&config, &registry, "test.yaml").expect("gateway builds");
+        let running = gateway.start().await.expect("gateway starts");
+        Self { running, port_start }
+    }
 }
 
 impl Drop for TestGateway {
@@ -150,8 +175,13 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 
 /// Creates a topic through `bootstrap` with the rdkafka admin client.
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    create_topic_with(client_config(bootstrap), topic, partitions).await
+}
+
+/// Creates a topic with the rdkafka admin client configured by `config`.
+pub async fn create_topic_with(config: ClientConfig, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = client_config(bootstrap).create().expect("admin client");
+    let admin: AdminClient<_> = config.create().expect("admin client");
     let results = admin
         .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
@@ -255,9 +285,15 @@ impl TestGateway {
 
 /// Every record value in `topic` (all partitions), read directly from a cluster, in offset order per partition.
 pub fn read_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    read_all_with(client_config(bootstrap), topic)
+}
+
+/// Every record value in `topic`, read by a client configured by `config` (security settings included).
+pub fn read_all_with(mut config: ClientConfig, topic: &str) -> Vec<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Message, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = client_config(bootstrap)
+    let bootstrap = config.get("bootstrap.servers").unwrap_or_default().to_string();
+    let consumer: BaseConsumer = config
         .set("group.id", "reader")
         .set("enable.partition.eof", "true")
         .create()

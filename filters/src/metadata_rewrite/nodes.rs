@@ -2,7 +2,7 @@
 
 use franzgate_api::kafka_protocol::messages::BrokerId;
 use franzgate_api::kafka_protocol::protocol::StrBytes;
-use franzgate_api::topology::{AdvertisedAddress, BrokerAddress, NodeMap};
+use franzgate_api::topology::{AdvertisedAddress, BrokerAddress, BrokerNaming, NodeMap};
 use tracing::warn;
 
 /// Maps backend brokers of one cluster to virtual ids and gateway addresses.
@@ -12,7 +12,7 @@ pub struct NodeRewriter<'a> {
     nodes: &'a NodeMap,
     /// The gateway's advertised host and port range.
     advertised: &'a AdvertisedAddress,
-    /// The advertised host, built once.
+    /// The advertised host under port routing, built once (host routing names each broker differently).
     host: StrBytes,
 }
 
@@ -54,8 +54,14 @@ impl<'a> NodeRewriter<'a> {
     /// outside the configured port range (then no gateway port can reach it and it must not be advertised).
     pub fn address(&self, backend: BrokerId) -> Option<(BrokerId, StrBytes, i32)> {
         let virtual_id = self.id(backend);
-        match self.advertised.port_of(virtual_id.0) {
-            Some(port) => Some((virtual_id, self.host.clone(), i32::from(port))),
+        let endpoint = match &self.advertised.naming {
+            BrokerNaming::Port => self.advertised.port_of(virtual_id.0).map(|port| (self.host.clone(), port)),
+            BrokerNaming::Host(_) => {
+                self.advertised.endpoint_of(virtual_id.0).map(|(host, port)| (StrBytes::from_string(host), port))
+            }
+        };
+        match endpoint {
+            Some((host, port)) => Some((virtual_id, host, i32::from(port))),
             None => {
                 warn!(
                     backend_id = backend.0,

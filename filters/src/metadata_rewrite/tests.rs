@@ -23,13 +23,7 @@ use super::MetadataRewriteLayer;
 
 fn session() -> Arc<Session> {
     let cluster = BackendCluster::new("main", vec![BrokerAddress { host: "kafka".into(), port: 9092 }]);
-    Arc::new(Session {
-        id: 1,
-        peer: SocketAddr::from(([127, 0, 0, 1], 5000)),
-        listener_port: 6969,
-        cluster: Arc::new(cluster),
-        epoch: 0,
-    })
+    Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 5000)), 6969, Arc::new(cluster), 0).with_virtual_node(Some(0)))
 }
 
 fn request(session: &Arc<Session>, key: ApiKey, version: i16) -> KafkaRequest {
@@ -48,7 +42,7 @@ async fn through_filter(
     cluster_id: Option<&str>,
 ) -> (ResponseKind, Arc<Session>) {
     let session = session();
-    let advertised = Arc::new(AdvertisedAddress { host: "gateway".into(), port_start: 6969, port_count: 8 });
+    let advertised = Arc::new(AdvertisedAddress::ports("gateway", 6969, 8));
     let layer = MetadataRewriteLayer::new(advertised, cluster_id.map(str::to_string));
     let backend = std::sync::Mutex::new(Some(backend));
     let inner = service_fn(move |req: KafkaRequest| {

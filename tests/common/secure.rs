@@ -1,0 +1,298 @@
+//! Security fixtures: a throw-away PKI (rcgen), a TLS front for brokers that do not serve TLS themselves, and
+//! SCRAM users on a tansu broker started with `--authentication`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey, RequestHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Tansu, free_ports, wait_for_port};
+
+/// A certificate authority and the files it issued, in a temporary directory.
+pub struct Pki {
+    /// Holds the PEM files.
+    pub dir: tempfile::TempDir,
+    /// The CA certificate, PEM.
+    pub ca_file: PathBuf,
+    /// Signs certificates.
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A certificate and its key, as PEM files.
+pub struct Issued {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, "franzgate test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA certificate");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, cert.pem()).expect("write CA");
+        Self { dir, ca_file, issuer: Issuer::new(params, key) }
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses).
+    pub fn server(&self, file: &str, names: &[&str]) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, names.first().cloned().unwrap_or_default());
+        self.issue(file, params)
+    }
+
+    /// A client certificate with subject `CN=<cn>,OU=<ou>,O=franzgate`.
+    pub fn client(&self, file: &str, cn: &str, ou: &str) -> Issued {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        // rcgen's default subject holds a CN already; start empty so the order is the one written here.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, "franzgate");
+        params.distinguished_name.push(DnType::OrganizationalUnitName, ou);
+        params.distinguished_name.push(DnType::CommonName, cn);
+        self.issue(file, params)
+    }
+
+    fn issue(&self, file: &str, params: CertificateParams) -> Issued {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        let issued = Issued {
+            cert: self.dir.path().join(format!("{file}.pem")),
+            key: self.dir.path().join(format!("{file}-key.pem")),
+        };
+        std::fs::write(&issued.cert, cert.pem()).expect("write cert");
+        std::fs::write(&issued.key, key.serialize_pem()).expect("write key");
+        issued
+    }
+}
+
+/// Terminates TLS on `port` and forwards the bytes to a broker's plain port: a broker that requires TLS.
+/// (tansu 0.6 accepts `--cert/--key` but never wires its TLS acceptor, so TLS is put in front of it.)
+pub async fn tls_front(pki: &Pki, port: u16, broker_port: u16) -> tokio::task::JoinHandle<()> {
+    let issued = pki.server("broker", &["127.0.0.1", "localhost"]);
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(&issued.cert)
+        .expect("cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certs");
+    let key = <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_file(&issued.key)
+        .expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind TLS front");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // Plaintext clients fail the handshake and are dropped: the "broker" requires TLS.
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut broker) = TcpStream::connect(("127.0.0.1", broker_port)).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+            });
+        }
+    })
+}
+
+use rustls_pki_types::pem::PemObject;
+
+/// A tansu broker that requires SASL (SCRAM) from every client.
+pub async fn tansu_with_authentication() -> Tansu {
+    let port = free_ports(1);
+    let tansu = Tansu::spawn(port, port, "secure_cluster", &["--authentication"]).await;
+    wait_for_port(port).await;
+    tansu
+}
+
+/// Creates a SCRAM user on an authenticating tansu. tansu's PLAIN accepts any password (it checks only that
+/// one is given), which is how this bootstrap connection gets in to send AlterUserScramCredentials; SCRAM is
+/// what tansu really verifies, and what the tests use.
+pub async fn create_scram_user(port: u16, user: &str, password: &str, sha512: bool) {
+    use hmac::Hmac;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let handshake: SaslHandshakeResponse = round_trip(
+        &mut stream,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    )
+    .await;
+    assert_eq!(handshake.error_code, 0);
+    let auth: SaslAuthenticateResponse = round_trip(
+        &mut stream,
+        ApiKey::SaslAuthenticate,
+        1,
+        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\0bootstrap\0anything")),
+    )
+    .await;
+    assert_eq!(auth.error_code, 0, "tansu PLAIN bootstrap login");
+    let salt = format!("salt-of-{user}").into_bytes();
+    let iterations = 4096u32;
+    let salted = if sha512 {
+        let mut out = [0u8; 64];
+        pbkdf2::pbkdf2::<Hmac<sha2::Sha512>>(password.as_bytes(), &salt, iterations, &mut out).expect("pbkdf2");
+        out.to_vec()
+    } else {
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2::<Hmac<sha2::Sha256>>(password.as_bytes(), &salt, iterations, &mut out).expect("pbkdf2");
+        out.to_vec()
+    };
+    let upsert = ScramCredentialUpsertion::default()
+        .with_name(StrBytes::from_string(user.to_string()))
+        .with_mechanism(if sha512 { 2 } else { 1 })
+        .with_iterations(iterations as i32)
+        .with_salt(Bytes::from(salt))
+        .with_salted_password(Bytes::from(salted));
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert]);
+    let response: AlterUserScramCredentialsResponse =
+        round_trip(&mut stream, ApiKey::AlterUserScramCredentials, 0, &request).await;
+    assert!(response.results.iter().all(|r| r.error_code == 0), "user {user} created: {response:?}");
+}
+
+async fn round_trip<Req: Encodable, Resp: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("test-setup")));
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    header.encode(&mut frame, key.request_header_version(version)).expect("header");
+    request.encode(&mut frame, version).expect("body");
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    stream.write_all(&frame).await.expect("write");
+    let len = stream.read_i32().await.expect("response length");
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).await.expect("response");
+    let mut body = Bytes::from(body);
+    body.advance(4);
+    if key.response_header_version(version) >= 1 {
+        body.advance(1);
+    }
+    Resp::decode(&mut body, version).expect("decode response")
+}
+
+/// What a recording filter saw of each request: who sent it, and which virtual broker it addressed.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub principal: String,
+    pub vcluster: Option<String>,
+    pub virtual_node: Option<i32>,
+    pub api_key: i16,
+}
+
+/// Requests seen by a [`RecorderFactory`] filter.
+#[derive(Debug, Clone, Default)]
+pub struct Seen(pub Arc<std::sync::Mutex<Vec<SeenRequest>>>);
+
+impl Seen {
+    pub fn all(&self) -> Vec<SeenRequest> {
+        self.0.lock().expect("lock").clone()
+    }
+
+    /// The requests with `api_key`.
+    pub fn with_key(&self, api_key: kafka_protocol::messages::ApiKey) -> Vec<SeenRequest> {
+        self.all().into_iter().filter(|r| r.api_key == api_key as i16).collect()
+    }
+}
+
+/// A filter (`type: record-sessions`) that records every request's principal and virtual broker.
+pub struct RecorderFactory(pub Seen);
+
+impl franzgate_api::FilterFactory for RecorderFactory {
+    fn type_name(&self) -> &'static str {
+        "record-sessions"
+    }
+
+    fn create(
+        &self,
+        _config: serde_yaml::Value,
+        _ctx: &franzgate_api::FilterContext,
+    ) -> Result<franzgate_api::BoxLayer, franzgate_api::ConfigError> {
+        let seen = self.0.clone();
+        Ok(franzgate_api::BoxLayer::new(tower::util::MapRequestLayer::new(
+            move |request: franzgate_api::KafkaRequest| {
+                let principal = request.session.auth.principal();
+                if let Ok(mut all) = seen.0.lock() {
+                    all.push(SeenRequest {
+                        principal: principal.name,
+                        vcluster: principal.vcluster,
+                        virtual_node: request.session.virtual_node,
+                        api_key: request.api_key_raw(),
+                    });
+                }
+                request
+            },
+        )))
+    }
+}
+
+/// A gateway with the recording filter, from a YAML document (see `TestGateway::from_yaml`).
+pub async fn gateway_recording(yaml: &str) -> (super::TestGateway, Seen) {
+    let seen = Seen::default();
+    let mut registry = franzgate::FilterRegistry::with_builtins();
+    registry.register(RecorderFactory(seen.clone())).expect("register");
+    (super::TestGateway::from_yaml_with(yaml, registry).await, seen)
+}
+
+/// A gateway YAML document: `{PORT}` is filled in by `TestGateway::from_yaml`. `gateway_keys` are lines of the
+/// `gateway:` section (two-space indent), `clusters` lines of `clusters:` (two-space indent).
+pub fn gateway_yaml(gateway_keys: &str, clusters: &str, filters: &str) -> String {
+    format!(
+        "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {{PORT}}\n  port_count: 4\n  \
+         connect_timeout_ms: 3000\n  http_port: 0\n{gateway_keys}clusters:\n{clusters}{filters}"
+    )
+}
+
+/// `sasl.jaas.config` for SCRAM credentials.
+pub fn scram_jaas(user: &str, password: &str) -> String {
+    format!(r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";"#)
+}
+
+/// Stored credentials for a gateway user, made by the `franzgate hash-password` command.
+pub fn hashed_credentials(password: &str) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_franzgate"))
+        .args(["hash-password", "--iterations", "4096"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run franzgate hash-password");
+    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
+    let output = child.wait_with_output().expect("hash-password output");
+    assert!(output.status.success(), "hash-password failed");
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "one SCRAM-SHA-256 and one SCRAM-SHA-512 credential: {text}");
+    assert!(!text.contains(password), "the password itself is not printed");
+    lines
+}
+
+/// A gateway `users:` entry in YAML flow style.
+pub fn user_entry(name: &str, credentials: &[String]) -> String {
+    let quoted: Vec<String> = credentials.iter().map(|c| format!("'{c}'")).collect();
+    format!("{{username: {name}, credentials: [{}]}}", quoted.join(", "))
+}
