@@ -35,7 +35,10 @@ const FRAMES: usize = 1_000;
 
 fn session() -> Arc<Session> {
     let cluster = BackendCluster::new("main", vec![BrokerAddress { host: "kafka".into(), port: 9092 }]);
-    Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 5000)), 6969, Arc::new(cluster), 0).with_virtual_node(Some(0)))
+    Arc::new(
+        Session::new(1, SocketAddr::from(([127, 0, 0, 1], 5000)), 6969, Arc::new(cluster), 0)
+            .with_virtual_node(Some(0)),
+    )
 }
 
 fn topic() -> TopicName {

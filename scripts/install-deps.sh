@@ -30,14 +30,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# tansu, with the dynostore feature that provides memory:// storage.
-if [ -x "$TOOLS/bin/tansu" ] && "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  log "tansu $TANSU_VERSION present at $TOOLS/bin/tansu"
+# tansu, with dynostore (memory:// storage, most tests) and libsql (sqlite:// storage, which survives a restart:
+# the SASL tests create SCRAM users, then restart the broker with --authentication).
+TANSU_FEATURES="dynostore,libsql"
+if [ -x "$TOOLS/bin/tansu" ] && "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION" \
+   && [ "$(cat "$TOOLS/tansu.features" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
+  log "tansu $TANSU_VERSION ($TANSU_FEATURES) present at $TOOLS/bin/tansu"
 else
-  log "building tansu $TANSU_VERSION into $TOOLS (about 9 minutes, once per machine)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --root "$TOOLS" \
-    --target-dir "$TOOLS/tansu-target" >&2
+  log "building tansu $TANSU_VERSION with $TANSU_FEATURES into $TOOLS (about 12 minutes, once per machine)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" --root "$TOOLS" \
+    --target-dir "$TOOLS/tansu-target" --force >&2
   rm -rf "$TOOLS/tansu-target"
+  echo "$TANSU_FEATURES" > "$TOOLS/tansu.features"
 fi
 
 # kafka-python in its own virtualenv (independent client for the end-to-end check).

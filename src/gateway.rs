@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use franzgate_api::selector::ClusterSelector;
 use franzgate_api::auth::SessionAuth;
+use franzgate_api::selector::ClusterSelector;
 use franzgate_api::topology::{AdvertisedAddress, BrokerNaming, ClusterRole, SniTarget};
 use franzgate_api::{AuthStats, BoxKafkaService, FilterContext, Session};
 use tokio::net::TcpListener;
@@ -283,7 +283,9 @@ fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared
                     }
                     let name = name.ok_or("TLS client sent no server name (SNI); host routing needs it")?;
                     match shared.advertised.sni_target(name) {
-                        SniTarget::Unknown => Err(format!("unknown TLS server name `{name}`: not a host this gateway serves")),
+                        SniTarget::Unknown => {
+                            Err(format!("unknown TLS server name `{name}`: not a host this gateway serves"))
+                        }
                         SniTarget::Bootstrap => Ok(()),
                         SniTarget::Broker(id) => {
                             target = Some(id);

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use franzgate_api::{Principal, PrincipalSource};
 use franzgate_auth::mapping::{PrincipalMappingRules, subject_dn};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
@@ -154,7 +154,11 @@ impl TlsClient {
     /// Trusts `ca_file` (PEM), or the system's roots without one; presents `identity` (certificate chain and
     /// key files) when the backend asks for a client certificate; checks the broker's host name unless
     /// `verify_hostname` is false (Kafka's `ssl.endpoint.identification.algorithm=` empty).
-    pub fn new(ca_file: Option<&Path>, identity: Option<(&Path, &Path)>, verify_hostname: bool) -> Result<Self, String> {
+    pub fn new(
+        ca_file: Option<&Path>,
+        identity: Option<(&Path, &Path)>,
+        verify_hostname: bool,
+    ) -> Result<Self, String> {
         let roots = match ca_file {
             Some(path) => roots(path)?,
             None => {
@@ -176,7 +180,8 @@ impl TlsClient {
         let builder = if verify_hostname {
             builder.with_root_certificates(roots)
         } else {
-            let inner = WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map_err(|e| e.to_string())?;
+            let inner =
+                WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map_err(|e| e.to_string())?;
             builder.dangerous().with_custom_certificate_verifier(Arc::new(NoHostnameCheck { inner }))
         };
         let config = match identity {
@@ -190,9 +195,11 @@ impl TlsClient {
 
     /// Runs the TLS handshake with a broker at `host`.
     pub async fn connect(&self, host: &str, tcp: TcpStream) -> Result<Stream, String> {
-        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("`{host}` is not a valid TLS name: {e}"))?;
+        let name =
+            ServerName::try_from(host.to_string()).map_err(|e| format!("`{host}` is not a valid TLS name: {e}"))?;
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
-        let tls = connector.connect(name, tcp).await.map_err(|e| format!("TLS handshake with the broker failed: {e}"))?;
+        let tls =
+            connector.connect(name, tcp).await.map_err(|e| format!("TLS handshake with the broker failed: {e}"))?;
         Ok(Stream::TlsClient(Box::new(tls)))
     }
 }

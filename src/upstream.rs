@@ -331,8 +331,7 @@ impl Actor {
         let cluster = &self.session.cluster;
         let security = self.config.backends.get(&cluster.name);
         for address in candidates {
-            let attempt =
-                security.connect(address, cluster, self.config.connect_timeout, self.config.max_frame).await;
+            let attempt = security.connect(address, cluster, self.config.connect_timeout, self.config.max_frame).await;
             match attempt {
                 Ok(stream) => {
                     debug!(session = self.session.id, broker = %address, "connected to backend");

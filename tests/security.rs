@@ -1,15 +1,14 @@
 //! Security end to end with rdkafka clients: clients authenticate to the gateway (SASL PLAIN, SCRAM, mTLS,
 //! service-account tokens, over TLS or not), and the gateway authenticates to each backend with that
-//! backend's own credentials (SCRAM to a tansu started with `--authentication`, TLS to a broker that requires
-//! it). Certificates are made by the tests (rcgen).
+//! backend's own credentials (SCRAM to a tansu started with `--authentication`, users made with
+//! `tansu user create`; TLS to a broker that requires it). Certificates are made by the tests (rcgen).
 
 mod common;
 
 use std::time::Duration;
 
 use common::secure::{
-    Pki, create_scram_user, gateway_recording, gateway_yaml, hashed_credentials, scram_jaas, tansu_with_authentication,
-    tls_front, user_entry,
+    Pki, gateway_recording, gateway_yaml, hashed_credentials, scram_jaas, tansu_with_scram_users, tls_front, user_entry,
 };
 use common::{Tansu, TestGateway, client_config, create_topic_with, free_ports, read_all_with};
 use kafka_protocol::messages::ApiKey;
@@ -60,8 +59,7 @@ fn scram_cluster(name: &str, bootstrap: &str, mechanism: &str, user: &str, passw
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_ssl_plain_clients_reach_a_scram_backend_with_the_gateways_own_credentials() {
-    let backend = tansu_with_authentication().await;
-    create_scram_user(backend.port, "gateway-main", "backend-secret", true).await;
+    let (backend, _data) = tansu_with_scram_users(&[("gateway-main", "backend-secret", true)]).await;
     let pki = Pki::new();
     let server = pki.server("gateway", &["127.0.0.1", "localhost"]);
     let keys = format!(
@@ -71,7 +69,8 @@ async fn sasl_ssl_plain_clients_reach_a_scram_backend_with_the_gateways_own_cred
         user_entry("alice", &hashed_credentials("alice-secret"))
     );
     let cluster = scram_cluster("main", &backend.bootstrap(), "SCRAM-SHA-512", "gateway-main", "backend-secret", "");
-    let (gateway, seen) = gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
+    let (gateway, seen) =
+        gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
 
     let mut alice = sasl_client(&gateway.bootstrap(), "SASL_SSL", "PLAIN", "alice", "alice-secret");
     alice.set("ssl.ca.location", pki.ca_file.to_string_lossy().as_ref());
@@ -100,9 +99,11 @@ async fn sasl_ssl_plain_clients_reach_a_scram_backend_with_the_gateways_own_cred
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_backend_password_fails_the_backend_connection_not_silently() {
     // Proof that the backend really checks the gateway's SCRAM credentials (tansu's PLAIN would not).
-    let backend = tansu_with_authentication().await;
-    create_scram_user(backend.port, "gateway-main", "backend-secret", true).await;
-    let keys = format!("  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n", user_entry("alice", &hashed_credentials("pw")));
+    let (backend, _data) = tansu_with_scram_users(&[("gateway-main", "backend-secret", true)]).await;
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
+        user_entry("alice", &hashed_credentials("pw"))
+    );
     let cluster = scram_cluster("main", &backend.bootstrap(), "SCRAM-SHA-512", "gateway-main", "not-the-password", "");
     let gateway = TestGateway::from_yaml(&gateway_yaml(&keys, &cluster, "")).await;
     let client: BaseConsumer =
@@ -126,7 +127,8 @@ async fn sasl_plaintext_scram_sha_512_clients_reach_a_backend_that_requires_tls(
         "  main:\n    bootstrap.servers: 127.0.0.1:{tls}\n    security.protocol: SSL\n    ssl.ca.location: '{}'\n",
         pki.ca_file.display()
     );
-    let (gateway, seen) = gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
+    let (gateway, seen) =
+        gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
 
     let bob = sasl_client(&gateway.bootstrap(), "SASL_PLAINTEXT", "SCRAM-SHA-512", "bob", "bob-secret");
     create_topic_with(bob.clone(), "over-tls", 1).await;
@@ -156,7 +158,8 @@ async fn ssl_client_certificates_become_principals_by_the_mapping_rules() {
         pki.ca_file.display()
     );
     let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
-    let (gateway, seen) = gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
+    let (gateway, seen) =
+        gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
 
     let carol = pki.client("carol", "Carol", "Payments");
     let mut config = client_config(&gateway.bootstrap());
@@ -195,7 +198,8 @@ async fn a_service_account_token_authenticates_as_its_user_and_virtual_cluster()
     let secret = "a-pool-secret-of-some-length";
     let keys = format!("  security_protocol: SASL_PLAINTEXT\n  authentication: {{token_secret: '{secret}'}}\n");
     let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
-    let (gateway, seen) = gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
+    let (gateway, seen) =
+        gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let claims = TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp: now + 3600 };
     let token = issue(secret.as_bytes(), &claims).expect("token");
@@ -217,10 +221,8 @@ async fn a_service_account_token_authenticates_as_its_user_and_virtual_cluster()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switch_uses_the_target_clusters_credentials_while_the_client_keeps_its_own() {
-    let main = tansu_with_authentication().await;
-    let failover = tansu_with_authentication().await;
-    create_scram_user(main.port, "gw-main", "main-secret", true).await;
-    create_scram_user(failover.port, "gw-failover", "failover-secret", false).await;
+    let (main, _main_data) = tansu_with_scram_users(&[("gw-main", "main-secret", true)]).await;
+    let (failover, _failover_data) = tansu_with_scram_users(&[("gw-failover", "failover-secret", false)]).await;
     // The topic exists on both sides, as replication would have made it.
     create_topic_with(direct_scram(&main.bootstrap(), "gw-main", "main-secret", true), "dr", 1).await;
     create_topic_with(direct_scram(&failover.bootstrap(), "gw-failover", "failover-secret", false), "dr", 1).await;
@@ -270,8 +272,7 @@ async fn a_switch_uses_the_target_clusters_credentials_while_the_client_keeps_it
         send(format!("after-{i}")).await;
     }
     let on_main = read_all_with(direct_scram(&main.bootstrap(), "gw-main", "main-secret", true), "dr");
-    let on_failover =
-        read_all_with(direct_scram(&failover.bootstrap(), "gw-failover", "failover-secret", false), "dr");
+    let on_failover = read_all_with(direct_scram(&failover.bootstrap(), "gw-failover", "failover-secret", false), "dr");
     assert_eq!(on_main, values("before", 5), "before the switch: main, with main's credentials");
     assert_eq!(on_failover, values("after", 5), "after the switch: failover, with failover's credentials");
 }

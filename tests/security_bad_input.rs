@@ -147,7 +147,8 @@ async fn bad_credentials_and_out_of_order_messages_never_reach_the_backend() {
             "nonce" => last.replacen(",r=", ",r=x", 1),
             _ => {
                 let (head, proof) = last.rsplit_once(",p=").expect("proof");
-                let flipped = if proof.starts_with('A') { proof.replacen('A', "B", 1) } else { format!("A{}", &proof[1..]) };
+                let flipped =
+                    if proof.starts_with('A') { proof.replacen('A', "B", 1) } else { format!("A{}", &proof[1..]) };
                 format!("{head},p={flipped}")
             }
         };
@@ -222,7 +223,9 @@ fn security_misconfiguration_is_refused_at_start_up_naming_the_key() {
     assert!(e.contains("gateway.routing"), "{e}");
     let e = load("gateway: {security_protocol: SASL_PLAINTEXT}\nclusters: {main: {bootstrap.servers: 'a:1'}}");
     assert!(e.starts_with("gw.yaml: gateway.authentication: required"), "{e}");
-    let e = load("gateway: {security_protocol: SASL_PLAINTEXT, authentication: {users: [{username: a, credentials: [x]}]}}\nclusters: {main: {bootstrap.servers: 'a:1'}}");
+    let e = load(
+        "gateway: {security_protocol: SASL_PLAINTEXT, authentication: {users: [{username: a, credentials: [x]}]}}\nclusters: {main: {bootstrap.servers: 'a:1'}}",
+    );
     assert!(e.starts_with("gw.yaml: gateway.authentication.users[0].credentials[0]"), "{e}");
     let jaas = "main: {bootstrap.servers: 'a:1', security.protocol: SASL_SSL, sasl.mechanism: PLAIN, sasl.jaas.config: 'PlainLoginModule required username=\"k'}";
     let config = GatewayConfig::from_yaml(&format!("clusters: {{{jaas}}}"), "gw.yaml").expect("parses");

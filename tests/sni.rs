@@ -32,8 +32,12 @@ async fn sni_gateway(pki: &Pki, bootstrap: &str) -> (common::TestGateway, common
         server.cert.display(),
         server.key.display()
     );
-    let yaml = gateway_yaml(&keys, &format!("  main:\n    bootstrap.servers: {bootstrap}\n"), "filters: [{type: record-sessions}]\n")
-        .replace("advertised_host: 127.0.0.1", &format!("advertised_host: {DOMAIN}"));
+    let yaml = gateway_yaml(
+        &keys,
+        &format!("  main:\n    bootstrap.servers: {bootstrap}\n"),
+        "filters: [{type: record-sessions}]\n",
+    )
+    .replace("advertised_host: 127.0.0.1", &format!("advertised_host: {DOMAIN}"));
     gateway_recording(&yaml).await
 }
 
@@ -72,10 +76,11 @@ async fn one_tls_port_serves_the_bootstrap_and_every_broker_by_server_name() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "kafka-python SNI check failed\nstdout: {stdout}\nstderr: {stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(stdout.trim().strip_prefix("OK ").expect("OK line")).expect("json report");
-    let expected: Vec<serde_json::Value> =
-        (0..3).map(|id| serde_json::json!([id, broker_name(id), port])).collect();
+    let report: serde_json::Value = serde_json::from_str(
+        stdout.trim().strip_prefix("OK ").unwrap_or_else(|| panic!("no OK line: {stdout}\n{stderr}")),
+    )
+    .expect("json report");
+    let expected: Vec<serde_json::Value> = (0..3).map(|id| serde_json::json!([id, broker_name(id), port])).collect();
     assert_eq!(report["brokers"], serde_json::Value::Array(expected), "every broker advertised on the one port");
 
     // Each produce went through the broker its server name named, and only one port was ever used.

@@ -59,9 +59,8 @@ impl KafkaRequest {
     /// A bare SASL token sent after SaslHandshake v0 (no Kafka header), as a SaslAuthenticate v0 request so
     /// that the SASL filter handles both framings alike; its response is written back as a bare token.
     pub fn raw_sasl_token(token: Bytes, session: Arc<Session>) -> Self {
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::SaslAuthenticate as i16)
-            .with_request_api_version(0);
+        let header =
+            RequestHeader::default().with_request_api_key(ApiKey::SaslAuthenticate as i16).with_request_api_version(0);
         let body = SaslAuthenticateRequest::default().with_auth_bytes(token);
         let body = Body::decoded(RequestKind::SaslAuthenticate(body));
         Self { header, header_rest: Bytes::new(), body, session, route: Route::Bootstrap, expects_response: true }

@@ -29,7 +29,15 @@ pub struct KafkaResponse {
 impl KafkaResponse {
     /// A response received from a broker: `header_rest` and `body` are slices of its frame.
     pub fn from_wire(api_key: i16, api_version: i16, correlation_id: i32, header_rest: Bytes, body: Bytes) -> Self {
-        Self { api_key, api_version, correlation_id, header_rest, body: Some(Body::raw(body)), close_after: false, raw_token: false }
+        Self {
+            api_key,
+            api_version,
+            correlation_id,
+            header_rest,
+            body: Some(Body::raw(body)),
+            close_after: false,
+            raw_token: false,
+        }
     }
 
     /// A response built by the gateway (short-circuit or error), encoded when written.
@@ -57,7 +65,15 @@ impl KafkaResponse {
 
     /// The placeholder for a request that gets no response (Produce with acks=0): nothing is written.
     pub fn no_response(api_key: i16, api_version: i16, correlation_id: i32) -> Self {
-        Self { api_key, api_version, correlation_id, header_rest: Bytes::new(), body: None, close_after: false, raw_token: false }
+        Self {
+            api_key,
+            api_version,
+            correlation_id,
+            header_rest: Bytes::new(),
+            body: None,
+            close_after: false,
+            raw_token: false,
+        }
     }
 
     /// A raw SASL token, framed as SaslHandshake v0 requires: a length and the token, no header.

@@ -215,8 +215,14 @@ mod tests {
     fn kafkas_documented_rules_map_as_kafka_does() {
         let rules = PrincipalMappingRules::parse(KAFKA_DOC_RULES).expect("parses");
         let map = |dn: &str| rules.apply(dn);
-        assert_eq!(map("CN=serviceuser,OU=ServiceUsers,O=Unknown,L=Unknown,ST=Unknown,C=Unknown").as_deref(), Some("serviceuser"));
-        assert_eq!(map("CN=adminUser,OU=Admin,O=Unknown,L=Unknown,ST=Unknown,C=Unknown").as_deref(), Some("adminuser@admin"));
+        assert_eq!(
+            map("CN=serviceuser,OU=ServiceUsers,O=Unknown,L=Unknown,ST=Unknown,C=Unknown").as_deref(),
+            Some("serviceuser")
+        );
+        assert_eq!(
+            map("CN=adminUser,OU=Admin,O=Unknown,L=Unknown,ST=Unknown,C=Unknown").as_deref(),
+            Some("adminuser@admin")
+        );
         assert_eq!(map("CN=Avro.Consumer,OU=Whatever").as_deref(), Some("avro.consumer"));
         assert_eq!(map("OU=NoCommonName").as_deref(), Some("OU=NoCommonName"), "DEFAULT keeps the DN");
     }

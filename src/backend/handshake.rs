@@ -105,10 +105,13 @@ where
         let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
         return Err(format!("broker refused SASL mechanism {name}; it offers {offered:?}"));
     }
-    let refused = |what: &str| format!("broker refused the gateway's {name} credentials for `{}`: {what}", sasl.username);
+    let refused =
+        |what: &str| format!("broker refused the gateway's {name} credentials for `{}`: {what}", sasl.username);
     match sasl.mechanism {
         SaslMechanism::Plain => {
-            exchange(stream, encode_plain(&sasl.username, &sasl.password), 2, max_frame).await.map_err(|e| refused(&e))?;
+            exchange(stream, encode_plain(&sasl.username, &sasl.password), 2, max_frame)
+                .await
+                .map_err(|e| refused(&e))?;
         }
         SaslMechanism::Scram(mechanism) => {
             let mut client = ScramClient::new(mechanism, &sasl.username, &sasl.password).map_err(|e| e.to_string())?;

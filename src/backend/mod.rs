@@ -77,7 +77,8 @@ impl BackendSecurity {
                 let mechanism = match credentials.mechanism.as_str() {
                     "PLAIN" => SaslMechanism::Plain,
                     other => SaslMechanism::Scram(
-                        ScramMechanism::from_name(other).ok_or_else(|| format!("sasl.mechanism: `{other}` unsupported"))?,
+                        ScramMechanism::from_name(other)
+                            .ok_or_else(|| format!("sasl.mechanism: `{other}` unsupported"))?,
                     ),
                 };
                 Some(BackendSasl {

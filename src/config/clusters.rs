@@ -188,7 +188,8 @@ fn build_cluster(
         let option = |name: &str| {
             jaas.options.get(name).cloned().ok_or_else(|| err("sasl.jaas.config", format!("missing `{name}`")))
         };
-        security.sasl = Some(SaslCredentials { mechanism, username: option("username")?, password: option("password")? });
+        security.sasl =
+            Some(SaslCredentials { mechanism, username: option("username")?, password: option("password")? });
     }
     if let Some(store) = text("ssl.truststore.location")? {
         let store_type = text("ssl.truststore.type")?.unwrap_or_default().to_ascii_uppercase();
@@ -222,7 +223,9 @@ fn build_cluster(
         security.verify_hostname = match algorithm.to_ascii_lowercase().as_str() {
             "" | "none" => false,
             "https" => true,
-            other => return Err(err("ssl.endpoint.identification.algorithm", format!("`{other}`: expected https or empty"))),
+            other => {
+                return Err(err("ssl.endpoint.identification.algorithm", format!("`{other}`: expected https or empty")));
+            }
         };
     }
     Ok((BackendCluster::new(name, bootstrap).with_role(role), security))

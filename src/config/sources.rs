@@ -96,7 +96,8 @@ fn apply_security_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), Con
         gateway.sni.cluster_id = Some(id.trim().to_string());
     }
     if let Some(port) = env.get("GATEWAY_ADVERTISED_SNI_PORT") {
-        let port = port.trim().parse().map_err(|e| env_error("GATEWAY_ADVERTISED_SNI_PORT", format!("`{port}`: {e}")))?;
+        let port =
+            port.trim().parse().map_err(|e| env_error("GATEWAY_ADVERTISED_SNI_PORT", format!("`{port}`: {e}")))?;
         gateway.sni.advertised_port = Some(port);
     }
     for name in ["GATEWAY_SSL_KEY_STORE_PATH", "GATEWAY_SSL_TRUST_STORE_PATH"] {

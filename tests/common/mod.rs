@@ -66,22 +66,43 @@ impl Tansu {
     }
 
     /// A broker listening on `port` that advertises `advertised_port` (another process may front it), with
-    /// extra command-line arguments (`--authentication`).
+    /// extra command-line arguments.
     pub async fn spawn(port: u16, advertised_port: u16, cluster_id: &str, extra: &[&str]) -> Self {
+        let storage = format!("memory://tansu{port}/");
+        Self::spawn_with_storage(port, advertised_port, cluster_id, &storage, None, extra).await
+    }
+
+    /// A broker keeping its data in a SQLite file in `dir`, so it survives a restart (users created before
+    /// `--authentication` is switched on, say).
+    pub async fn spawn_sqlite(port: u16, dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::spawn_with_storage(port, port, "sqlite_cluster", "sqlite://tansu.db", Some(dir), extra).await
+    }
+
+    async fn spawn_with_storage(
+        port: u16,
+        advertised_port: u16,
+        cluster_id: &str,
+        storage: &str,
+        dir: Option<&std::path::Path>,
+        extra: &[&str],
+    ) -> Self {
         let bin = tools_dir().join("bin/tansu");
         assert!(bin.exists(), "{} missing: run scripts/install-deps.sh", bin.display());
         let url = format!("tcp://127.0.0.1:{port}");
         let advertised = format!("tcp://127.0.0.1:{advertised_port}");
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
-            .args(["--storage-engine", &format!("memory://tansu{port}/"), "--cluster-id", cluster_id])
+            .args(["--storage-engine", storage, "--cluster-id", cluster_id])
             .args(extra)
             .env_remove("CLUSTER_ID")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn tansu");
+            .kill_on_drop(true);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let child = command.spawn().expect("spawn tansu");
         wait_for_port(port).await;
         Self { port, child }
     }
@@ -293,11 +314,8 @@ pub fn read_all_with(mut config: ClientConfig, topic: &str) -> Vec<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Message, Offset, TopicPartitionList};
     let bootstrap = config.get("bootstrap.servers").unwrap_or_default().to_string();
-    let consumer: BaseConsumer = config
-        .set("group.id", "reader")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
+    let consumer: BaseConsumer =
+        config.set("group.id", "reader").set("enable.partition.eof", "true").create().expect("consumer");
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
     let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
     let mut assignment = TopicPartitionList::new();

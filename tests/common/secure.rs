@@ -1,19 +1,11 @@
-//! Security fixtures: a throw-away PKI (rcgen), a TLS front for brokers that do not serve TLS themselves, and
-//! SCRAM users on a tansu broker started with `--authentication`.
+//! Security fixtures: a throw-away PKI (rcgen), a TLS front for brokers that do not serve TLS themselves, SCRAM
+//! users on a tansu broker started with `--authentication`, and a filter recording who sent what.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
-use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey, RequestHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Tansu, free_ports, wait_for_port};
@@ -113,86 +105,26 @@ pub async fn tls_front(pki: &Pki, port: u16, broker_port: u16) -> tokio::task::J
 
 use rustls_pki_types::pem::PemObject;
 
-/// A tansu broker that requires SASL (SCRAM) from every client.
-pub async fn tansu_with_authentication() -> Tansu {
+/// A tansu broker that requires SASL SCRAM from every client, with `users` (name, password, SHA-512 or
+/// SHA-256) created by `tansu user create`. tansu with `--authentication` admits no one until a user exists, so
+/// the users are created on a first run without it, on SQLite storage that the authenticating run reopens.
+pub async fn tansu_with_scram_users(users: &[(&str, &str, bool)]) -> (Tansu, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
     let port = free_ports(1);
-    let tansu = Tansu::spawn(port, port, "secure_cluster", &["--authentication"]).await;
-    wait_for_port(port).await;
-    tansu
-}
-
-/// Creates a SCRAM user on an authenticating tansu. tansu's PLAIN accepts any password (it checks only that
-/// one is given), which is how this bootstrap connection gets in to send AlterUserScramCredentials; SCRAM is
-/// what tansu really verifies, and what the tests use.
-pub async fn create_scram_user(port: u16, user: &str, password: &str, sha512: bool) {
-    use hmac::Hmac;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-    let handshake: SaslHandshakeResponse = round_trip(
-        &mut stream,
-        ApiKey::SaslHandshake,
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-    )
-    .await;
-    assert_eq!(handshake.error_code, 0);
-    let auth: SaslAuthenticateResponse = round_trip(
-        &mut stream,
-        ApiKey::SaslAuthenticate,
-        1,
-        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\0bootstrap\0anything")),
-    )
-    .await;
-    assert_eq!(auth.error_code, 0, "tansu PLAIN bootstrap login");
-    let salt = format!("salt-of-{user}").into_bytes();
-    let iterations = 4096u32;
-    let salted = if sha512 {
-        let mut out = [0u8; 64];
-        pbkdf2::pbkdf2::<Hmac<sha2::Sha512>>(password.as_bytes(), &salt, iterations, &mut out).expect("pbkdf2");
-        out.to_vec()
-    } else {
-        let mut out = [0u8; 32];
-        pbkdf2::pbkdf2::<Hmac<sha2::Sha256>>(password.as_bytes(), &salt, iterations, &mut out).expect("pbkdf2");
-        out.to_vec()
-    };
-    let upsert = ScramCredentialUpsertion::default()
-        .with_name(StrBytes::from_string(user.to_string()))
-        .with_mechanism(if sha512 { 2 } else { 1 })
-        .with_iterations(iterations as i32)
-        .with_salt(Bytes::from(salt))
-        .with_salted_password(Bytes::from(salted));
-    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert]);
-    let response: AlterUserScramCredentialsResponse =
-        round_trip(&mut stream, ApiKey::AlterUserScramCredentials, 0, &request).await;
-    assert!(response.results.iter().all(|r| r.error_code == 0), "user {user} created: {response:?}");
-}
-
-async fn round_trip<Req: Encodable, Resp: Decodable>(
-    stream: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    request: &Req,
-) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("test-setup")));
-    let mut frame = BytesMut::new();
-    frame.put_i32(0);
-    header.encode(&mut frame, key.request_header_version(version)).expect("header");
-    request.encode(&mut frame, version).expect("body");
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    stream.write_all(&frame).await.expect("write");
-    let len = stream.read_i32().await.expect("response length");
-    let mut body = vec![0u8; len as usize];
-    stream.read_exact(&mut body).await.expect("response");
-    let mut body = Bytes::from(body);
-    body.advance(4);
-    if key.response_header_version(version) >= 1 {
-        body.advance(1);
+    let mut setup = Tansu::spawn_sqlite(port, dir.path(), &[]).await;
+    for (user, password, sha512) in users {
+        let output = tokio::process::Command::new(super::tools_dir().join("bin/tansu"))
+            .args(["user", "create", "--broker", &format!("tcp://127.0.0.1:{port}"), user, password])
+            .args(["--mechanism", if *sha512 { "scram512" } else { "scram256" }])
+            .output()
+            .await
+            .expect("run tansu user create");
+        assert!(output.status.success(), "tansu user create {user}: {}", String::from_utf8_lossy(&output.stderr));
     }
-    Resp::decode(&mut body, version).expect("decode response")
+    setup.kill().await;
+    let secured = Tansu::spawn_sqlite(port, dir.path(), &["--authentication"]).await;
+    wait_for_port(port).await;
+    (secured, dir)
 }
 
 /// What a recording filter saw of each request: who sent it, and which virtual broker it addressed.
@@ -269,7 +201,9 @@ pub fn gateway_yaml(gateway_keys: &str, clusters: &str, filters: &str) -> String
 
 /// `sasl.jaas.config` for SCRAM credentials.
 pub fn scram_jaas(user: &str, password: &str) -> String {
-    format!(r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";"#)
+    format!(
+        r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";"#
+    )
 }
 
 /// Stored credentials for a gateway user, made by the `franzgate hash-password` command.

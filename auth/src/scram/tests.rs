@@ -126,7 +126,9 @@ fn credentials_round_trip_as_text_and_verify_plain_passwords() {
     assert!(credential.verify_password("s3cret"));
     assert!(!credential.verify_password("s3cre"));
     assert!(!format!("{credential:?}").contains(&B64.encode(&credential.stored_key)), "Debug hides keys");
-    for bad in ["", "SCRAM-SHA-1$4096:AA==$AA==:AA==", "SCRAM-SHA-256$x:AA==$AA==:AA==", "SCRAM-SHA-256$4096:AA==$AA==:AA=="] {
+    for bad in
+        ["", "SCRAM-SHA-1$4096:AA==$AA==:AA==", "SCRAM-SHA-256$x:AA==$AA==:AA==", "SCRAM-SHA-256$4096:AA==$AA==:AA=="]
+    {
         assert!(ScramCredential::parse(bad).is_err(), "{bad}");
     }
     let few = ScramCredential::from_password(ScramMechanism::Sha256, "pw", b"salt", 100).to_string();

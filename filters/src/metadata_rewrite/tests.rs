@@ -23,7 +23,10 @@ use super::MetadataRewriteLayer;
 
 fn session() -> Arc<Session> {
     let cluster = BackendCluster::new("main", vec![BrokerAddress { host: "kafka".into(), port: 9092 }]);
-    Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 5000)), 6969, Arc::new(cluster), 0).with_virtual_node(Some(0)))
+    Arc::new(
+        Session::new(1, SocketAddr::from(([127, 0, 0, 1], 5000)), 6969, Arc::new(cluster), 0)
+            .with_virtual_node(Some(0)),
+    )
 }
 
 fn request(session: &Arc<Session>, key: ApiKey, version: i16) -> KafkaRequest {

@@ -10,7 +10,7 @@ use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::{AuthStats, FilterError, KafkaRequest, KafkaResponse, Principal, PrincipalSource};
 use franzgate_auth::plain::parse_plain;
 use franzgate_auth::scram::{ScramMechanism, ScramServer};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::users::{Mechanism, UserDirectory};
 use super::versions::pre_auth_api_versions;
@@ -87,9 +87,7 @@ impl Exchange {
             Some(ApiKey::SaslAuthenticate) if raw => self.authenticate(&mut request, true),
             Some(ApiKey::ApiVersions) if matches!(self.state, State::Start) => pre_auth_api_versions(&mut request),
             Some(ApiKey::SaslHandshake) if matches!(self.state, State::Start) => self.handshake(&mut request),
-            Some(ApiKey::SaslAuthenticate)
-                if matches!(self.state, State::Handshaken { .. } | State::Scram { .. }) =>
-            {
+            Some(ApiKey::SaslAuthenticate) if matches!(self.state, State::Handshaken { .. } | State::Scram { .. }) => {
                 self.authenticate(&mut request, false)
             }
             _ => {
@@ -224,10 +222,9 @@ impl Exchange {
 
 /// ILLEGAL_SASL_STATE, then close: what a Kafka broker does with a request out of place in the exchange.
 fn refuse(request: &mut KafkaRequest, why: &str) -> Result<KafkaResponse, FilterError> {
-    let close =
-        || KafkaResponse::no_response(request.api_key_raw(), request.api_version(), request.correlation_id());
-    let closing = close().close_after();
-    let _ = why;
+    debug!(reason = why, "refusing a request with ILLEGAL_SASL_STATE");
+    let closing = KafkaResponse::no_response(request.api_key_raw(), request.api_version(), request.correlation_id())
+        .close_after();
     match request.api_key() {
         // An unknown api key's body cannot be decoded to build an error response: just close.
         None => Ok(closing),

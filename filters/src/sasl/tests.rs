@@ -37,7 +37,9 @@ fn layer() -> (SaslLayer, Arc<AuthStats>) {
 
 type Forwarded = Arc<AtomicUsize>;
 
-fn service(layer: &SaslLayer) -> (impl Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>, Forwarded) {
+fn service(
+    layer: &SaslLayer,
+) -> (impl Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>, Forwarded) {
     let forwarded = Forwarded::default();
     let counter = forwarded.clone();
     let inner = tower::service_fn(move |request: KafkaRequest| {
@@ -54,8 +56,10 @@ fn session() -> Arc<Session> {
 }
 
 fn request(session: &Arc<Session>, key: ApiKey, version: i16, body: RequestKind) -> KafkaRequest {
-    let header =
-        RequestHeader::default().with_request_api_key(key as i16).with_request_api_version(version).with_correlation_id(7);
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7);
     KafkaRequest::from_parts(header, Bytes::new(), Body::decoded(body), session.clone(), true)
 }
 
@@ -192,7 +196,8 @@ async fn a_service_account_token_is_a_plain_password_and_carries_its_virtual_clu
     let good = issue(SECRET.as_bytes(), &claims(now + 600)).expect("token");
     let expired = issue(SECRET.as_bytes(), &claims(now - 10)).expect("token");
     let forged = issue(b"another secret", &claims(now + 600)).expect("token");
-    for (user, token, ok) in [("sa", &good, true), ("sa", &expired, false), ("sa", &forged, false), ("sb", &good, false)]
+    for (user, token, ok) in
+        [("sa", &good, true), ("sa", &expired, false), ("sa", &forged, false), ("sb", &good, false)]
     {
         let (layer, _) = layer();
         let (mut svc, _) = service(&layer);

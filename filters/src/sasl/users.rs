@@ -124,7 +124,8 @@ impl UserDirectory {
     /// and for the client (never echoing the password).
     pub fn verify_plain(&self, username: &str, password: &str, now: u64) -> Result<Principal, String> {
         if let Some(secret) = self.token_secret.as_ref().filter(|_| jwt::looks_like_jwt(password)) {
-            let claims = jwt::verify(secret, password, now).map_err(|e| format!("invalid service-account token: {e}"))?;
+            let claims =
+                jwt::verify(secret, password, now).map_err(|e| format!("invalid service-account token: {e}"))?;
             if claims.username != username {
                 return Err("the service-account token was issued to another user".into());
             }

@@ -18,9 +18,11 @@ pub fn pre_auth_api_versions(request: &mut KafkaRequest) -> Result<KafkaResponse
     let ours = ApiKey::ApiVersions.valid_versions();
     if request.api_version() > ours.max {
         // As a broker does: answer in v0 with UNSUPPORTED_VERSION and our range, so the client retries lower.
-        let body = ApiVersionsResponse::default()
-            .with_error_code(UNSUPPORTED_VERSION)
-            .with_api_keys(vec![version(ApiKey::ApiVersions as i16, ours.min, ours.max)]);
+        let body = ApiVersionsResponse::default().with_error_code(UNSUPPORTED_VERSION).with_api_keys(vec![version(
+            ApiKey::ApiVersions as i16,
+            ours.min,
+            ours.max,
+        )]);
         return KafkaResponse::from_message(
             ApiKey::ApiVersions as i16,
             0,
