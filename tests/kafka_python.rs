@@ -1,4 +1,5 @@
-//! The gateway with an independent client implementation: kafka-python (pure Python, no librdkafka).
+//! The gateway with an independent client implementation: kafka-python (pure Python, no librdkafka), in the
+//! clear and with SASL (SCRAM and PLAIN) terminated by the gateway.
 
 mod common;
 
@@ -28,4 +29,35 @@ async fn kafka_python_produces_consumes_and_sees_only_the_gateway() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "kafka-python check failed\nstdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.starts_with("OK kafka-python produced and consumed 500 records"), "{stdout}");
+}
+
+async fn run_python(script: &str, args: &[&str]) -> std::process::Output {
+    let python = tools_dir().join("venv/bin/python");
+    assert!(python.exists(), "{} missing: run scripts/install-deps.sh", python.display());
+    tokio::process::Command::new(python).arg(script).args(args).output().await.expect("run kafka-python")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_authenticates_with_scram_and_plain_and_a_wrong_password_is_refused() {
+    use common::secure::{gateway_yaml, hashed_credentials, user_entry};
+    let broker = Tansu::start().await;
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
+        user_entry("pyuser", &hashed_credentials("py-secret"))
+    );
+    let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
+    let gateway = TestGateway::from_yaml(&gateway_yaml(&keys, &cluster, "")).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_sasl.py");
+    let bootstrap = gateway.bootstrap();
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+        let output = run_python(script, &[&bootstrap, mechanism, "pyuser", "py-secret"]).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{mechanism}\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.starts_with(&format!("OK kafka-python {mechanism} as pyuser")), "{stdout}");
+    }
+    let output = run_python(script, &[&bootstrap, "SCRAM-SHA-512", "pyuser", "wrong"]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let (successes, failures) = gateway.running.auth_counts();
+    assert!(successes >= 6 && failures >= 1, "{successes} successes, {failures} failures");
 }

@@ -224,7 +224,10 @@ fn build_cluster(
             "" | "none" => false,
             "https" => true,
             other => {
-                return Err(err("ssl.endpoint.identification.algorithm", format!("`{other}`: expected https or empty")));
+                return Err(err(
+                    "ssl.endpoint.identification.algorithm",
+                    format!("`{other}`: expected https or empty"),
+                ));
             }
         };
     }
