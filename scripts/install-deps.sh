@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh machine, and nothing when it is already there.
 #   - tansu (Kafka-compatible broker) built from crates.io into a cache outside the checkout, because the
-#     build takes ~9 minutes and every clone on this machine can reuse it;
+#     build takes 15 to 30 minutes and every clone on this machine can reuse it;
 #   - kafka-python (an independent client implementation) in a virtualenv beside it;
 #   - the system packages the rdkafka crate needs to build librdkafka.
 # Prints the tansu path on the last line of stdout-free logs: callers read $FRANZGATE_TOOLS/bin/tansu.
@@ -37,7 +37,7 @@ if [ -x "$TOOLS/bin/tansu" ] && "$TOOLS/bin/tansu" --version 2>/dev/null | grep 
    && [ "$(cat "$TOOLS/tansu.features" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
   log "tansu $TANSU_VERSION ($TANSU_FEATURES) present at $TOOLS/bin/tansu"
 else
-  log "building tansu $TANSU_VERSION with $TANSU_FEATURES into $TOOLS (about 12 minutes, once per machine)"
+  log "building tansu $TANSU_VERSION with $TANSU_FEATURES into $TOOLS (15 to 30 minutes on 2 cores, once per machine)"
   cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" --root "$TOOLS" \
     --target-dir "$TOOLS/tansu-target" --force >&2
   rm -rf "$TOOLS/tansu-target"

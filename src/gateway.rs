@@ -193,7 +193,7 @@ impl Gateway {
             tasks.spawn(async move {
                 match probe_cluster(&cluster, &security, timeout, max_frame).await {
                     Ok(n) => info!(cluster = %cluster.name, brokers = n, "backend cluster reachable"),
-                    Err(e) => warn!(cluster = %cluster.name, reason = %e, "backend cluster not reachable at start-up; \
+                    Err(e) => warn!(cluster = %cluster.name, reason = %e, "start-up probe of the backend cluster failed (unreachable, or refused the gateway's credentials); \
                         broker ports will open when a client's metadata reveals them"),
                 }
             });

@@ -68,43 +68,54 @@ pub fn issue(secret: &[u8], claims: &TokenClaims) -> Result<String, JwtError> {
     Ok(format!("{signing_input}.{}", B64URL.encode(mac.finalize().into_bytes())))
 }
 
-/// Verifies a token at unix time `now`: algorithm, then signature, then claims.
+/// Verifies a token at unix time `now_unix`: the algorithm must be HS256 (`none` and every other algorithm are
+/// refused, signature or not), then the signature (constant time), and only then are claims read. `exp` is
+/// required and must lie in the future.
 pub fn verify(secret: &[u8], token: &str, now_unix: u64) -> Result<TokenClaims, JwtError> {
     let parts: Vec<&str> = token.trim().split('.').collect();
     let [header, payload, signature] = parts.as_slice() else {
         return Err(JwtError::Malformed("expected three dot-separated parts".into()));
     };
-    let header: Header = decode_json(header, "header")?;
-    match header.alg.as_deref() {
+    let decoded: Header = decode_json(header, "header")?;
+    match decoded.alg.as_deref() {
         Some("HS256") => {}
         Some(other) => return Err(JwtError::UnsupportedAlgorithm(other.to_string())),
         None => return Err(JwtError::Malformed("header has no `alg`".into())),
     }
     let signature = B64URL.decode(signature).map_err(|_| JwtError::Malformed("signature is not base64url".into()))?;
     let mut mac = mac(secret)?;
-    mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    mac.update(header.as_bytes());
+    mac.update(b".");
+    mac.update(payload.as_bytes());
     mac.verify_slice(&signature).map_err(|_| JwtError::BadSignature)?;
     let claims: serde_json::Value = decode_json(payload, "payload")?;
+    // Checked by name first so a missing claim is reported as such rather than as a serde message.
     for claim in ["username", "exp"] {
-        if claims.get(claim).is_none() {
-            return Err(JwtError::MissingClaim(if claim == "exp" { "exp" } else { "username" }));
+        if claims.get(claim).is_none_or(serde_json::Value::is_null) {
+            return Err(JwtError::MissingClaim(claim));
         }
     }
-    let claims: TokenClaims = serde_json::from_value(claims).map_err(|e| JwtError::Malformed(e.to_string()))?;
+    let claims: TokenClaims =
+        serde_json::from_value(claims).map_err(|_| JwtError::Malformed("claims have the wrong types".into()))?;
     if claims.exp <= now_unix {
         return Err(JwtError::Expired { exp: claims.exp });
     }
     Ok(claims)
 }
 
-/// Whether `text` is shaped like a JWT (three dot-separated parts, the first a JSON header naming an `alg`),
-/// so a PLAIN password can be told apart from a token — including an unsigned one, to refuse it as such.
+/// Whether `text` is shaped like a JWT: three dot-separated base64url parts, the first a JSON header naming an
+/// `alg`. Lets a SASL PLAIN password be told apart from a token. The signature part may be empty so that an
+/// unsigned (`alg: none`) token is still recognised, and then refused by [`verify`] as what it is.
 pub fn looks_like_jwt(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
-    parts.len() == 3 && !parts[0].is_empty() && !parts[1].is_empty() && {
-        let header: Result<serde_json::Value, _> = decode_json(parts[0], "header");
-        header.is_ok_and(|h| h.get("alg").is_some())
-    }
+    let [header, payload, signature] = parts.as_slice() else {
+        return false;
+    };
+    let base64url = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    !header.is_empty()
+        && !payload.is_empty()
+        && [header, payload, signature].iter().all(|p| base64url(p))
+        && decode_json::<serde_json::Value>(header, "header").is_ok_and(|h| h.get("alg").is_some())
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T, JwtError> {
@@ -128,6 +139,13 @@ mod tests {
         let token = issue(SECRET, &claims(NOW + 60)).expect("issue");
         assert!(looks_like_jwt(&token));
         assert_eq!(verify(SECRET, &token, NOW), Ok(claims(NOW + 60)));
+        let header = token.split('.').next().expect("header");
+        assert_eq!(B64URL.decode(header).expect("b64"), br#"{"alg":"HS256","typ":"JWT"}"#);
+        let bare = TokenClaims { vcluster: None, ..claims(NOW + 60) };
+        let token = issue(SECRET, &bare).expect("issue");
+        let payload = B64URL.decode(token.split('.').nth(1).expect("payload")).expect("b64");
+        assert_eq!(payload, format!(r#"{{"username":"sa","exp":{}}}"#, NOW + 60).into_bytes(), "no vcluster key");
+        assert_eq!(verify(SECRET, &format!(" {token}\n"), NOW), Ok(bare), "surrounding whitespace tolerated");
     }
 
     #[test]
@@ -156,17 +174,27 @@ mod tests {
 
     #[test]
     fn missing_claims_and_garbage_are_malformed() {
-        let header = B64URL.encode(br#"{"alg":"HS256"}"#);
-        let payload = B64URL.encode(br#"{"username":"sa"}"#);
-        let input = format!("{header}.{payload}");
-        let mut mac = mac(SECRET).expect("mac");
-        mac.update(input.as_bytes());
-        let token = format!("{input}.{}", B64URL.encode(mac.finalize().into_bytes()));
-        assert_eq!(verify(SECRET, &token, NOW), Err(JwtError::MissingClaim("exp")));
+        let signed = |payload: &[u8]| {
+            let input = format!("{}.{}", B64URL.encode(br#"{"alg":"HS256"}"#), B64URL.encode(payload));
+            let mut mac = mac(SECRET).expect("mac");
+            mac.update(input.as_bytes());
+            format!("{input}.{}", B64URL.encode(mac.finalize().into_bytes()))
+        };
+        assert_eq!(verify(SECRET, &signed(br#"{"username":"sa"}"#), NOW), Err(JwtError::MissingClaim("exp")));
+        let null_exp = signed(br#"{"username":"sa","exp":null}"#);
+        assert_eq!(verify(SECRET, &null_exp, NOW), Err(JwtError::MissingClaim("exp")));
+        let no_user = signed(format!(r#"{{"exp":{}}}"#, NOW + 60).as_bytes());
+        assert_eq!(verify(SECRET, &no_user, NOW), Err(JwtError::MissingClaim("username")));
+        let text_exp = signed(br#"{"username":"sa","exp":"soon"}"#);
+        assert!(matches!(verify(SECRET, &text_exp, NOW), Err(JwtError::Malformed(_))));
+        assert_eq!(verify(b"", &null_exp, NOW), Err(JwtError::EmptySecret));
         for garbage in ["", "a.b", "a.b.c.d", "!!!.x.y", "password"] {
             assert!(matches!(verify(SECRET, garbage, NOW), Err(JwtError::Malformed(_))), "{garbage}");
             assert!(!looks_like_jwt(garbage));
         }
         assert!(!looks_like_jwt("my.pass.word"), "dots alone do not make a token");
+        let header = B64URL.encode(br#"{"alg":"HS256"}"#);
+        assert!(!looks_like_jwt(&format!("{header}.pay load.sig")), "not base64url");
+        assert!(!looks_like_jwt(&format!("{header}..sig")), "empty payload");
     }
 }

@@ -1,6 +1,9 @@
 //! Kafka's `ssl.principal.mapping.rules`, and a certificate subject written as Kafka writes it.
 
+use std::fmt::Write as _;
+
 use regex::Regex;
+use x509_parser::asn1_rs::{Any, Tag, ToDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Why rules or a certificate cannot be used.
@@ -32,8 +35,19 @@ pub struct PrincipalMappingRules {
 enum Rule {
     /// The DN unchanged.
     Default,
-    /// A regex over the whole DN, its replacement, and an optional case change.
-    Pattern { regex: Regex, replacement: String, case: Option<char> },
+    /// `RULE:pattern/replacement/[LU]`.
+    Pattern {
+        /// The pattern anchored at both ends: the rule applies only when it matches the whole DN, as Java's
+        /// `Matcher.matches()`.
+        whole: Regex,
+        /// The pattern as written, for the replacement, which Kafka does with `String.replaceAll` (so an
+        /// unanchored lazy pattern replaces every match, not the whole DN).
+        pattern: Regex,
+        /// The replacement in the regex crate's syntax (`${1}`, `$$`).
+        replacement: String,
+        /// `L` or `U`: lower- or upper-case the result.
+        case: Option<char>,
+    },
 }
 
 // === impl PrincipalMappingRules ===
@@ -64,8 +78,10 @@ impl PrincipalMappingRules {
                     Some(c @ ('L' | 'U')) => (Some(c), &after[1..]),
                     _ => (None, after),
                 };
-                let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| bad(&format!("bad regex: {e}")))?;
-                parsed.push(Rule::Pattern { regex, replacement: java_replacement(&replacement), case });
+                let regex = |p: &str| Regex::new(p).map_err(|e| bad(&format!("bad regex: {e}")));
+                let (whole, pattern) = (regex(&format!(r"\A(?:{pattern})\z"))?, regex(&pattern)?);
+                let replacement = java_replacement(&replacement, &pattern).map_err(|e| bad(&e))?;
+                parsed.push(Rule::Pattern { whole, pattern, replacement, case });
                 rest = after;
             } else {
                 return Err(bad("expected RULE:... or DEFAULT"));
@@ -87,11 +103,11 @@ impl PrincipalMappingRules {
     pub fn apply(&self, distinguished_name: &str) -> Option<String> {
         self.rules.iter().find_map(|rule| match rule {
             Rule::Default => Some(distinguished_name.to_string()),
-            Rule::Pattern { regex, replacement, case } => {
-                if !regex.is_match(distinguished_name) {
+            Rule::Pattern { whole, pattern, replacement, case } => {
+                if !whole.is_match(distinguished_name) {
                     return None;
                 }
-                let mapped = regex.replace(distinguished_name, replacement.as_str()).into_owned();
+                let mapped = pattern.replace_all(distinguished_name, replacement.as_str()).into_owned();
                 Some(match case {
                     Some('L') => mapped.to_lowercase(),
                     Some('U') => mapped.to_uppercase(),
@@ -123,78 +139,133 @@ fn until_slash(text: &str) -> Option<(String, &str)> {
     None
 }
 
-/// Java's `$1` group references as the regex crate's `${1}` (so `$1a` is group 1 then `a`, as in Java).
-fn java_replacement(replacement: &str) -> String {
-    let mut out = String::new();
+/// Translates a Java replacement (`$1`, `${name}`, `\\x` for a literal `x`) to the regex crate's syntax.
+/// Group numbers follow Java: digits are taken while they still name an existing group (`$12` with one group
+/// is group 1 then `2`), and a reference to a group that does not exist stays literal, as Kafka escapes it.
+fn java_replacement(replacement: &str, pattern: &Regex) -> Result<String, String> {
+    let groups = pattern.captures_len() - 1;
+    let mut out = String::with_capacity(replacement.len());
     let mut chars = replacement.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '$' if chars.peek().is_some_and(char::is_ascii_digit) => {
-                out.push_str("${");
-                while let Some(d) = chars.next_if(char::is_ascii_digit) {
-                    out.push(d);
+            '\\' => match chars.next() {
+                Some('$') => out.push_str("$$"),
+                Some(escaped) => out.push(escaped),
+                None => return Err("replacement ends with `\\`".into()),
+            },
+            '$' => match chars.next() {
+                Some('{') => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err("unclosed `${` in the replacement".into()),
+                        }
+                    }
+                    if !pattern.capture_names().flatten().any(|n| n == name) {
+                        return Err(format!("no group named `{name}`"));
+                    }
+                    let _ = write!(out, "${{{name}}}");
                 }
-                out.push('}');
-            }
-            '$' => out.push_str("$$"),
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    if next == '$' {
+                Some(first) if first.is_ascii_digit() => {
+                    let mut group = first.to_digit(10).unwrap_or_default() as usize;
+                    while let Some(next) = chars.peek().and_then(|c| c.to_digit(10)).map(|d| group * 10 + d as usize) {
+                        if next > groups {
+                            break;
+                        }
+                        group = next;
+                        chars.next();
+                    }
+                    if group > groups {
                         out.push_str("$$");
+                        out.push(first);
                     } else {
-                        out.push(next);
+                        let _ = write!(out, "${{{group}}}");
                     }
                 }
-            }
+                _ => return Err("`$` must be followed by a group number or `{name}` (`\\$` is a literal `$`)".into()),
+            },
             c => out.push(c),
         }
     }
-    out
+    Ok(out)
 }
 
-/// A certificate's subject in RFC 2253 form, as Java's `X500Principal.getName()` prints it: most specific
-/// attribute first, `,` between them, special characters escaped.
+/// A certificate's subject in RFC 2253 form, exactly as Java's `X500Principal.getName()` prints it (which is
+/// what Kafka's mapping rules are written against): most specific RDN first, `,` between RDNs and `+` within
+/// one, keywords only for CN, C, L, ST, O, OU, STREET, DC and UID, every other attribute (emailAddress
+/// included) as `<oid>=#<hex of its DER>`, and values escaped as Java escapes them.
 pub fn subject_dn(certificate_der: &[u8]) -> Result<String, MappingError> {
     let (_, certificate) =
         X509Certificate::from_der(certificate_der).map_err(|e| MappingError::Certificate(e.to_string()))?;
     let mut rdns = Vec::new();
     for rdn in certificate.subject().iter_rdn() {
-        let mut attributes = Vec::new();
-        for attribute in rdn.iter() {
-            let oid = attribute.attr_type().to_id_string();
-            let name = match oid.as_str() {
-                "2.5.4.3" => "CN",
-                "2.5.4.6" => "C",
-                "2.5.4.7" => "L",
-                "2.5.4.8" => "ST",
-                "2.5.4.9" => "STREET",
-                "2.5.4.10" => "O",
-                "2.5.4.11" => "OU",
-                "0.9.2342.19200300.100.1.25" => "DC",
-                "0.9.2342.19200300.100.1.1" => "UID",
-                "1.2.840.113549.1.9.1" => "EMAILADDRESS",
-                _ => oid.as_str(),
-            }
-            .to_string();
-            let value = attribute
-                .as_str()
-                .map_err(|_| MappingError::Certificate(format!("subject attribute {name} is not a string")))?;
-            attributes.push(format!("{name}={}", escape_value(value)));
-        }
-        rdns.push(attributes.join("+"));
+        let attributes: Result<Vec<String>, MappingError> =
+            rdn.iter().map(|a| attribute_text(&a.attr_type().to_id_string(), a.attr_value())).collect();
+        rdns.push(attributes?.join("+"));
     }
+    // Encoded least specific first (C=...); Java prints the reverse.
     rdns.reverse();
     Ok(rdns.join(","))
 }
 
+/// One `type=value` of a DN.
+fn attribute_text(oid: &str, value: &Any<'_>) -> Result<String, MappingError> {
+    let keyword = match oid {
+        "2.5.4.3" => Some("CN"),
+        "2.5.4.6" => Some("C"),
+        "2.5.4.7" => Some("L"),
+        "2.5.4.8" => Some("ST"),
+        "2.5.4.9" => Some("STREET"),
+        "2.5.4.10" => Some("O"),
+        "2.5.4.11" => Some("OU"),
+        "0.9.2342.19200300.100.1.25" => Some("DC"),
+        "0.9.2342.19200300.100.1.1" => Some("UID"),
+        _ => None,
+    };
+    let text = match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::GeneralString => {
+            Some(String::from_utf8_lossy(value.data).into_owned())
+        }
+        Tag::TeletexString => Some(value.data.iter().map(|b| char::from(*b)).collect()),
+        Tag::BmpString => {
+            let units: Vec<u16> = value.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            Some(String::from_utf16_lossy(&units))
+        }
+        _ => None,
+    };
+    match (keyword, text) {
+        (Some(keyword), Some(text)) => Ok(format!("{keyword}={}", escape_value(&text))),
+        (keyword, _) => {
+            let der = value.to_der_vec().map_err(|e| MappingError::Certificate(format!("attribute {oid}: {e}")))?;
+            let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+            Ok(format!("{}=#{hex}", keyword.unwrap_or(oid)))
+        }
+    }
+}
+
+/// Java's RFC 2253 value escaping: `,` `=` `+` `<` `>` `#` `;` `"` `\\` anywhere, NUL as `\\00`, and leading or
+/// trailing spaces (and carriage returns).
 fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i == last && c == ' ');
-        if special {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            ',' | '=' | '+' | '<' | '>' | '#' | ';' | '"' | '\\' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            '\0' => escaped.push_str("\\00"),
+            c => escaped.push(c),
+        }
+    }
+    let edge = |c: char| c == ' ' || c == '\r';
+    let lead = escaped.chars().take_while(|c| edge(*c)).count();
+    let total = escaped.chars().count();
+    let trail = escaped.chars().rev().take_while(|c| edge(*c)).count().min(total - lead);
+    let mut out = String::with_capacity(escaped.len() + lead + trail);
+    for (i, c) in escaped.chars().enumerate() {
+        if i < lead || i >= total - trail {
             out.push('\\');
         }
         out.push(c);
@@ -245,6 +316,33 @@ mod tests {
         }
         let e = PrincipalMappingRules::parse("DEFAULT, nonsense").expect_err("second");
         assert!(e.to_string().starts_with("rule 2"), "{e}");
+        for bad in ["RULE:(.*)/$x/", "RULE:(.*)/${user}/", "RULE:(.*)/a\\/", "RULE:(?<=a)b/c/"] {
+            let e = PrincipalMappingRules::parse(bad).expect_err(bad);
+            assert!(e.to_string().starts_with("rule 1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn replacements_follow_java() {
+        let map = |rules: &str, dn: &str| PrincipalMappingRules::parse(rules).expect(rules).apply(dn);
+        assert_eq!(map("RULE:CN=(.*),O=(.*)/$2:$1/", "CN=a,O=b").as_deref(), Some("b:a"));
+        assert_eq!(map("RULE:CN=(.*)/$12/", "CN=a").as_deref(), Some("a2"), "group 1, then a literal 2");
+        assert_eq!(map("RULE:CN=(.*)/$3-$0/", "CN=a").as_deref(), Some("$3-CN=a"), "no group 3: literal");
+        assert_eq!(map("RULE:CN=(?<user>.*)/${user}\\$/", "CN=a").as_deref(), Some("a$"));
+        assert_eq!(map("RULE:^CN=([^\\/]*)\\/x$/$1\\/y/", "CN=a/x").as_deref(), Some("a/y"), "escaped slashes");
+        // Java's replaceAll: an unanchored lazy pattern that matches the whole DN replaces each of its matches.
+        assert_eq!(map("RULE:[a-z]+?/X/", "abc").as_deref(), Some("XXX"));
+        assert_eq!(map("RULE:CN=(.*),OU=x/$1/", "CN=a,OU=x,O=y"), None, "must match the whole DN");
+    }
+
+    #[test]
+    fn values_are_escaped_as_java_escapes_them() {
+        assert_eq!(escape_value("acme, inc"), "acme\\, inc");
+        assert_eq!(escape_value("a=b+c#d;e<f>g\"h\\i"), "a\\=b\\+c\\#d\\;e\\<f\\>g\\\"h\\\\i");
+        assert_eq!(escape_value(" x "), "\\ x\\ ");
+        assert_eq!(escape_value("  "), "\\ \\ ");
+        assert_eq!(escape_value("#1\0"), "\\#1\\00");
+        assert_eq!(escape_value("Zoë"), "Zoë");
     }
 
     #[test]
@@ -260,5 +358,12 @@ mod tests {
         let cert = params.self_signed(&key).expect("cert");
         assert_eq!(subject_dn(cert.der()).as_deref(), Ok("CN=alice,OU=eng,O=acme\\, inc,C=US"));
         assert!(subject_dn(b"not a certificate").is_err());
+        // Attributes without an RFC 2253 keyword print as Java prints them: OID and hex DER.
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "bob");
+        params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]), "b@x.io");
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(subject_dn(cert.der()).as_deref(), Ok("1.2.840.113549.1.9.1=#0c066240782e696f,CN=bob"));
     }
 }

@@ -134,3 +134,59 @@ fn credentials_round_trip_as_text_and_verify_plain_passwords() {
     let few = ScramCredential::from_password(ScramMechanism::Sha256, "pw", b"salt", 100).to_string();
     assert_eq!(ScramCredential::parse(&few), Err(ScramError::TooFewIterations(100)));
 }
+
+#[test]
+fn gs2_variants_and_bad_nonces() {
+    let lookup = |_: &str| Some(rfc7677_credential());
+    // `y`: the client could bind but believes we cannot; its final message echoes `y,,`.
+    let mut server = ScramServer::with_nonce(ScramMechanism::Sha256, SERVER_NONCE);
+    server.client_first(format!("y,,n=user,r={CLIENT_NONCE}").as_bytes(), lookup).expect("y flag accepted");
+    let echo_n = format!("c=biws,r={CLIENT_NONCE}{SERVER_NONCE},p=AAAA");
+    assert!(matches!(server.client_final(echo_n.as_bytes()), Err(ScramError::Malformed(_))), "must echo y,,");
+    let first = |m: &[u8]| ScramServer::new(ScramMechanism::Sha256).client_first(m, lookup);
+    assert!(matches!(first(b"n,user,n=user,r=abc"), Err(ScramError::Malformed(_))), "authzid without a=");
+    assert!(matches!(first("n,,n=user,r=n\u{e9}".as_bytes()), Err(ScramError::Malformed(_))), "non-ASCII nonce");
+    assert!(matches!(first(b"n,,n=user,r="), Err(ScramError::Malformed(_))), "empty nonce");
+    // A server that only echoes our nonce has not contributed its own.
+    let mut client = ScramClient::with_nonce(ScramMechanism::Sha256, "user", "pencil", "abc");
+    client.client_first();
+    assert_eq!(client.server_first(b"r=abc,s=AAAA,i=4096"), Err(ScramError::NonceMismatch));
+    let mut client = ScramClient::with_nonce(ScramMechanism::Sha256, "user", "pencil", "abc");
+    client.client_first();
+    assert!(matches!(client.server_first(b"r=abcd,s=!!,i=4096"), Err(ScramError::Malformed(_))), "salt not b64");
+}
+
+#[test]
+fn the_client_checks_the_server_signature_and_relays_server_errors() {
+    let start = || {
+        let mut client = ScramClient::with_nonce(ScramMechanism::Sha256, "user", "pencil", CLIENT_NONCE);
+        assert_eq!(client.client_first(), client.client_first(), "repeating client_first changes nothing");
+        let server_first = format!("r={CLIENT_NONCE}{SERVER_NONCE},s={SALT},i=4096");
+        client.server_first(server_first.as_bytes()).expect("final");
+        client
+    };
+    let mut client = start();
+    let forged = b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    assert_eq!(client.server_final(forged), Err(ScramError::ServerSignatureMismatch));
+    assert_eq!(client.server_final(forged), Err(ScramError::OutOfOrder), "one attempt per exchange");
+    assert_eq!(client.client_first(), format!("n,,n=user,r={CLIENT_NONCE}").into_bytes());
+    assert_eq!(client.server_first(b"r=x,s=AAAA,i=4096"), Err(ScramError::OutOfOrder), "no restart after the end");
+    let mut client = start();
+    assert_eq!(client.server_final(b"e=invalid-proof"), Err(ScramError::ServerError("invalid-proof".into())));
+    let mut client = start();
+    assert!(matches!(client.server_final(b"x=1"), Err(ScramError::Malformed(_))));
+    let mut client = start();
+    client.server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").expect("the RFC signature");
+}
+
+#[test]
+fn mechanism_names_and_error_messages() {
+    assert_eq!(ScramMechanism::from_name("scram-sha-512"), Some(ScramMechanism::Sha512));
+    assert_eq!(ScramMechanism::from_name("SCRAM-SHA-256").map(ScramMechanism::name), Some("SCRAM-SHA-256"));
+    assert_eq!(ScramMechanism::from_name("PLAIN"), None);
+    // A proof or token smuggled into an attribute never reaches the error text.
+    let mut server = ScramServer::new(ScramMechanism::Sha256);
+    let err = server.client_first(b"n,,n=user,r=abc,tokenauth=s3cr3t-token", |_| None).expect_err("refused");
+    assert_eq!(err, ScramError::UnsupportedExtension("tokenauth".into()));
+    assert!(!err.to_string().contains("s3cr3t"));
+}
