@@ -147,7 +147,8 @@ async fn sasl_plaintext_scram_sha_512_clients_reach_a_backend_that_requires_tls(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_client_certificates_become_principals_by_the_mapping_rules() {
-    let broker = Tansu::start().await;
+    // The backend needs SCRAM-SHA-256 from the gateway: the client's certificate never reaches it.
+    let (broker, _data) = tansu_with_scram_users(&[("gw-mtls", "gw-secret", false)]).await;
     let pki = Pki::new();
     let server = pki.server("gateway", &["127.0.0.1"]);
     let keys = format!(
@@ -157,7 +158,7 @@ async fn ssl_client_certificates_become_principals_by_the_mapping_rules() {
         server.key.display(),
         pki.ca_file.display()
     );
-    let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
+    let cluster = scram_cluster("main", &broker.bootstrap(), "SCRAM-SHA-256", "gw-mtls", "gw-secret", "");
     let (gateway, seen) =
         gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
 
@@ -194,10 +195,17 @@ async fn ssl_client_certificates_become_principals_by_the_mapping_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_account_token_authenticates_as_its_user_and_virtual_cluster() {
     use franzgate_auth::jwt::{TokenClaims, issue};
-    let broker = Tansu::start().await;
+    // Behind the gateway, a broker that requires TLS.
+    let pki = Pki::new();
+    let (plain, tls) = (free_ports(1), free_ports(1));
+    let broker = Tansu::spawn(plain, tls, "tls_cluster", &[]).await;
+    let _front = tls_front(&pki, tls, broker.port).await;
     let secret = "a-pool-secret-of-some-length";
     let keys = format!("  security_protocol: SASL_PLAINTEXT\n  authentication: {{token_secret: '{secret}'}}\n");
-    let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
+    let cluster = format!(
+        "  main:\n    bootstrap.servers: 127.0.0.1:{tls}\n    security.protocol: SSL\n    ssl.ca.location: '{}'\n",
+        pki.ca_file.display()
+    );
     let (gateway, seen) =
         gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();

@@ -96,7 +96,12 @@ impl Tansu {
             .args(["--storage-engine", storage, "--cluster-id", cluster_id])
             .args(extra)
             .env_remove("CLUSTER_ID")
-            .stdout(Stdio::null())
+            // FRANZGATE_TEST_TANSU_LOG=1 (with RUST_LOG) shows the brokers' logs, which go to stdout.
+            .stdout(if std::env::var_os("FRANZGATE_TEST_TANSU_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::null())
             .kill_on_drop(true);
         if let Some(dir) = dir {
@@ -122,6 +127,13 @@ pub async fn wait_for_port(port: u16) {
     while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         assert!(Instant::now() < deadline, "nothing listening on {port} after 30s");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Gateway logs on stderr when `FRANZGATE_TEST_LOG` is set (e.g. `FRANZGATE_TEST_LOG=franzgate=debug`).
+pub fn init_test_logging() {
+    if let Ok(filter) = std::env::var("FRANZGATE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).try_init();
     }
 }
 
@@ -169,6 +181,7 @@ impl TestGateway {
 
     /// [`Self::from_yaml`] with a registry holding extra filter types.
     pub async fn from_yaml_with(yaml: &str, registry: FilterRegistry) -> Self {
+        init_test_logging();
         let port_start = free_ports(4);
         let yaml = yaml.replace("{PORT}", &port_start.to_string());
         let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
