@@ -168,20 +168,21 @@ fn free_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-/// A gateway with the default chain (core filters only) in front of the fake broker, once its start-up probe
-/// has been answered (so its port routes to the fake broker's node).
-async fn start_gateway(broker: &Responses) -> (RunningGateway, SocketAddr) {
+/// A gateway with the default chain (core filters only) plus `filters` (YAML) in front of the fake broker, once
+/// its start-up probe has been answered (so its port routes to the fake broker's node).
+async fn start_gateway(broker: &Responses, filters: &str) -> (RunningGateway, SocketAddr) {
     let port_start = free_port();
+    let probes_before = broker.metadata_answered.load(Ordering::SeqCst);
     let yaml = format!(
         "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port_start}\n  port_count: 1\n  \
-         http_port: 0\nclusters:\n  main:\n    bootstrap.servers: 127.0.0.1:{}\n",
+         http_port: 0\nclusters:\n  main:\n    bootstrap.servers: 127.0.0.1:{}\n{filters}",
         broker.port
     );
     let config = GatewayConfig::from_yaml(&yaml, "bench.yaml").expect("valid config");
     let gateway = Gateway::new(&config, &FilterRegistry::with_builtins(), "bench.yaml").expect("gateway builds");
     let running = gateway.start().await.expect("gateway starts");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.metadata_answered.load(Ordering::SeqCst) == 0 {
+    while broker.metadata_answered.load(Ordering::SeqCst) == probes_before {
         assert!(Instant::now() < deadline, "the gateway did not probe the fake broker");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -319,8 +320,14 @@ fn compare(
 fn passthrough(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     let broker = rt.block_on(start_fake_broker());
-    let (gateway, gateway_address) = rt.block_on(start_gateway(&broker));
-    let targets = [("direct", SocketAddr::from(([127, 0, 0, 1], broker.port))), ("gateway", gateway_address)];
+    let (gateway, gateway_address) = rt.block_on(start_gateway(&broker, ""));
+    // The same gateway with the chargeback filter: its cost is the difference between the two.
+    let (charging, charging_address) = rt.block_on(start_gateway(&broker, "filters: [{type: chargeback}]\n"));
+    let targets = [
+        ("direct", SocketAddr::from(([127, 0, 0, 1], broker.port))),
+        ("gateway", gateway_address),
+        ("gateway_chargeback", charging_address),
+    ];
 
     let correlation_id = 7;
     let api_versions = Work::RoundTrip { request: api_versions_v0(correlation_id), correlation_id };
@@ -341,6 +348,7 @@ fn passthrough(c: &mut Criterion) {
     compare(c, &rt, &targets, &name, Some(Throughput::Elements(PIPELINE_DEPTH as u64)), pipeline);
 
     gateway.shutdown();
+    charging.shutdown();
     rt.shutdown_timeout(Duration::from_secs(2));
 }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use franzgate_api::auth::SessionAuth;
 use franzgate_api::selector::ClusterSelector;
 use franzgate_api::topology::{AdvertisedAddress, BrokerNaming, ClusterRole, SniTarget};
+use franzgate_api::usage::UsageLedger;
 use franzgate_api::{AuthStats, BoxKafkaService, FilterContext, Session};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -26,6 +27,7 @@ use tracing::{debug, error, info, warn};
 use crate::admin::{AdminState, serve_admin};
 use crate::backend::BackendSecurityMap;
 use crate::config::{ConfigFileError, FilterSpec, GatewayConfig};
+use crate::metrics::GatewayMetrics;
 use crate::net::Stream;
 use crate::probe::probe_cluster;
 use crate::registry::{FilterChain, FilterRegistry};
@@ -64,12 +66,18 @@ struct Shared {
     max_in_flight: usize,
     /// Session ids, for logs.
     next_session_id: AtomicU64,
-    /// Connections accepted per gateway port (read by tests and, later, metrics; not on the request path).
-    accepted: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// Connections accepted per gateway port (read by tests and `/metrics`; not on the request path).
+    accepted: Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>>,
     /// The TLS server, when clients connect with TLS.
     tls: Option<TlsServer>,
     /// Authentication outcomes.
     auth_stats: Arc<AuthStats>,
+    /// Chargeback counts.
+    usage: Arc<UsageLedger>,
+    /// Runtime counters.
+    metrics: Arc<GatewayMetrics>,
+    /// Whether every filter is timed (`gateway.filter_latency_metrics`).
+    time_filters: bool,
     /// Cancelled to stop the gateway.
     shutdown: CancellationToken,
 }
@@ -105,6 +113,8 @@ impl Gateway {
             _ => None,
         };
         let auth_stats = Arc::new(AuthStats::default());
+        let usage = Arc::new(UsageLedger::new(config.gateway.chargeback.limits()));
+
         // Clients must see one cluster id whichever backend serves them (KIP-899 clients refuse a changed id),
         // so with a failover configured the id defaults to a constant rather than passing the backend's through.
         let cluster_id = config
@@ -117,6 +127,7 @@ impl Gateway {
             selector: selector.clone(),
             gateway_cluster_id: cluster_id,
             auth_stats: auth_stats.clone(),
+            usage: usage.clone(),
         };
         let mut filters = config.filters.clone();
         // SASL termination goes outermost: no other filter, and not the backend, sees an unauthenticated request.
@@ -127,6 +138,12 @@ impl Gateway {
             filters.insert(0, FilterSpec { kind: sasl.to_string(), config: value });
         }
         let chain = registry.build_chain(&filters, &ctx, source)?;
+        let metrics = Arc::new(if config.gateway.filter_latency_metrics {
+            GatewayMetrics::with_filters(chain.names())
+        } else {
+            GatewayMetrics::default()
+        });
+        let time_filters = config.gateway.filter_latency_metrics;
         let shared = Shared {
             chain,
             selector,
@@ -135,10 +152,12 @@ impl Gateway {
                 connect_timeout: config.connect_timeout(),
                 max_frame: config.gateway.max_frame_bytes,
                 backends,
+                metrics: metrics.clone(),
             }),
             session: SessionConfig {
                 max_frame: config.gateway.max_frame_bytes,
                 drain_timeout: std::time::Duration::from_millis(config.gateway.switch_drain_timeout_ms),
+                metrics: metrics.clone(),
             },
             max_in_flight: config.gateway.max_in_flight_per_session,
             next_session_id: AtomicU64::new(1),
@@ -146,6 +165,9 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             tls,
             auth_stats,
+            usage,
+            metrics,
+            time_filters,
         };
         let (admin_users, default_users) = config.admin_users();
         if default_users {
@@ -179,6 +201,10 @@ impl Gateway {
             users: self.admin_users,
             ports: ports.clone(),
             probe_timeout: shared.upstream.connect_timeout,
+            metrics: shared.metrics.clone(),
+            auth_stats: shared.auth_stats.clone(),
+            usage: shared.usage.clone(),
+            accepted: shared.accepted.clone(),
         });
         tasks.spawn(serve_admin(admin, admin_state, shared.shutdown.clone()));
         info!(%admin_addr, "admin API listening");
@@ -327,7 +353,11 @@ async fn run_session(
     let session = Arc::new(session);
     let lost = CancellationToken::new();
     let upstream = Upstream::new(session.clone(), shared.upstream.clone(), lost.clone());
-    let stack = shared.chain.apply(BoxKafkaService::new(upstream));
+    let stack = if shared.time_filters {
+        shared.chain.apply_timed(BoxKafkaService::new(upstream), &shared.metrics)
+    } else {
+        shared.chain.apply(BoxKafkaService::new(upstream))
+    };
     let stack = ConcurrencyLimit::new(stack, shared.max_in_flight);
     debug!(session = session.id, %peer, port, ?virtual_node, "accepted");
     let signals = crate::session::Signals { backend_lost: lost, shutdown: shared.shutdown.child_token(), switched };
@@ -351,6 +381,11 @@ impl RunningGateway {
     /// How many client connections each gateway port has accepted.
     pub fn accepted_per_port(&self) -> std::collections::BTreeMap<u16, u64> {
         self.shared.accepted.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// The chargeback ledger.
+    pub fn usage(&self) -> &Arc<UsageLedger> {
+        &self.shared.usage
     }
 
     /// Authentication (successes, failures) since start.

@@ -9,6 +9,7 @@
 //! - [`registry`]: filter factories by type name, and the chain built from the YAML list.
 //! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered, or one TLS port
 //!   routing by server name) and sessions.
+//! - [`metrics`]: runtime counters and the Prometheus rendering of `/metrics` (chargeback included).
 //! - [`tls`]: rustls server (client certificates to principals) and client (to TLS backends) settings.
 //! - [`net`]: the byte streams sessions and upstreams use: plain TCP or TLS.
 //! - [`session`]: one client connection — frames in, the filter stack, responses out in request order.
@@ -30,6 +31,7 @@ pub mod backend;
 pub mod codec;
 pub mod config;
 pub mod gateway;
+pub mod metrics;
 pub mod net;
 pub mod probe;
 pub mod registry;

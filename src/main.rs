@@ -28,6 +28,10 @@ struct Cli {
     #[arg(long, default_value = "info", env = "RUST_LOG")]
     log: String,
 
+    /// Log format: `text`, or `json` (one object per line, with the session's fields) for log pipelines.
+    #[arg(long, default_value = "text", env = "GATEWAY_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: String,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -71,7 +75,13 @@ fn retain_freed_memory() {}
 fn main() -> ExitCode {
     retain_freed_memory();
     let cli = Cli::parse();
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&cli.log)).with_target(false).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&cli.log));
+    if cli.log_format == "json" {
+        // Targets stay in JSON: `franzgate::audit` marks the audit lines.
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.with_target(false).init();
+    }
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::HashPassword { iterations }) => hash_password(iterations),

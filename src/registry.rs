@@ -7,6 +7,33 @@ use franzgate_api::{BoxKafkaService, BoxLayer, FilterContext, FilterFactory};
 use tower::Layer;
 
 use crate::config::{ConfigFileError, FilterSpec};
+use crate::metrics::GatewayMetrics;
+
+/// Times one filter (and everything inside it) per request.
+struct TimedFilter {
+    /// The filter's service.
+    inner: BoxKafkaService,
+    /// The filter's position in the chain.
+    index: usize,
+    /// Where the time goes.
+    metrics: Arc<GatewayMetrics>,
+}
+
+impl tower::Service<franzgate_api::KafkaRequest> for TimedFilter {
+    type Response = franzgate_api::KafkaResponse;
+    type Error = franzgate_api::FilterError;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: franzgate_api::KafkaRequest) -> Self::Future {
+        use futures::FutureExt;
+        let (started, index, metrics) = (std::time::Instant::now(), self.index, self.metrics.clone());
+        self.inner.call(request).inspect(move |_| metrics.filter_done(index, started.elapsed())).boxed()
+    }
+}
 
 /// Filters every chain needs: if the YAML does not place them, they are added innermost in this order, so
 /// user filters see what clients see (gateway addresses, virtual node ids, versions the gateway can decode).
@@ -107,6 +134,14 @@ impl FilterChain {
     /// Wraps `inner` (the upstream service) in every filter, the first listed outermost.
     pub fn apply(&self, inner: BoxKafkaService) -> BoxKafkaService {
         self.layers.iter().rev().fold(inner, |service, (_, layer)| layer.layer(service))
+    }
+
+    /// [`Self::apply`], timing every filter into `metrics` (filter index = position, outermost 0). Each
+    /// filter's time runs from its `call` to its response, so it includes the filters inside it.
+    pub fn apply_timed(&self, inner: BoxKafkaService, metrics: &Arc<GatewayMetrics>) -> BoxKafkaService {
+        self.layers.iter().enumerate().rev().fold(inner, |service, (index, (_, layer))| {
+            BoxKafkaService::new(TimedFilter { inner: layer.layer(service), index, metrics: metrics.clone() })
+        })
     }
 
     /// The filter type names, outermost first.

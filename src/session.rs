@@ -6,6 +6,7 @@
 //! further frame is read — backpressure reaches the client through TCP.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, BytesMut};
 use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
@@ -18,6 +19,7 @@ use tower::{Service, ServiceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::codec::{FrameDecoder, FrameError, parse_request};
+use crate::metrics::GatewayMetrics;
 use crate::net::{ReadHalf, Stream};
 
 /// Responses whose untouched body is at least this large are written from their own buffer (no copy).
@@ -32,6 +34,8 @@ pub struct SessionConfig {
     pub max_frame: usize,
     /// After a switch, how long in-flight requests may take before the session closes anyway.
     pub drain_timeout: std::time::Duration,
+    /// Runtime counters.
+    pub metrics: Arc<GatewayMetrics>,
 }
 
 /// What ends a session from outside.
@@ -51,12 +55,15 @@ enum Close {
     ClientDone,
     BadFrame(FrameError),
     BadRequest(String),
-    Filter(FilterError),
+    /// A request failed; with its api key when known.
+    Filter(FilterError, Option<i16>),
     ClientWrite(std::io::Error),
     BackendLost,
     FilterAsked,
     Shutdown,
-    Switched { drained: bool },
+    Switched {
+        drained: bool,
+    },
 }
 
 /// Serves one client connection until it closes, the backend goes away, or `shutdown` fires.
@@ -65,9 +72,13 @@ where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
     let span = info_span!("session", id = session.id, peer = %session.peer, port = session.listener_port,
-        cluster = %session.cluster.name);
+        cluster = %session.cluster.name, principal = tracing::field::Empty);
+    if let Some(principal) = session.auth.tls_principal() {
+        span.record("principal", principal.name.as_str());
+    }
     async move {
         debug!("client connected");
+        config.metrics.client_connections_open.fetch_add(1, Ordering::Relaxed);
         let (read, mut write) = stream.into_split();
         let mut frames = FramedRead::with_capacity(read, FrameDecoder::new(config.max_frame), 16 * 1024);
         let mut in_flight = FuturesOrdered::new();
@@ -88,7 +99,7 @@ where
             tokio::select! {
                 biased;
                 Some(result) = in_flight.next(), if !in_flight.is_empty() => {
-                    if let Some(close) = write_responses(result, &mut in_flight, &mut out, &mut write).await {
+                    if let Some(close) = write_responses(result, &mut in_flight, &mut out, &mut write, &config.metrics).await {
                         break close;
                     }
                 }
@@ -102,16 +113,28 @@ where
                 }
                 _ = shutdown.cancelled(), if in_flight.is_empty() => break Close::Shutdown,
                 next = next_frame(&mut stack, &mut frames), if reading => match next {
-                    Ok(Some(frame)) => match parse_frame(frame, &session) {
-                        Ok(request) => in_flight.push_back(stack.call(request)),
-                        Err(e) => break Close::BadRequest(e.to_string()),
-                    },
+                    Ok(Some(frame)) => {
+                        let size = 4 + frame.len();
+                        match parse_frame(frame, &session) {
+                            Ok(request) => {
+                                let (key, started) = (request.api_key_raw(), std::time::Instant::now());
+                                config.metrics.request_started(size);
+                                in_flight.push_back(stack.call(request).map(move |r| (r, key, started)));
+                            }
+                            Err(e) => break Close::BadRequest(e.to_string()),
+                        }
+                    }
                     Ok(None) => reading = false,
                     Err(close) => break close,
                 },
             }
         };
         let _ = write.shutdown().await;
+        config.metrics.client_connections_open.fetch_sub(1, Ordering::Relaxed);
+        // Requests never answered (the session closed first) leave the in-flight gauge too.
+        for _ in 0..in_flight.len() {
+            config.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
         match close {
             Close::ClientDone => debug!("client closed the connection"),
             Close::FilterAsked => debug!("closed after a filter's final response"),
@@ -123,7 +146,12 @@ where
             Close::BackendLost => warn!("closing: backend connection lost"),
             Close::BadFrame(e) => warn!(reason = %e, "closing: bad frame from client"),
             Close::BadRequest(e) => warn!(reason = %e, "closing: malformed request"),
-            Close::Filter(e) => warn!(reason = %e, "closing: request failed"),
+            Close::Filter(e, None) => warn!(reason = %e, "closing: request failed"),
+            Close::Filter(e, Some(key)) => {
+                let api = franzgate_api::kafka_protocol::messages::ApiKey::try_from(key)
+                    .map_or_else(|_| key.to_string(), |k| format!("{k:?}"));
+                warn!(reason = %e, api = %api, "closing: request failed")
+            }
             Close::ClientWrite(e) => debug!(reason = %e, "closing: cannot write to client"),
         }
     }
@@ -156,7 +184,7 @@ async fn next_frame<S>(
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
-    stack.ready().await.map_err(Close::Filter)?;
+    stack.ready().await.map_err(|e| Close::Filter(e, None))?;
     match frames.next().await {
         Some(Ok(frame)) => Ok(Some(frame)),
         Some(Err(e)) => Err(Close::BadFrame(e)),
@@ -164,27 +192,37 @@ where
     }
 }
 
+/// A response with its api key and when its request arrived.
+type Timed = (Result<KafkaResponse, FilterError>, i16, std::time::Instant);
+
 /// Writes `first` and every response already complete behind it in one batch.
 async fn write_responses<F, W>(
-    first: Result<KafkaResponse, FilterError>,
+    first: Timed,
     in_flight: &mut FuturesOrdered<F>,
     out: &mut BytesMut,
     write: &mut W,
+    metrics: &GatewayMetrics,
 ) -> Option<Close>
 where
-    F: std::future::Future<Output = Result<KafkaResponse, FilterError>>,
+    F: std::future::Future<Output = Timed>,
     W: AsyncWrite + Unpin,
 {
     let mut next = Some(first);
-    while let Some(result) = next.take() {
+    while let Some((result, key, started)) = next.take() {
+        metrics.request_done(key, started.elapsed());
+        let before = out.len();
         let response = match result {
             Ok(response) => response,
             Err(e) => {
-                return Some(flush(out, write).await.err().map_or(Close::Filter(e), Close::ClientWrite));
+                return Some(flush(out, write).await.err().map_or(Close::Filter(e, Some(key)), Close::ClientWrite));
             }
         };
-        if let Err(e) = append_response(&response, out, write).await {
-            return Some(e);
+        match append_response(&response, out, write).await {
+            Ok(large) => {
+                let written = large + out.len().saturating_sub(before);
+                metrics.bytes_out.fetch_add(written as u64, Ordering::Relaxed);
+            }
+            Err(e) => return Some(e),
         }
         if response.closes_connection() {
             return Some(flush(out, write).await.err().map_or(Close::FilterAsked, Close::ClientWrite));
@@ -199,14 +237,15 @@ where
     flush(out, write).await.err().map(Close::ClientWrite)
 }
 
-/// Appends one response to the batch; a large untouched body is written from its own buffer.
+/// Appends one response to the batch; a large untouched body is written from its own buffer. Returns the bytes
+/// written directly (not through the batch).
 async fn append_response<W: AsyncWrite + Unpin>(
     response: &KafkaResponse,
     out: &mut BytesMut,
     write: &mut W,
-) -> Result<(), Close> {
+) -> Result<usize, Close> {
     let Some(body) = response.raw_body() else {
-        return Ok(());
+        return Ok(0);
     };
     match body.raw_bytes() {
         Some(raw) if raw.len() >= ZERO_COPY_THRESHOLD && !response.is_raw_token() => {
@@ -218,9 +257,10 @@ async fn append_response<W: AsyncWrite + Unpin>(
             flush(out, write).await.map_err(Close::ClientWrite)?;
             write.write_all(raw).await.map_err(Close::ClientWrite)?;
             // TLS buffers inside the stream: flush so the record goes out now.
-            write.flush().await.map_err(Close::ClientWrite)
+            write.flush().await.map_err(Close::ClientWrite)?;
+            Ok(4 + len.unsigned_abs() as usize)
         }
-        _ => response.encode_frame(out).map_err(Close::Filter),
+        _ => response.encode_frame(out).map(|()| 0).map_err(|e| Close::Filter(e, Some(response.api_key_raw()))),
     }
 }
 
@@ -276,7 +316,11 @@ mod tests {
             }
         });
         let stack = ConcurrencyLimit::new(stack, max_in_flight);
-        let config = SessionConfig { max_frame: 1 << 20, drain_timeout: Duration::from_secs(1) };
+        let config = SessionConfig {
+            max_frame: 1 << 20,
+            drain_timeout: Duration::from_secs(1),
+            metrics: Arc::new(GatewayMetrics::default()),
+        };
         let never = CancellationToken::new();
         let (_epoch, switched) = tokio::sync::watch::channel(0);
         let signals = Signals { backend_lost: never.clone(), shutdown: never, switched };

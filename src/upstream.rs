@@ -44,6 +44,8 @@ pub struct UpstreamConfig {
     pub max_frame: usize,
     /// TLS and SASL settings of each backend cluster.
     pub backends: BackendSecurityMap,
+    /// Runtime counters (backend connections).
+    pub metrics: Arc<crate::metrics::GatewayMetrics>,
 }
 
 /// The handle filters forward to: `Service<KafkaRequest>` whose future resolves with the broker's response.
@@ -351,7 +353,14 @@ impl Actor {
         let (read, writer) = stream.into_split();
         let (waiting, queue) = mpsc::unbounded_channel();
         let frames = FramedRead::with_capacity(read, FrameDecoder::new(self.config.max_frame), 64 * 1024);
-        let reader = tokio::spawn(read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone()));
+        let metrics = self.config.metrics.clone();
+        metrics.upstream_connections_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.upstream_connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reading = read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone());
+        let reader = tokio::spawn(async move {
+            reading.await;
+            metrics.upstream_connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
         Connection { address, writer, waiting, reader }
     }
 }
@@ -462,6 +471,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             max_frame: 1 << 20,
             backends: BackendSecurityMap::default(),
+            metrics: Default::default(),
         });
         (Upstream::new(session.clone(), config, CancellationToken::new()), session)
     }

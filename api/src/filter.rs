@@ -35,6 +35,8 @@ pub struct FilterContext {
     pub gateway_cluster_id: Option<String>,
     /// Authentication outcomes, counted by the SASL filter and exported by the runtime.
     pub auth_stats: Arc<crate::AuthStats>,
+    /// The chargeback ledger the `chargeback` filter fills and the runtime exports.
+    pub usage: Arc<crate::usage::UsageLedger>,
 }
 
 /// Deserializes a filter's config, treating a missing (`null`) config as an empty map so that filters whose

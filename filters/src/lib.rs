@@ -8,6 +8,7 @@
 //! - [`port_routing`]: picks the backend broker from the gateway port the client connected to.
 //! - [`metadata_rewrite`]: clients only ever see gateway addresses and virtual node ids.
 //! - [`api_versions`]: advertises only versions the gateway can decode.
+//! - [`chargeback`]: bytes, batches and records produced and consumed per cluster, principal, client, topic.
 //! - [`sasl`]: clients authenticate to the gateway (PLAIN, service-account tokens, SCRAM); nothing reaches the
 //!   backend before they have.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use franzgate_api::FilterFactory;
 
 pub mod api_versions;
+pub mod chargeback;
 pub mod cluster_selector;
 pub mod metadata_rewrite;
 pub mod port_routing;
@@ -32,5 +34,6 @@ pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
         Arc::new(metadata_rewrite::MetadataRewriteFactory),
         Arc::new(api_versions::ApiVersionsFactory),
         Arc::new(sasl::SaslFactory),
+        Arc::new(chargeback::ChargebackFactory),
     ]
 }

@@ -14,6 +14,25 @@ pub async fn call(
     path: &str,
     credentials: Option<(&str, &str)>,
 ) -> Result<(u16, serde_json::Value), String> {
+    let (status, body) = call_raw(addr, method, path, credentials).await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
+}
+
+/// GETs `path` as `credentials` and returns the body as text (for `/metrics`); a non-200 status is an error.
+pub async fn call_text(addr: &str, path: &str, credentials: (&str, &str)) -> Result<String, String> {
+    let (status, body) = call_raw(addr, "GET", path, Some(credentials)).await?;
+    if status != 200 {
+        return Err(format!("GET {path}: status {status}"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|e| e.to_string())
+}
+
+async fn call_raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<(u16, Bytes), String> {
     use base64::Engine;
     let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
     let (mut sender, connection) =
@@ -28,5 +47,5 @@ pub async fn call(
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
+    Ok((status, body))
 }

@@ -6,10 +6,13 @@
 //! | GET | `/admin/pclusters/v1` | any user | clusters, roles, active one, since when, switch count |
 //! | GET | `/health`, `/health/live` | anyone | the process is up |
 //! | GET | `/health/ready` | anyone | listeners up and the active cluster reachable |
+//! | GET | `/metrics` | any user | Prometheus text: runtime metrics and chargeback |
+//! | GET | `/admin/chargeback/v1` | any user | chargeback totals since start and per time window (JSON) |
 //!
 //! Basic auth; every refusal is a 4xx with a JSON `message`, and a refused call changes nothing. Every call to
 //! `/admin` is logged on the `franzgate::audit` target with who asked, what, and the outcome.
 
+mod chargeback;
 pub mod client;
 mod pclusters;
 
@@ -44,6 +47,14 @@ pub struct AdminState {
     pub ports: watch::Receiver<BTreeSet<u16>>,
     /// How long the readiness probe may take to reach the active cluster.
     pub probe_timeout: Duration,
+    /// Runtime counters, for `/metrics`.
+    pub metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// Authentication outcomes, for `/metrics`.
+    pub auth_stats: Arc<franzgate_api::AuthStats>,
+    /// Chargeback counts, for `/metrics` and `/admin/chargeback/v1`.
+    pub usage: Arc<franzgate_api::usage::UsageLedger>,
+    /// Client connections accepted per port, for `/metrics`.
+    pub accepted: Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>>,
 }
 
 /// Serves the admin API on `listener` until `shutdown`.
@@ -82,6 +93,17 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
     match (segments.as_slice(), &method) {
         (["health"] | ["health", "live"], &Method::GET) => json_response(StatusCode::OK, json!({"status": "UP"})),
         (["health", "ready"], &Method::GET) => pclusters::ready(state).await,
+        (["metrics"], &Method::GET) => match authenticate(&request, state) {
+            Ok(_) => chargeback::metrics(state),
+            Err(refusal) => *refusal,
+        },
+        (["admin", "chargeback", "v1"], &Method::GET) => match authenticate(&request, state) {
+            Ok(user) => {
+                audit(&user.username, "read chargeback", "ok");
+                chargeback::report(state)
+            }
+            Err(refusal) => *refusal,
+        },
         (["admin", "pclusters", "v1"], &Method::GET) => match authenticate(&request, state) {
             Ok(user) => {
                 audit(&user.username, "list pclusters", "ok");
@@ -102,6 +124,7 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
             pclusters::switch(state, &user.username, cluster, target.as_deref())
         }
         (["health"] | ["health", "live"] | ["health", "ready"] | ["admin", "pclusters", "v1"], _)
+        | (["metrics"] | ["admin", "chargeback", "v1"], _)
         | (["admin", "pclusters", "v1", "pcluster", _, "switch"], _) => {
             error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
         }

@@ -120,6 +120,49 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// SASL users and mechanisms (required by SASL_PLAINTEXT and SASL_SSL).
     pub authentication: Option<franzgate_filters::sasl::SaslConfig>,
+    /// Chargeback label limits and time windows.
+    pub chargeback: ChargebackConfig,
+    /// Time every filter per request (`franzgate_filter_duration_seconds`); costs a boxed future and two clock
+    /// reads per filter per request, so it is off unless asked for.
+    pub filter_latency_metrics: bool,
+}
+
+/// `gateway.chargeback`: bounds on what the `chargeback` filter keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChargebackConfig {
+    /// Distinct topics labelled individually; the rest count under `other`.
+    pub max_topics: usize,
+    /// Distinct client ids labelled individually; the rest count under `other`.
+    pub max_client_ids: usize,
+    /// The length of one reporting window, seconds.
+    pub window_seconds: u64,
+    /// How many past windows `/admin/chargeback/v1` reports.
+    pub windows_kept: usize,
+}
+
+impl Default for ChargebackConfig {
+    fn default() -> Self {
+        let limits = franzgate_api::usage::UsageLimits::default();
+        Self {
+            max_topics: limits.max_topics,
+            max_client_ids: limits.max_client_ids,
+            window_seconds: limits.window_seconds,
+            windows_kept: limits.windows_kept,
+        }
+    }
+}
+
+impl ChargebackConfig {
+    /// The ledger limits.
+    pub fn limits(&self) -> franzgate_api::usage::UsageLimits {
+        franzgate_api::usage::UsageLimits {
+            max_topics: self.max_topics,
+            max_client_ids: self.max_client_ids,
+            window_seconds: self.window_seconds.max(1),
+            windows_kept: self.windows_kept.max(1),
+        }
+    }
 }
 
 impl Default for ListenerConfig {
@@ -141,6 +184,8 @@ impl Default for ListenerConfig {
             sni: SniConfig::default(),
             tls: None,
             authentication: None,
+            chargeback: ChargebackConfig::default(),
+            filter_latency_metrics: false,
         }
     }
 }

@@ -142,6 +142,8 @@ impl Exchange {
             Step::Done(last, principal) => {
                 info!(principal = %principal.name, vcluster = ?principal.vcluster, mechanism = mechanism_name,
                     "client authenticated");
+                // The session's span declares `principal`: every later log line of the session carries it.
+                tracing::Span::current().record("principal", principal.name.as_str());
                 session.auth.set_raw_tokens(false);
                 session.auth.set_sasl_principal(principal);
                 self.stats.record_success();

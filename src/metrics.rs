@@ -1,0 +1,308 @@
+//! Runtime metrics and their Prometheus text rendering (`GET /metrics`).
+//!
+//! Counters are plain atomics updated on the request path (a few relaxed increments per request); everything
+//! else — the active cluster, switches, authentication and chargeback counts — is read from where it already
+//! lives when `/metrics` is scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use franzgate_api::AuthStats;
+use franzgate_api::kafka_protocol::messages::ApiKey;
+use franzgate_api::selector::ClusterSelector;
+use franzgate_api::usage::UsageLedger;
+
+/// Api keys tracked individually; higher (unknown) keys share the last slot.
+const API_SLOTS: usize = 128;
+/// Latency histogram bucket bounds, seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// The gateway's own counters.
+#[derive(Debug)]
+pub struct GatewayMetrics {
+    /// Client connections currently open.
+    pub client_connections_open: AtomicI64,
+    /// Backend connections opened since start.
+    pub upstream_connections_opened: AtomicU64,
+    /// Backend connections currently open.
+    pub upstream_connections_open: AtomicI64,
+    /// Request bytes received from clients.
+    pub bytes_in: AtomicU64,
+    /// Response bytes sent to clients.
+    pub bytes_out: AtomicU64,
+    /// Requests currently being served.
+    pub in_flight: AtomicI64,
+    /// Per api key: requests, and the latency histogram.
+    per_api: Vec<ApiCounters>,
+    /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
+    per_filter: Vec<(String, ApiCounters)>,
+}
+
+/// A count and a latency histogram.
+#[derive(Debug, Default)]
+struct ApiCounters {
+    requests: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_micros: AtomicU64,
+}
+
+impl ApiCounters {
+    fn observe(&self, elapsed: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        if let Some(bucket) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Writes the histogram as `{name}_bucket{label,le}`, `_sum`, `_count`.
+    fn render(&self, r: &mut String, name: &str, label: &str) {
+        let count = self.requests.load(Ordering::Relaxed);
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(r, "{name}_bucket{{{label},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(r, "{name}_bucket{{{label},le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(r, "{name}_sum{{{label}}} {sum}\n{name}_count{{{label}}} {count}");
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self {
+            client_connections_open: AtomicI64::new(0),
+            upstream_connections_opened: AtomicU64::new(0),
+            upstream_connections_open: AtomicI64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
+            per_filter: Vec::new(),
+        }
+    }
+}
+
+/// What `/metrics` reads besides [`GatewayMetrics`].
+pub struct Sources<'a> {
+    /// The active cluster and switch history.
+    pub selector: &'a ClusterSelector,
+    /// Authentication outcomes.
+    pub auth: &'a AuthStats,
+    /// Chargeback counts.
+    pub usage: &'a UsageLedger,
+    /// Client connections accepted per gateway port.
+    pub accepted: BTreeMap<u16, u64>,
+}
+
+// === impl GatewayMetrics ===
+
+impl GatewayMetrics {
+    /// Metrics timing the filters `names` (outermost first) too.
+    pub fn with_filters<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let per_filter = names.into_iter().map(|n| (n.to_string(), ApiCounters::default())).collect();
+        Self { per_filter, ..Self::default() }
+    }
+
+    /// Filter `index` answered after `elapsed` (its own time plus the filters inside it).
+    pub fn filter_done(&self, index: usize, elapsed: Duration) {
+        if let Some((_, counters)) = self.per_filter.get(index) {
+            counters.observe(elapsed);
+        }
+    }
+
+    fn slot(&self, api_key: i16) -> Option<&ApiCounters> {
+        let index = usize::try_from(api_key).ok()?.min(API_SLOTS - 1);
+        self.per_api.get(index)
+    }
+
+    /// A request of `bytes` bytes arrived.
+    pub fn request_started(&self, bytes: usize) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was answered (or dropped) after `elapsed`.
+    pub fn request_done(&self, api_key: i16, elapsed: Duration) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(slot) = self.slot(api_key) {
+            slot.observe(elapsed);
+        }
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self, sources: &Sources<'_>) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let r = &mut out;
+        header(
+            r,
+            "franzgate_client_connections_accepted_total",
+            "counter",
+            "Client connections accepted, per gateway port.",
+        );
+        for (port, count) in &sources.accepted {
+            let _ = writeln!(r, "franzgate_client_connections_accepted_total{{port=\"{port}\"}} {count}");
+        }
+        gauge(
+            r,
+            "franzgate_client_connections_open",
+            "Client connections open.",
+            self.client_connections_open.load(Ordering::Relaxed),
+        );
+        counter(
+            r,
+            "franzgate_upstream_connections_opened_total",
+            "Backend connections opened.",
+            self.upstream_connections_opened.load(Ordering::Relaxed),
+        );
+        gauge(
+            r,
+            "franzgate_upstream_connections_open",
+            "Backend connections open.",
+            self.upstream_connections_open.load(Ordering::Relaxed),
+        );
+        counter(
+            r,
+            "franzgate_client_bytes_received_total",
+            "Request bytes received from clients.",
+            self.bytes_in.load(Ordering::Relaxed),
+        );
+        counter(
+            r,
+            "franzgate_client_bytes_sent_total",
+            "Response bytes sent to clients.",
+            self.bytes_out.load(Ordering::Relaxed),
+        );
+        gauge(r, "franzgate_requests_in_flight", "Requests being served.", self.in_flight.load(Ordering::Relaxed));
+        self.render_requests(r);
+        let (successes, failures) = sources.auth.counts();
+        header(r, "franzgate_authentications_total", "counter", "Client authentications, by result.");
+        let _ = writeln!(r, "franzgate_authentications_total{{result=\"success\"}} {successes}");
+        let _ = writeln!(r, "franzgate_authentications_total{{result=\"failure\"}} {failures}");
+        let active = sources.selector.active();
+        header(r, "franzgate_active_cluster", "gauge", "1 for the backend cluster new sessions use, else 0.");
+        for cluster in sources.selector.clusters() {
+            let on = u8::from(cluster.name == active.cluster.name);
+            let _ = writeln!(r, "franzgate_active_cluster{{cluster=\"{}\"}} {on}", escape(&cluster.name));
+        }
+        counter(r, "franzgate_cluster_switches_total", "Cluster switches since start.", active.switch_count);
+        let since = active.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        header(
+            r,
+            "franzgate_active_cluster_since_timestamp_seconds",
+            "gauge",
+            "When the active cluster became active (start-up or the last switch).",
+        );
+        let _ = writeln!(r, "franzgate_active_cluster_since_timestamp_seconds {since}");
+        render_usage(r, sources.usage);
+        out
+    }
+
+    fn render_requests(&self, r: &mut String) {
+        header(r, "franzgate_requests_total", "counter", "Requests answered, per api.");
+        for (key, slot) in self.per_api.iter().enumerate() {
+            let count = slot.requests.load(Ordering::Relaxed);
+            if count > 0 {
+                let _ = writeln!(r, "franzgate_requests_total{{api=\"{}\"}} {count}", api_name(key));
+            }
+        }
+        header(
+            r,
+            "franzgate_request_duration_seconds",
+            "histogram",
+            "Time from reading a request to its response being ready, per api.",
+        );
+        for (key, slot) in self.per_api.iter().enumerate() {
+            let count = slot.requests.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            slot.render(r, "franzgate_request_duration_seconds", &format!("api=\"{}\"", api_name(key)));
+        }
+        if !self.per_filter.is_empty() {
+            header(
+                r,
+                "franzgate_filter_duration_seconds",
+                "histogram",
+                "Time from a filter's call to its response, the filters inside it included (label: position-name).",
+            );
+            for (index, (name, counters)) in self.per_filter.iter().enumerate() {
+                counters.render(
+                    r,
+                    "franzgate_filter_duration_seconds",
+                    &format!("filter=\"{index}-{}\"", escape(name)),
+                );
+            }
+        }
+    }
+}
+
+fn render_usage(r: &mut String, usage: &UsageLedger) {
+    let snapshot = usage.snapshot();
+    type Field = fn(&franzgate_api::usage::Usage) -> u64;
+    let series: [(&str, &str, Field); 8] = [
+        ("franzgate_chargeback_produced_bytes_total", "Record-batch bytes produced.", |u| u.produced_bytes),
+        ("franzgate_chargeback_produced_batches_total", "Record batches produced.", |u| u.produced_batches),
+        ("franzgate_chargeback_produced_records_total", "Records produced.", |u| u.produced_records),
+        ("franzgate_chargeback_produce_requests_total", "Produce requests carrying the topic.", |u| u.produce_requests),
+        ("franzgate_chargeback_consumed_bytes_total", "Record-batch bytes consumed.", |u| u.consumed_bytes),
+        ("franzgate_chargeback_consumed_batches_total", "Record batches consumed.", |u| u.consumed_batches),
+        ("franzgate_chargeback_consumed_records_total", "Records consumed.", |u| u.consumed_records),
+        ("franzgate_chargeback_fetch_responses_total", "Fetch responses carrying records of the topic.", |u| {
+            u.fetch_responses
+        }),
+    ];
+    for (name, help, field) in series {
+        header(r, name, "counter", help);
+        for (key, usage) in &snapshot.totals {
+            let _ = writeln!(
+                r,
+                "{name}{{cluster=\"{}\",vcluster=\"{}\",principal=\"{}\",client_id=\"{}\",topic=\"{}\"}} {}",
+                escape(&key.cluster),
+                escape(&key.vcluster),
+                escape(&key.principal),
+                escape(&key.client_id),
+                escape(&key.topic),
+                field(usage)
+            );
+        }
+    }
+    header(
+        r,
+        "franzgate_chargeback_folded_labels",
+        "gauge",
+        "Distinct label values counted under `other` (cardinality limit).",
+    );
+    let _ = writeln!(r, "franzgate_chargeback_folded_labels{{label=\"topic\"}} {}", snapshot.folded_topics);
+    let _ = writeln!(r, "franzgate_chargeback_folded_labels{{label=\"client_id\"}} {}", snapshot.folded_client_ids);
+}
+
+fn header(r: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(r, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counter(r: &mut String, name: &str, help: &str, value: u64) {
+    header(r, name, "counter", help);
+    let _ = writeln!(r, "{name} {value}");
+}
+
+fn gauge(r: &mut String, name: &str, help: &str, value: i64) {
+    header(r, name, "gauge", help);
+    let _ = writeln!(r, "{name} {value}");
+}
+
+fn api_name(slot: usize) -> String {
+    match i16::try_from(slot).ok().and_then(|k| ApiKey::try_from(k).ok()) {
+        Some(key) => format!("{key:?}"),
+        None => format!("unknown_{slot}"),
+    }
+}
+
+/// Label values escape `\`, `"` and newlines.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
