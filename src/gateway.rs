@@ -138,11 +138,13 @@ impl Gateway {
             filters.insert(0, FilterSpec { kind: sasl.to_string(), config: value });
         }
         let chain = registry.build_chain(&filters, &ctx, source)?;
-        let metrics = Arc::new(if config.gateway.filter_latency_metrics {
+        let mut metrics = if config.gateway.filter_latency_metrics {
             GatewayMetrics::with_filters(chain.names())
         } else {
             GatewayMetrics::default()
-        });
+        };
+        metrics.count_error_codes = config.gateway.error_code_metrics;
+        let metrics = Arc::new(metrics);
         let time_filters = config.gateway.filter_latency_metrics;
         let shared = Shared {
             chain,

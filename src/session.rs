@@ -211,12 +211,13 @@ where
     while let Some((result, key, started)) = next.take() {
         metrics.request_done(key, started.elapsed());
         let before = out.len();
-        let response = match result {
+        let mut response = match result {
             Ok(response) => response,
             Err(e) => {
                 return Some(flush(out, write).await.err().map_or(Close::Filter(e, Some(key)), Close::ClientWrite));
             }
         };
+        metrics.count_errors(&mut response);
         match append_response(&response, out, write).await {
             Ok(large) => {
                 let written = large + out.len().saturating_sub(before);

@@ -107,7 +107,7 @@ async fn usage_is_counted_per_principal_and_topic_on_each_cluster_across_a_switc
     let keys = format!(
         "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}, {}]\n  \
          admin_users: [{{username: {}, password: {}, admin: true}}]\n  switch_drain_timeout_ms: 5000\n  \
-         filter_latency_metrics: true\n",
+         filter_latency_metrics: true\n  error_code_metrics: true\n",
         user_entry("alice", &hashed_credentials("alice-secret")),
         user_entry("bob", &hashed_credentials("bob-secret")),
         ADMIN.0,

@@ -125,6 +125,9 @@ pub struct ListenerConfig {
     /// Time every filter per request (`franzgate_filter_duration_seconds`); costs a boxed future and two clock
     /// reads per filter per request, so it is off unless asked for.
     pub filter_latency_metrics: bool,
+    /// Count the Kafka error codes of responses (`franzgate_response_errors_total`); decodes every response
+    /// body the filters left undecoded, so it is off unless asked for.
+    pub error_code_metrics: bool,
 }
 
 /// `gateway.chargeback`: bounds on what the `chargeback` filter keeps.
@@ -186,6 +189,7 @@ impl Default for ListenerConfig {
             authentication: None,
             chargeback: ChargebackConfig::default(),
             filter_latency_metrics: false,
+            error_code_metrics: false,
         }
     }
 }

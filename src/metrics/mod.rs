@@ -4,8 +4,13 @@
 //! else — the active cluster, switches, authentication and chargeback counts — is read from where it already
 //! lives when `/metrics` is scraped.
 
+mod error_codes;
+
+pub use error_codes::error_codes;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -38,6 +43,10 @@ pub struct GatewayMetrics {
     per_api: Vec<ApiCounters>,
     /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
     per_filter: Vec<(String, ApiCounters)>,
+    /// Whether responses are decoded to count their error codes (`gateway.error_code_metrics`).
+    pub count_error_codes: bool,
+    /// Non-zero error codes seen in responses, per (api key, code).
+    errors: Mutex<BTreeMap<(i16, i16), u64>>,
 }
 
 /// A count and a latency histogram.
@@ -83,6 +92,8 @@ impl Default for GatewayMetrics {
             in_flight: AtomicI64::new(0),
             per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
             per_filter: Vec::new(),
+            count_error_codes: false,
+            errors: Mutex::default(),
         }
     }
 }
@@ -112,6 +123,30 @@ impl GatewayMetrics {
     pub fn filter_done(&self, index: usize, elapsed: Duration) {
         if let Some((_, counters)) = self.per_filter.get(index) {
             counters.observe(elapsed);
+        }
+    }
+
+    /// Counts the error codes in a response about to be written (when enabled). Decodes the body, keeping the
+    /// received bytes for writing.
+    pub fn count_errors(&self, response: &mut franzgate_api::KafkaResponse) {
+        if !self.count_error_codes {
+            return;
+        }
+        let api = response.api_key_raw();
+        let mut found: Vec<i16> = Vec::new();
+        if let Ok(body) = response.body() {
+            error_codes(body, |code| {
+                if code != 0 {
+                    found.push(code);
+                }
+            });
+        }
+        if found.is_empty() {
+            return;
+        }
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        for code in found {
+            *errors.entry((api, code)).or_default() += 1;
         }
     }
 
@@ -179,6 +214,18 @@ impl GatewayMetrics {
         );
         gauge(r, "franzgate_requests_in_flight", "Requests being served.", self.in_flight.load(Ordering::Relaxed));
         self.render_requests(r);
+        header(
+            r,
+            "franzgate_response_errors_total",
+            "counter",
+            "Kafka error codes in responses (per partition where the api has them), per api and code; with gateway.error_code_metrics.",
+        );
+        for ((api, code), count) in self.errors.lock().map(|e| e.clone()).unwrap_or_default() {
+            let name = franzgate_api::kafka_protocol::ResponseError::try_from_code(code)
+                .map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+            let api = usize::try_from(api).map(api_name).unwrap_or_else(|_| api.to_string());
+            let _ = writeln!(r, "franzgate_response_errors_total{{api=\"{api}\",code=\"{name}\"}} {count}");
+        }
         let (successes, failures) = sources.auth.counts();
         header(r, "franzgate_authentications_total", "counter", "Client authentications, by result.");
         let _ = writeln!(r, "franzgate_authentications_total{{result=\"success\"}} {successes}");
