@@ -48,6 +48,8 @@ pub struct Gateway {
     http_port: u16,
     /// Who may call the admin API.
     admin_users: Vec<crate::config::AdminUser>,
+    /// Chargeback flushing to a Kafka topic, when configured.
+    flush: Option<crate::chargeback_flush::Flush>,
 }
 
 /// What every listener and session shares.
@@ -177,7 +179,18 @@ impl Gateway {
                 "GATEWAY_ADMIN_API_USERS is not set: the admin API accepts the default admin/conduktor; set your own users"
             );
         }
+        let chargeback = &config.gateway.chargeback;
+        let flush = chargeback.flush_topic.clone().map(|topic| crate::chargeback_flush::Flush {
+            topic,
+            interval: std::time::Duration::from_secs(chargeback.flush_interval_seconds.max(1)),
+            usage: shared.usage.clone(),
+            selector: shared.selector.clone(),
+            backends: shared.upstream.backends.clone(),
+            timeout: shared.upstream.connect_timeout,
+            max_frame: shared.upstream.max_frame,
+        });
         Ok(Self {
+            flush,
             shared: Arc::new(shared),
             bind_host: config.gateway.bind_host.clone(),
             http_port: config.gateway.http_port,
@@ -211,6 +224,9 @@ impl Gateway {
         tasks.spawn(serve_admin(admin, admin_state, shared.shutdown.clone()));
         info!(%admin_addr, "admin API listening");
         tasks.spawn(accept_loop(first, shared.clone()));
+        if let Some(flush) = self.flush {
+            tasks.spawn(flush.run(shared.shutdown.clone()));
+        }
         if shared.advertised.naming == BrokerNaming::Port {
             tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
         }

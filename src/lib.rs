@@ -9,6 +9,7 @@
 //! - [`registry`]: filter factories by type name, and the chain built from the YAML list.
 //! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered, or one TLS port
 //!   routing by server name) and sessions.
+//! - [`chargeback_flush`]: produces chargeback usage to a Kafka topic at an interval, for billing pipelines.
 //! - [`metrics`]: runtime counters and the Prometheus rendering of `/metrics` (chargeback included).
 //! - [`tls`]: rustls server (client certificates to principals) and client (to TLS backends) settings.
 //! - [`net`]: the byte streams sessions and upstreams use: plain TCP or TLS.
@@ -28,6 +29,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod chargeback_flush;
 pub mod codec;
 pub mod config;
 pub mod gateway;

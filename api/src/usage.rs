@@ -97,6 +97,8 @@ struct LedgerState {
     folded_client_ids: HashSet<String>,
     /// Topic ids (Fetch v13+, Produce v13) to names, per cluster, learned from Metadata responses.
     topic_names: HashMap<(String, [u8; 16]), String>,
+    /// Counts since the last flush to Kafka.
+    pending: BTreeMap<UsageKey, Usage>,
 }
 
 /// A copy of the ledger for rendering.
@@ -218,7 +220,29 @@ impl UsageLedger {
         if let Some((_, counters)) = state.windows.back_mut() {
             apply(counters.entry(key.clone()).or_default());
         }
+        apply(state.pending.entry(key.clone()).or_default());
         apply(state.totals.entry(key).or_default());
+    }
+
+    /// Takes the counts accumulated since the last call (for flushing to a Kafka topic).
+    pub fn take_pending(&self) -> BTreeMap<UsageKey, Usage> {
+        std::mem::take(&mut self.lock().pending)
+    }
+
+    /// Puts back counts whose flush failed, so the next flush carries them.
+    pub fn restore_pending(&self, counts: BTreeMap<UsageKey, Usage>) {
+        let mut state = self.lock();
+        for (key, usage) in counts {
+            let pending = state.pending.entry(key).or_default();
+            pending.produced_bytes += usage.produced_bytes;
+            pending.produced_batches += usage.produced_batches;
+            pending.produced_records += usage.produced_records;
+            pending.produce_requests += usage.produce_requests;
+            pending.consumed_bytes += usage.consumed_bytes;
+            pending.consumed_batches += usage.consumed_batches;
+            pending.consumed_records += usage.consumed_records;
+            pending.fetch_responses += usage.fetch_responses;
+        }
     }
 }
 
@@ -285,5 +309,11 @@ mod tests {
         assert_eq!((s.folded_topics, s.folded_client_ids), (2, 1));
         let starts: Vec<u64> = s.windows.iter().map(|(start, _)| *start).collect();
         assert_eq!(starts, vec![240, 300], "two windows kept");
+        let pending = ledger.take_pending();
+        assert_eq!(pending[&key("a", "c1")].produced_bytes, 20);
+        assert!(ledger.take_pending().is_empty(), "taken once");
+        ledger.restore_pending(pending);
+        ledger.record_produce(key("a", "c1"), stats, 320);
+        assert_eq!(ledger.take_pending()[&key("a", "c1")].produced_bytes, 30, "a failed flush is carried over");
     }
 }

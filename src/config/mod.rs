@@ -142,6 +142,11 @@ pub struct ChargebackConfig {
     pub window_seconds: u64,
     /// How many past windows `/admin/chargeback/v1` reports.
     pub windows_kept: usize,
+    /// When set, the usage since the last flush is produced to this topic (on the active cluster, with the
+    /// gateway's credentials) every `flush_interval_seconds`, one JSON record per key. Create the topic first.
+    pub flush_topic: Option<String>,
+    /// Seconds between flushes to `flush_topic`.
+    pub flush_interval_seconds: u64,
 }
 
 impl Default for ChargebackConfig {
@@ -152,6 +157,8 @@ impl Default for ChargebackConfig {
             max_client_ids: limits.max_client_ids,
             window_seconds: limits.window_seconds,
             windows_kept: limits.windows_kept,
+            flush_topic: None,
+            flush_interval_seconds: 60,
         }
     }
 }
