@@ -422,6 +422,24 @@ mod tests {
     }
 
     #[test]
+    fn every_example_config_parses_and_validates() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("config-examples") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            // The seed's cluster-config files are another format, read through GATEWAY_BACKEND_KAFKA_SELECTOR.
+            if !name.ends_with(".yaml") || name.starts_with("cluster-config") {
+                continue;
+            }
+            let config = GatewayConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            config.backend_clusters(&name).unwrap_or_else(|e| panic!("{e}"));
+            checked += 1;
+        }
+        assert!(checked >= 6, "only {checked} examples found");
+    }
+
+    #[test]
     fn the_selector_file_overrides_yaml_clusters_and_its_errors_name_that_file() {
         let dir = tempfile::tempdir().expect("dir");
         let seed = dir.path().join("cluster-config.yaml");
