@@ -80,6 +80,8 @@ struct Shared {
     metrics: Arc<GatewayMetrics>,
     /// Whether every filter is timed (`gateway.filter_latency_metrics`).
     time_filters: bool,
+    /// Client connection limits.
+    limiter: Arc<crate::limits::ConnectionLimiter>,
     /// Cancelled to stop the gateway.
     shutdown: CancellationToken,
 }
@@ -161,6 +163,8 @@ impl Gateway {
             session: SessionConfig {
                 max_frame: config.gateway.max_frame_bytes,
                 drain_timeout: std::time::Duration::from_millis(config.gateway.switch_drain_timeout_ms),
+                idle_timeout: (config.gateway.idle_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(config.gateway.idle_timeout_ms)),
                 metrics: metrics.clone(),
             },
             max_in_flight: config.gateway.max_in_flight_per_session,
@@ -172,6 +176,10 @@ impl Gateway {
             usage,
             metrics,
             time_filters,
+            limiter: Arc::new(crate::limits::ConnectionLimiter::new(
+                config.gateway.max_connections,
+                config.gateway.max_connections_per_ip,
+            )),
         };
         let (admin_users, default_users) = config.admin_users();
         if default_users {
@@ -313,6 +321,18 @@ fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared
     if let Ok(mut accepted) = shared.accepted.lock() {
         *accepted.entry(port).or_default() += 1;
     }
+    let permit = match shared.limiter.try_acquire(peer.ip()) {
+        Ok(permit) => permit,
+        Err(limit) => {
+            let counter = match limit {
+                crate::limits::LimitReached::Total(_) => &shared.metrics.refused_max_connections,
+                crate::limits::LimitReached::PerIp(_) => &shared.metrics.refused_max_connections_per_ip,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, port, reason = %limit, "refused a client connection");
+            return;
+        }
+    };
     let shared = shared.clone();
     // The TLS handshake runs in the session's own task: a slow client must not hold up the accept loop.
     tokio::spawn(async move {
@@ -350,6 +370,7 @@ fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared
             }
         };
         run_session(stream, peer, port, virtual_node, auth, &shared).await;
+        drop(permit);
     });
 }
 

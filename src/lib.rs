@@ -10,6 +10,7 @@
 //! - [`gateway`]: listeners (one port per virtual broker, opened as brokers are discovered, or one TLS port
 //!   routing by server name) and sessions.
 //! - [`chargeback_flush`]: produces chargeback usage to a Kafka topic at an interval, for billing pipelines.
+//! - [`limits`]: client connection limits, global and per source address.
 //! - [`metrics`]: runtime counters and the Prometheus rendering of `/metrics` (chargeback included).
 //! - [`tls`]: rustls server (client certificates to principals) and client (to TLS backends) settings.
 //! - [`net`]: the byte streams sessions and upstreams use: plain TCP or TLS.
@@ -33,6 +34,7 @@ pub mod chargeback_flush;
 pub mod codec;
 pub mod config;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod probe;

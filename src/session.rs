@@ -34,6 +34,8 @@ pub struct SessionConfig {
     pub max_frame: usize,
     /// After a switch, how long in-flight requests may take before the session closes anyway.
     pub drain_timeout: std::time::Duration,
+    /// A connection with nothing in flight and no request for this long is closed; `None`: never.
+    pub idle_timeout: Option<std::time::Duration>,
     /// Runtime counters.
     pub metrics: Arc<GatewayMetrics>,
 }
@@ -64,6 +66,8 @@ enum Close {
     Switched {
         drained: bool,
     },
+    /// Nothing in flight and no request for `idle_timeout`.
+    Idle,
 }
 
 /// Serves one client connection until it closes, the backend goes away, or `shutdown` fires.
@@ -88,6 +92,8 @@ where
         let bound_epoch = session.epoch;
         // Set when a switch made this session's cluster inactive: stop reading, answer what is in flight.
         let mut drain_until: Option<tokio::time::Instant> = None;
+        let mut last_activity = tokio::time::Instant::now();
+        let idle_timeout = config.idle_timeout;
 
         let close = loop {
             if !reading && in_flight.is_empty() {
@@ -98,7 +104,12 @@ where
             }
             tokio::select! {
                 biased;
+                _ = tokio::time::sleep_until(last_activity + idle_timeout.unwrap_or_default()),
+                    if idle_timeout.is_some() && reading && in_flight.is_empty() && drain_until.is_none() => {
+                    break Close::Idle;
+                }
                 Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                    last_activity = tokio::time::Instant::now();
                     if let Some(close) = write_responses(result, &mut in_flight, &mut out, &mut write, &config.metrics).await {
                         break close;
                     }
@@ -114,6 +125,7 @@ where
                 _ = shutdown.cancelled(), if in_flight.is_empty() => break Close::Shutdown,
                 next = next_frame(&mut stack, &mut frames), if reading => match next {
                     Ok(Some(frame)) => {
+                        last_activity = tokio::time::Instant::now();
                         let size = 4 + frame.len();
                         match parse_frame(frame, &session) {
                             Ok(request) => {
@@ -139,6 +151,10 @@ where
             Close::ClientDone => debug!("client closed the connection"),
             Close::FilterAsked => debug!("closed after a filter's final response"),
             Close::Shutdown => debug!("closed for shutdown"),
+            Close::Idle => {
+                config.metrics.sessions_closed_idle.fetch_add(1, Ordering::Relaxed);
+                info!(idle_timeout_ms = idle_timeout.map(|t| t.as_millis()), "closed: idle (gateway.idle_timeout_ms)")
+            }
             Close::Switched { drained: true } => info!("closed after a cluster switch; in-flight requests answered"),
             Close::Switched { drained: false } => {
                 warn!(in_flight = in_flight.len(), "closed after a cluster switch; drain timeout reached")
@@ -320,6 +336,7 @@ mod tests {
         let config = SessionConfig {
             max_frame: 1 << 20,
             drain_timeout: Duration::from_secs(1),
+            idle_timeout: None,
             metrics: Arc::new(GatewayMetrics::default()),
         };
         let never = CancellationToken::new();

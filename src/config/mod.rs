@@ -128,6 +128,13 @@ pub struct ListenerConfig {
     /// Count the Kafka error codes of responses (`franzgate_response_errors_total`); decodes every response
     /// body the filters left undecoded, so it is off unless asked for.
     pub error_code_metrics: bool,
+    /// Client connections the gateway holds at most (0: no limit); more are closed at once.
+    pub max_connections: usize,
+    /// Client connections one source address may hold (0: no limit).
+    pub max_connections_per_ip: usize,
+    /// A client connection with nothing in flight and no request for this long is closed (0: never), like
+    /// Kafka's `connections.max.idle.ms`.
+    pub idle_timeout_ms: u64,
 }
 
 /// `gateway.chargeback`: bounds on what the `chargeback` filter keeps.
@@ -197,6 +204,9 @@ impl Default for ListenerConfig {
             chargeback: ChargebackConfig::default(),
             filter_latency_metrics: false,
             error_code_metrics: false,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            idle_timeout_ms: 600_000,
         }
     }
 }

@@ -62,6 +62,9 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     parse_env(env, "GATEWAY_PORT_COUNT", &mut gateway.port_count)?;
     parse_env(env, "GATEWAY_HTTP_PORT", &mut gateway.http_port)?;
     parse_env(env, "GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", &mut gateway.switch_drain_timeout_ms)?;
+    parse_env(env, "GATEWAY_MAX_CONNECTIONS", &mut gateway.max_connections)?;
+    parse_env(env, "GATEWAY_MAX_CONNECTIONS_PER_IP", &mut gateway.max_connections_per_ip)?;
+    parse_env(env, "GATEWAY_IDLE_TIMEOUT_MS", &mut gateway.idle_timeout_ms)?;
     if let Some(id) = env.get("GATEWAY_CLUSTER_ID") {
         gateway.cluster_id = Some(id.trim().to_string());
     }

@@ -39,6 +39,12 @@ pub struct GatewayMetrics {
     pub bytes_out: AtomicU64,
     /// Requests currently being served.
     pub in_flight: AtomicI64,
+    /// Client connections closed at once for `max_connections`.
+    pub refused_max_connections: AtomicU64,
+    /// Client connections closed at once for `max_connections_per_ip`.
+    pub refused_max_connections_per_ip: AtomicU64,
+    /// Sessions closed for `idle_timeout_ms`.
+    pub sessions_closed_idle: AtomicU64,
     /// Per api key: requests, and the latency histogram.
     per_api: Vec<ApiCounters>,
     /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
@@ -90,6 +96,9 @@ impl Default for GatewayMetrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
+            refused_max_connections: AtomicU64::new(0),
+            refused_max_connections_per_ip: AtomicU64::new(0),
+            sessions_closed_idle: AtomicU64::new(0),
             per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
             per_filter: Vec::new(),
             count_error_codes: false,
@@ -213,6 +222,22 @@ impl GatewayMetrics {
             self.bytes_out.load(Ordering::Relaxed),
         );
         gauge(r, "franzgate_requests_in_flight", "Requests being served.", self.in_flight.load(Ordering::Relaxed));
+        header(
+            r,
+            "franzgate_connections_refused_total",
+            "counter",
+            "Client connections closed at once, by the limit reached.",
+        );
+        let total = self.refused_max_connections.load(Ordering::Relaxed);
+        let per_ip = self.refused_max_connections_per_ip.load(Ordering::Relaxed);
+        let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections\"}} {total}");
+        let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections_per_ip\"}} {per_ip}");
+        counter(
+            r,
+            "franzgate_sessions_closed_idle_total",
+            "Client connections closed for idle_timeout_ms.",
+            self.sessions_closed_idle.load(Ordering::Relaxed),
+        );
         self.render_requests(r);
         header(
             r,
