@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{BackendSasl, SaslMechanism};
+use franzgate_auth::Mechanism;
+
+use super::BackendSasl;
 
 /// Versions every broker since Kafka 1.0 answers; none is flexible, so headers stay simple.
 const API_VERSIONS_VERSION: i16 = 0;
@@ -94,10 +96,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     record_api_versions(stream, cluster, max_frame).await?;
-    let name = match sasl.mechanism {
-        SaslMechanism::Plain => "PLAIN",
-        SaslMechanism::Scram(m) => m.name(),
-    };
+    let name = sasl.mechanism.name();
     let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name));
     let response: SaslHandshakeResponse =
         round_trip(stream, ApiKey::SaslHandshake, HANDSHAKE_VERSION, 1, &request, max_frame).await?;
@@ -108,12 +107,12 @@ where
     let refused =
         |what: &str| format!("broker refused the gateway's {name} credentials for `{}`: {what}", sasl.username);
     match sasl.mechanism {
-        SaslMechanism::Plain => {
+        Mechanism::Plain => {
             exchange(stream, encode_plain(&sasl.username, &sasl.password), 2, max_frame)
                 .await
                 .map_err(|e| refused(&e))?;
         }
-        SaslMechanism::Scram(mechanism) => {
+        Mechanism::Scram(mechanism) => {
             let mut client = ScramClient::new(mechanism, &sasl.username, &sasl.password).map_err(|e| e.to_string())?;
             let server_first = exchange(stream, client.client_first(), 2, max_frame).await.map_err(|e| refused(&e))?;
             let client_final = client.server_first(&server_first).map_err(|e| refused(&e.to_string()))?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use franzgate_api::topology::{BackendCluster, BrokerAddress};
-use franzgate_auth::scram::ScramMechanism;
+use franzgate_auth::Mechanism;
 use tokio::net::TcpStream;
 
 pub use handshake::{record_api_versions, round_trip};
@@ -33,7 +33,7 @@ pub struct BackendSecurity {
 #[derive(Clone)]
 pub struct BackendSasl {
     /// PLAIN or SCRAM.
-    pub mechanism: SaslMechanism,
+    pub mechanism: Mechanism,
     /// The user name.
     pub username: String,
     /// The password.
@@ -44,15 +44,6 @@ impl std::fmt::Debug for BackendSasl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?} as {}", self.mechanism, self.username)
     }
-}
-
-/// A mechanism the gateway can authenticate to a broker with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SaslMechanism {
-    /// PLAIN.
-    Plain,
-    /// SCRAM-SHA-256 or SCRAM-SHA-512.
-    Scram(ScramMechanism),
 }
 
 /// Connection settings of every backend cluster, by cluster name.
@@ -74,13 +65,8 @@ impl BackendSecurity {
         };
         let sasl = match &spec.sasl {
             Some(credentials) => {
-                let mechanism = match credentials.mechanism.as_str() {
-                    "PLAIN" => SaslMechanism::Plain,
-                    other => SaslMechanism::Scram(
-                        ScramMechanism::from_name(other)
-                            .ok_or_else(|| format!("sasl.mechanism: `{other}` unsupported"))?,
-                    ),
-                };
+                let mechanism = Mechanism::from_name(&credentials.mechanism)
+                    .ok_or_else(|| format!("sasl.mechanism: `{}` unsupported", credentials.mechanism))?;
                 Some(BackendSasl {
                     mechanism,
                     username: credentials.username.clone(),

@@ -172,7 +172,7 @@ fn build_cluster(
     let mut security = BackendSecuritySpec { protocol, verify_hostname: true, ..Default::default() };
     if protocol.uses_sasl() {
         let mechanism = text("sasl.mechanism")?.unwrap_or_else(|| "GSSAPI".into()).to_ascii_uppercase();
-        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str()) {
+        if franzgate_auth::Mechanism::from_name(&mechanism).is_none() {
             return Err(err(
                 "sasl.mechanism",
                 format!("`{mechanism}` is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),

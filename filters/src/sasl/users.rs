@@ -4,19 +4,11 @@
 use std::collections::HashMap;
 
 use franzgate_api::{Principal, PrincipalSource};
+pub use franzgate_auth::Mechanism;
 use franzgate_auth::jwt;
 use franzgate_auth::scram::{ScramCredential, ScramMechanism};
 
 use super::SaslConfig;
-
-/// A SASL mechanism the gateway can terminate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    /// RFC 4616 PLAIN (a user's password, or a service-account token).
-    Plain,
-    /// SCRAM-SHA-256 or SCRAM-SHA-512.
-    Scram(ScramMechanism),
-}
 
 /// Users, credentials and the mechanisms offered; built once from config, shared by every session.
 pub struct UserDirectory {
@@ -35,26 +27,6 @@ impl std::fmt::Debug for UserDirectory {
             .field("users", &self.users.len())
             .field("token_secret", &self.token_secret.is_some())
             .finish()
-    }
-}
-
-// === impl Mechanism ===
-
-impl Mechanism {
-    /// The mechanism's SASL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Plain => "PLAIN",
-            Self::Scram(m) => m.name(),
-        }
-    }
-
-    /// Parses a SASL mechanism name (case-insensitive).
-    pub fn from_name(name: &str) -> Option<Self> {
-        if name.eq_ignore_ascii_case("PLAIN") {
-            return Some(Self::Plain);
-        }
-        ScramMechanism::from_name(name).map(Self::Scram)
     }
 }
 
