@@ -143,23 +143,9 @@ impl Flush {
             .iter()
             .enumerate()
             .map(|(offset, (key, u))| {
-                let value = serde_json::json!({
-                    "fromEpochSeconds": since,
-                    "toEpochSeconds": now,
-                    "cluster": key.cluster,
-                    "vcluster": key.vcluster,
-                    "principal": key.principal,
-                    "clientId": key.client_id,
-                    "topic": key.topic,
-                    "producedBytes": u.produced_bytes,
-                    "producedBatches": u.produced_batches,
-                    "producedRecords": u.produced_records,
-                    "produceRequests": u.produce_requests,
-                    "consumedBytes": u.consumed_bytes,
-                    "consumedBatches": u.consumed_batches,
-                    "consumedRecords": u.consumed_records,
-                    "fetchResponses": u.fetch_responses,
-                });
+                let mut value = crate::admin::chargeback::row(key, u);
+                value["fromEpochSeconds"] = since.into();
+                value["toEpochSeconds"] = now.into();
                 Record {
                     transactional: false,
                     control: false,

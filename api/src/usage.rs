@@ -116,9 +116,34 @@ pub struct UsageSnapshot {
     pub folded_client_ids: u64,
 }
 
+// === impl Usage ===
+
+impl Usage {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Usage) {
+        self.produced_bytes += other.produced_bytes;
+        self.produced_batches += other.produced_batches;
+        self.produced_records += other.produced_records;
+        self.produce_requests += other.produce_requests;
+        self.consumed_bytes += other.consumed_bytes;
+        self.consumed_batches += other.consumed_batches;
+        self.consumed_records += other.consumed_records;
+        self.fetch_responses += other.fetch_responses;
+    }
+}
+
 // === impl BatchStats ===
 
 impl BatchStats {
+    /// The stats of several `records` fields (the partitions of one topic) together.
+    pub fn of_all<'a>(blobs: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        blobs.into_iter().map(Self::of).fold(Self::default(), |total, part| Self {
+            bytes: total.bytes + part.bytes,
+            batches: total.batches + part.batches,
+            records: total.records + part.records,
+        })
+    }
+
     /// Reads the record batches of a `records` field: each batch's length from its header, and (magic 2)
     /// its record count, without decoding the records.
     pub fn of(records: &[u8]) -> Self {
@@ -233,15 +258,7 @@ impl UsageLedger {
     pub fn restore_pending(&self, counts: BTreeMap<UsageKey, Usage>) {
         let mut state = self.lock();
         for (key, usage) in counts {
-            let pending = state.pending.entry(key).or_default();
-            pending.produced_bytes += usage.produced_bytes;
-            pending.produced_batches += usage.produced_batches;
-            pending.produced_records += usage.produced_records;
-            pending.produce_requests += usage.produce_requests;
-            pending.consumed_bytes += usage.consumed_bytes;
-            pending.consumed_batches += usage.consumed_batches;
-            pending.consumed_records += usage.consumed_records;
-            pending.fetch_responses += usage.fetch_responses;
+            state.pending.entry(key).or_default().add(&usage);
         }
     }
 }
@@ -279,6 +296,8 @@ mod tests {
         let cut = &blob[..150];
         assert_eq!(BatchStats::of(cut), BatchStats { bytes: 150, batches: 1, records: 3 }, "partial batch");
         assert_eq!(BatchStats::of(&[]), BatchStats::default());
+        let both = BatchStats::of_all([&blob[..100], &blob[100..]]);
+        assert_eq!(both, BatchStats { bytes: 170, batches: 2, records: 4 }, "summed over partitions");
     }
 
     fn key(topic: &str, client: &str) -> UsageKey {

@@ -18,6 +18,8 @@ use franzgate_api::{
     BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse, Session,
 };
 use serde::Deserialize;
+
+use crate::unix_now;
 use tower::{Layer, Service};
 
 /// The YAML type name.
@@ -101,10 +103,6 @@ fn key_of(session: &Session, client_id: Option<&str>) -> UsageKey {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// A topic's name: as sent, else looked up by id.
 fn topic_name(ledger: &UsageLedger, cluster: &str, name: &str, id: &[u8; 16]) -> String {
     if !name.is_empty() || *id == [0; 16] {
@@ -135,13 +133,8 @@ where
                 if let Ok(RequestKind::Produce(body)) = request.body() {
                     let now = unix_now();
                     for topic in &body.topic_data {
-                        let mut stats = BatchStats::default();
-                        for partition in &topic.partition_data {
-                            let part = BatchStats::of(partition.records.as_deref().unwrap_or_default());
-                            stats.bytes += part.bytes;
-                            stats.batches += part.batches;
-                            stats.records += part.records;
-                        }
+                        let records = topic.partition_data.iter().map(|p| p.records.as_deref().unwrap_or_default());
+                        let stats = BatchStats::of_all(records);
                         let name = topic_name(&self.ledger, &base.cluster, &topic.name, topic.topic_id.as_bytes());
                         self.ledger.record_produce(UsageKey { topic: name, ..base.clone() }, stats, now);
                     }
@@ -165,13 +158,8 @@ impl Rewrite for CountResponse {
             Ok(ResponseKind::Fetch(body)) => {
                 let now = unix_now();
                 for topic in &body.responses {
-                    let mut stats = BatchStats::default();
-                    for partition in &topic.partitions {
-                        let part = BatchStats::of(partition.records.as_deref().unwrap_or_default());
-                        stats.bytes += part.bytes;
-                        stats.batches += part.batches;
-                        stats.records += part.records;
-                    }
+                    let stats =
+                        BatchStats::of_all(topic.partitions.iter().map(|p| p.records.as_deref().unwrap_or_default()));
                     if stats.bytes == 0 {
                         continue;
                     }

@@ -26,6 +26,11 @@ pub mod metadata_rewrite;
 pub mod port_routing;
 pub mod sasl;
 
+/// Seconds since the Unix epoch (0 if the clock is before it): token expiry and usage windows.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// Every built-in filter factory, for the runtime's registry.
 pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
     vec![

@@ -42,7 +42,8 @@ pub fn report(state: &AdminState) -> Response<Full<Bytes>> {
     )
 }
 
-fn row(key: &UsageKey, u: &Usage) -> Value {
+/// One usage row as JSON: the labels and the counters (also the records of the chargeback flush).
+pub(crate) fn row(key: &UsageKey, u: &Usage) -> Value {
     json!({
         "cluster": key.cluster,
         "vcluster": key.vcluster,

@@ -12,7 +12,7 @@
 //! Basic auth; every refusal is a 4xx with a JSON `message`, and a refused call changes nothing. Every call to
 //! `/admin` is logged on the `franzgate::audit` target with who asked, what, and the outcome.
 
-mod chargeback;
+pub(crate) mod chargeback;
 pub mod client;
 mod pclusters;
 

@@ -76,12 +76,8 @@ impl Pki {
 /// (tansu 0.6 accepts `--cert/--key` but never wires its TLS acceptor, so TLS is put in front of it.)
 pub async fn tls_front(pki: &Pki, port: u16, broker_port: u16) -> tokio::task::JoinHandle<()> {
     let issued = pki.server("broker", &["127.0.0.1", "localhost"]);
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(&issued.cert)
-        .expect("cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("certs");
-    let key = <rustls_pki_types::PrivateKeyDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_file(&issued.key)
-        .expect("key");
+    let certs = franzgate::tls::load_certs(&issued.cert).expect("cert");
+    let key = franzgate::tls::load_key(&issued.key).expect("key");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("versions")
@@ -102,8 +98,6 @@ pub async fn tls_front(pki: &Pki, port: u16, broker_port: u16) -> tokio::task::J
         }
     })
 }
-
-use rustls_pki_types::pem::PemObject;
 
 /// A tansu broker that requires SASL SCRAM from every client, with `users` (name, password, SHA-512 or
 /// SHA-256) created by `tansu user create`. tansu with `--authentication` admits no one until a user exists, so

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::users::{Mechanism, UserDirectory};
 use super::versions::pre_auth_api_versions;
+use crate::unix_now;
 
 /// Kafka's error codes for SASL.
 const ILLEGAL_SASL_STATE: i16 = 34;
@@ -239,8 +240,4 @@ fn refuse(request: &mut KafkaRequest, why: &str) -> Result<KafkaResponse, Filter
 
 fn respond(request: &KafkaRequest, body: ResponseKind) -> Result<KafkaResponse, FilterError> {
     KafkaResponse::from_message(request.api_key_raw(), request.api_version(), request.correlation_id(), body)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
