@@ -35,6 +35,9 @@ pub struct Principal {
     pub name: String,
     /// The virtual cluster the principal belongs to, when its credentials name one (service-account tokens).
     pub vcluster: Option<String>,
+    /// The service-account generation a token carried (0 for every other credential); a revocation bumps the
+    /// account's generation, which ends the sessions of older tokens.
+    pub generation: u32,
     /// How the identity was established.
     pub source: PrincipalSource,
 }
@@ -42,7 +45,7 @@ pub struct Principal {
 impl Principal {
     /// The unauthenticated principal.
     pub fn anonymous() -> Self {
-        Self { name: ANONYMOUS.to_string(), vcluster: None, source: PrincipalSource::Anonymous }
+        Self { name: ANONYMOUS.to_string(), vcluster: None, generation: 0, source: PrincipalSource::Anonymous }
     }
 }
 

@@ -20,6 +20,9 @@ pub enum FilterError {
     /// A filter asked for the body of a request that gets no response.
     #[error("request has no response body (Produce with acks=0)")]
     NoResponseBody,
+    /// The gateway will not serve this session any more (e.g. its service account was revoked).
+    #[error("session refused: {0}")]
+    Refused(String),
     /// A bug or an impossible state; the connection is closed rather than served wrongly.
     #[error("internal error: {0}")]
     Internal(String),

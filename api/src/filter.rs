@@ -37,6 +37,8 @@ pub struct FilterContext {
     pub auth_stats: Arc<crate::AuthStats>,
     /// The chargeback ledger the `chargeback` filter fills and the runtime exports.
     pub usage: Arc<crate::usage::UsageLedger>,
+    /// The virtual clusters (tenants) and their service accounts, kept by the runtime in a Kafka topic.
+    pub vclusters: Arc<crate::vcluster::VirtualClusters>,
 }
 
 /// Deserializes a filter's config, treating a missing (`null`) config as an empty map so that filters whose

@@ -13,6 +13,7 @@
 //! - [`auth`]: [`Principal`] — who a session authenticated as — and the authentication counters.
 //! - [`advertised`]: the addresses clients are told: a port per broker, or a host name per broker (SNI).
 //! - [`usage`]: the chargeback ledger — bytes produced and consumed per cluster, principal, client and topic.
+//! - [`vcluster`]: the virtual clusters (tenants), their prefixes and service accounts.
 //! - [`topology`]: the backend clusters, the advertised gateway address and the virtual <-> backend node map.
 //! - [`filter`]: [`FilterFactory`], the boxed service and layer types, and [`FilterContext`].
 //! - [`error`]: [`FilterError`] (a request could not be served) and [`ConfigError`] (a filter's config is wrong).
@@ -41,6 +42,7 @@ pub mod selector;
 pub mod session;
 pub mod topology;
 pub mod usage;
+pub mod vcluster;
 
 pub use auth::{AuthStats, Principal, PrincipalSource};
 pub use body::Body;

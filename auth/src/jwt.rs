@@ -18,6 +18,14 @@ pub struct TokenClaims {
     pub vcluster: Option<String>,
     /// Expiry, unix seconds.
     pub exp: u64,
+    /// The service account's generation when the token was issued (claim `gen`, absent means 0): revoking an
+    /// account bumps its generation, so older tokens stop working.
+    #[serde(default, rename = "gen", skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a token is refused.
@@ -131,7 +139,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn claims(exp: u64) -> TokenClaims {
-        TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp }
+        TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp, generation: 0 }
     }
 
     #[test]

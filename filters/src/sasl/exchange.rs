@@ -193,7 +193,10 @@ impl Exchange {
                     Err(e) => return Step::Failed(format!("malformed PLAIN message: {e}")),
                 };
                 match self.directory.verify_plain(&credentials.username, &credentials.password, unix_now()) {
-                    Ok(principal) => Step::Done(Vec::new(), principal),
+                    Ok(principal) => match self.directory.admit(principal) {
+                        Ok(principal) => Step::Done(Vec::new(), principal),
+                        Err(reason) => Step::Failed(reason),
+                    },
                     Err(reason) => Step::Failed(reason),
                 }
             }
@@ -214,7 +217,11 @@ impl Exchange {
                         ScramMechanism::Sha256 => PrincipalSource::ScramSha256,
                         ScramMechanism::Sha512 => PrincipalSource::ScramSha512,
                     };
-                    Step::Done(last, Principal { name: username, vcluster: None, source })
+                    let principal = Principal { name: username, vcluster: None, generation: 0, source };
+                    match self.directory.admit(principal) {
+                        Ok(principal) => Step::Done(last, principal),
+                        Err(reason) => Step::Failed(reason),
+                    }
                 }
                 Err(e) => Step::Failed(e.to_string()),
             },

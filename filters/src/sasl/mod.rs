@@ -114,7 +114,8 @@ impl FilterFactory for SaslFactory {
 
     fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let config: SaslConfig = parse_config(config)?;
-        let directory = UserDirectory::from_config(&config).map_err(ConfigError::new)?;
+        let directory =
+            UserDirectory::from_config(&config).map_err(ConfigError::new)?.with_vclusters(ctx.vclusters.clone());
         Ok(BoxLayer::new(SaslLayer::new(Arc::new(directory), ctx.auth_stats.clone())))
     }
 }

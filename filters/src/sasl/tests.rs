@@ -11,6 +11,7 @@ use franzgate_api::kafka_protocol::messages::{
 };
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::topology::{ApiVersionRange, BackendCluster};
+use franzgate_api::vcluster::StateRecord;
 use franzgate_api::{AuthStats, Body, FilterError, KafkaRequest, KafkaResponse, PrincipalSource, Session};
 use franzgate_auth::jwt::{TokenClaims, issue};
 use franzgate_auth::plain::encode_plain;
@@ -31,7 +32,17 @@ fn layer() -> (SaslLayer, Arc<AuthStats>) {
         ..SaslConfig::default()
     };
     let stats = Arc::new(AuthStats::default());
-    let directory = UserDirectory::from_config(&config).expect("valid");
+    // Tokens are good only for known virtual clusters: teamA is one, with account `sa` revoked once (so its
+    // tokens carry generation 1).
+    let vclusters = franzgate_api::vcluster::VirtualClusters::new(false);
+    vclusters.apply(&StateRecord::VirtualCluster { name: "teamA".into(), prefix: "teamA".into() });
+    vclusters.apply(&StateRecord::ServiceAccount {
+        vcluster: "teamA".into(),
+        username: "sa".into(),
+        generation: 1,
+        revoked: false,
+    });
+    let directory = UserDirectory::from_config(&config).expect("valid").with_vclusters(Arc::new(vclusters));
     (SaslLayer::new(Arc::new(directory), stats.clone()), stats)
 }
 
@@ -192,13 +203,21 @@ async fn scram_sha_512_exchange_authenticates_and_a_bad_proof_does_not() {
 #[tokio::test]
 async fn a_service_account_token_is_a_plain_password_and_carries_its_virtual_cluster() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = |exp| TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp };
+    let claims = |exp| TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp, generation: 1 };
     let good = issue(SECRET.as_bytes(), &claims(now + 600)).expect("token");
     let expired = issue(SECRET.as_bytes(), &claims(now - 10)).expect("token");
     let forged = issue(b"another secret", &claims(now + 600)).expect("token");
-    for (user, token, ok) in
-        [("sa", &good, true), ("sa", &expired, false), ("sa", &forged, false), ("sb", &good, false)]
-    {
+    let revoked = issue(SECRET.as_bytes(), &TokenClaims { generation: 0, ..claims(now + 600) }).expect("token");
+    let unknown_vcluster =
+        issue(SECRET.as_bytes(), &TokenClaims { vcluster: Some("teamZ".into()), ..claims(now + 600) }).expect("token");
+    for (user, token, ok) in [
+        ("sa", &good, true),
+        ("sa", &expired, false),
+        ("sa", &forged, false),
+        ("sb", &good, false),
+        ("sa", &revoked, false),
+        ("sa", &unknown_vcluster, false),
+    ] {
         let (layer, _) = layer();
         let (mut svc, _) = service(&layer);
         let s = session();

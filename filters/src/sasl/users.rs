@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
+use franzgate_api::vcluster::VirtualClusters;
 use franzgate_api::{Principal, PrincipalSource};
 pub use franzgate_auth::Mechanism;
 use franzgate_auth::jwt;
@@ -18,6 +21,8 @@ pub struct UserDirectory {
     users: HashMap<String, Vec<ScramCredential>>,
     /// The HS256 secret of service-account tokens.
     token_secret: Option<Vec<u8>>,
+    /// The virtual clusters a token's `vcluster` claim must name, and whether naming one is mandatory.
+    vclusters: Arc<VirtualClusters>,
 }
 
 impl std::fmt::Debug for UserDirectory {
@@ -79,7 +84,24 @@ impl UserDirectory {
                 offer"
                 .into());
         }
-        Ok(Self { mechanisms, users, token_secret })
+        Ok(Self { mechanisms, users, token_secret, vclusters: Arc::default() })
+    }
+
+    /// Checks tokens against `vclusters` (by default, an empty registry that is not mandatory).
+    pub fn with_vclusters(mut self, vclusters: Arc<VirtualClusters>) -> Self {
+        self.vclusters = vclusters;
+        self
+    }
+
+    /// Admits an authenticated principal, unless virtual clusters are mandatory and it names none.
+    pub fn admit(&self, principal: Principal) -> Result<Principal, String> {
+        if principal.vcluster.is_none() && self.vclusters.mandatory() {
+            return Err(format!(
+                "`{}` belongs to no virtual cluster, and GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER requires one",
+                principal.name
+            ));
+        }
+        Ok(principal)
     }
 
     /// The mechanisms offered, in order.
@@ -101,9 +123,17 @@ impl UserDirectory {
             if claims.username != username {
                 return Err("the service-account token was issued to another user".into());
             }
+            // A token naming a virtual cluster is good only while that cluster exists and the account was not
+            // revoked since the token was issued.
+            if let Some(vcluster) = &claims.vcluster {
+                self.vclusters
+                    .check_token(vcluster, &claims.username, claims.generation)
+                    .map_err(|e| format!("invalid service-account token: {e}"))?;
+            }
             return Ok(Principal {
                 name: claims.username,
                 vcluster: claims.vcluster,
+                generation: claims.generation,
                 source: PrincipalSource::ServiceAccountToken,
             });
         }
@@ -113,7 +143,12 @@ impl UserDirectory {
             best.is_some_and(|c| c.verify_password(password))
         });
         if verified {
-            Ok(Principal { name: username.to_string(), vcluster: None, source: PrincipalSource::SaslPlain })
+            Ok(Principal {
+                name: username.to_string(),
+                vcluster: None,
+                generation: 0,
+                source: PrincipalSource::SaslPlain,
+            })
         } else {
             Err("Invalid username or password".into())
         }
