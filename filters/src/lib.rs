@@ -11,6 +11,7 @@
 //! - [`chargeback`]: bytes, batches and records produced and consumed per cluster, principal, client, topic.
 //! - [`sasl`]: clients authenticate to the gateway (PLAIN, service-account tokens, SCRAM); nothing reaches the
 //!   backend before they have.
+//! - [`topic_prefix`]: virtual clusters — each tenant sees only its own topics, groups and transactional ids.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod cluster_selector;
 pub mod metadata_rewrite;
 pub mod port_routing;
 pub mod sasl;
+pub mod topic_prefix;
 
 /// Seconds since the Unix epoch (0 if the clock is before it): token expiry and usage windows.
 pub(crate) fn unix_now() -> u64 {
@@ -40,5 +42,6 @@ pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
         Arc::new(api_versions::ApiVersionsFactory),
         Arc::new(sasl::SaslFactory),
         Arc::new(chargeback::ChargebackFactory),
+        Arc::new(topic_prefix::TopicPrefixFactory),
     ]
 }
