@@ -4,6 +4,7 @@
 //! authenticated by the gateway before a single client byte is forwarded on it. A switch moves sessions to a
 //! cluster whose connections use that cluster's credentials; the client's own never change.
 
+pub mod client;
 mod handshake;
 
 use std::collections::HashMap;
