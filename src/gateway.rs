@@ -16,6 +16,7 @@ use franzgate_api::auth::SessionAuth;
 use franzgate_api::selector::ClusterSelector;
 use franzgate_api::topology::{AdvertisedAddress, BrokerNaming, ClusterRole, SniTarget};
 use franzgate_api::usage::UsageLedger;
+use franzgate_api::vcluster::VirtualClusters;
 use franzgate_api::{AuthStats, BoxKafkaService, FilterContext, Session};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -34,6 +35,7 @@ use crate::registry::{FilterChain, FilterRegistry};
 use crate::session::{SessionConfig, serve};
 use crate::tls::TlsServer;
 use crate::upstream::{Upstream, UpstreamConfig};
+use crate::vcluster_state::StateStore;
 
 /// The cluster id clients see when a failover is configured and `cluster_id` is not set.
 pub const DEFAULT_CLUSTER_ID: &str = "franzgate";
@@ -50,6 +52,14 @@ pub struct Gateway {
     admin_users: Vec<crate::config::AdminUser>,
     /// Chargeback flushing to a Kafka topic, when configured.
     flush: Option<crate::chargeback_flush::Flush>,
+    /// The virtual clusters filters read.
+    vclusters: Arc<VirtualClusters>,
+    /// Their state topic; only with a token secret, since tenants log in with tokens.
+    state_store: Option<Arc<StateStore>>,
+    /// The service-account token secret.
+    token_secret: Option<Vec<u8>>,
+    /// The admin API's body limit.
+    admin_max_body: usize,
 }
 
 /// What every listener and session shares.
@@ -118,6 +128,7 @@ impl Gateway {
         };
         let auth_stats = Arc::new(AuthStats::default());
         let usage = Arc::new(UsageLedger::new(config.gateway.chargeback.limits()));
+        let vclusters = Arc::new(VirtualClusters::new(config.gateway.virtual_clusters.mandatory));
 
         // Clients must see one cluster id whichever backend serves them (KIP-899 clients refuse a changed id),
         // so with a failover configured the id defaults to a constant rather than passing the backend's through.
@@ -132,8 +143,17 @@ impl Gateway {
             gateway_cluster_id: cluster_id,
             auth_stats: auth_stats.clone(),
             usage: usage.clone(),
+            vclusters: vclusters.clone(),
         };
         let mut filters = config.filters.clone();
+        // Tenant names are rewritten right inside SASL termination, so every later filter (and chargeback)
+        // sees backend names; without SASL only the mandatory-vcluster check has anything to do.
+        let prefix = franzgate_filters::topic_prefix::TYPE_NAME;
+        let tenants_possible =
+            config.gateway.security_protocol.uses_sasl() || config.gateway.virtual_clusters.mandatory;
+        if tenants_possible && !filters.iter().any(|f| f.kind == prefix) {
+            filters.insert(0, FilterSpec { kind: prefix.to_string(), config: serde_yaml::Value::Null });
+        }
         // SASL termination goes outermost: no other filter, and not the backend, sees an unauthenticated request.
         let sasl = franzgate_filters::sasl::TYPE_NAME;
         if config.gateway.security_protocol.uses_sasl() && !filters.iter().any(|f| f.kind == sasl) {
@@ -197,8 +217,31 @@ impl Gateway {
             timeout: shared.upstream.connect_timeout,
             max_frame: shared.upstream.max_frame,
         });
+        let token_secret = config
+            .gateway
+            .authentication
+            .as_ref()
+            .and_then(|a| a.token_secret.clone())
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes);
+        let vc = &config.gateway.virtual_clusters;
+        let state_store = token_secret.as_ref().filter(|_| vc.enabled).map(|_| {
+            Arc::new(StateStore::new(
+                vclusters.clone(),
+                shared.selector.clone(),
+                shared.upstream.backends.clone(),
+                vc.state_topic.clone(),
+                shared.upstream.connect_timeout,
+                shared.upstream.max_frame,
+                std::time::Duration::from_millis(vc.refresh_interval_ms.max(100)),
+            ))
+        });
         Ok(Self {
             flush,
+            vclusters,
+            state_store,
+            token_secret,
+            admin_max_body: config.gateway.admin_max_body_bytes,
             shared: Arc::new(shared),
             bind_host: config.gateway.bind_host.clone(),
             http_port: config.gateway.http_port,
@@ -228,7 +271,24 @@ impl Gateway {
             auth_stats: shared.auth_stats.clone(),
             usage: shared.usage.clone(),
             accepted: shared.accepted.clone(),
+            vclusters: self.vclusters.clone(),
+            state_store: self.state_store.clone(),
+            token_secret: self.token_secret,
+            max_body: self.admin_max_body,
         });
+        if let Some(store) = &self.state_store {
+            // Tenants are known before the first client arrives; an unreachable cluster is retried by the
+            // refresh loop meanwhile.
+            match store.refresh().await {
+                Ok(n) => {
+                    info!(topic = %store.topic, records = n, vclusters = self.vclusters.list().len(), "virtual-cluster state loaded")
+                }
+                Err(reason) => {
+                    warn!(topic = %store.topic, %reason, "cannot load the virtual-cluster state yet; retrying in the background")
+                }
+            }
+            tasks.spawn(store.clone().run(shared.shutdown.clone()));
+        }
         tasks.spawn(serve_admin(admin, admin_state, shared.shutdown.clone()));
         info!(%admin_addr, "admin API listening");
         tasks.spawn(accept_loop(first, shared.clone()));

@@ -18,6 +18,7 @@
 //! - [`codec`]: framing, request-header decoding, response wrapping.
 //! - [`upstream`]: the innermost service — one backend connection per session, correlation ids, batching.
 //! - [`backend`]: connecting to a broker with the cluster's own TLS and SASL settings (auth decoupling).
+//! - [`vcluster_state`]: virtual clusters and service accounts, kept in a compacted topic on the active cluster.
 //! - [`probe`]: the start-up Metadata request that discovers the brokers.
 //!
 //! ## Data flow
@@ -42,7 +43,13 @@ pub mod registry;
 pub mod session;
 pub mod tls;
 pub mod upstream;
+pub mod vcluster_state;
 
 pub use config::GatewayConfig;
 pub use gateway::{Gateway, RunningGateway};
 pub use registry::FilterRegistry;
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

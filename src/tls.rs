@@ -131,7 +131,7 @@ impl TlsServer {
             .rules
             .apply(&dn)
             .ok_or_else(|| format!("no principal mapping rule matches the client certificate subject `{dn}`"))?;
-        Ok(Principal { name, vcluster: None, source: PrincipalSource::TlsCertificate })
+        Ok(Principal { name, vcluster: None, generation: 0, source: PrincipalSource::TlsCertificate })
     }
 }
 

@@ -209,8 +209,20 @@ async fn a_service_account_token_authenticates_as_its_user_and_virtual_cluster()
     let (gateway, seen) =
         gateway_recording(&gateway_yaml(&keys, &cluster, "filters: [{type: record-sessions}]\n")).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp: now + 3600 };
-    let token = issue(secret.as_bytes(), &claims).expect("token");
+    // The token comes from the admin API, which registers virtual cluster teamA (kept in the state topic on the
+    // TLS backend, written with the gateway's own connection settings).
+    let (status, body) = franzgate::admin::client::call_with_body(
+        &gateway.admin(),
+        "POST",
+        "/admin/vclusters/v1/vcluster/teamA/username/sa",
+        Some(("admin", "conduktor")),
+        r#"{"lifeTimeSeconds": 3600}"#,
+    )
+    .await
+    .expect("admin API");
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_string();
+    let claims = TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp: now + 3600, generation: 0 };
 
     let sa = sasl_client(&gateway.bootstrap(), "SASL_PLAINTEXT", "PLAIN", "sa", &token);
     create_topic_with(sa.clone(), "tokens", 1).await;

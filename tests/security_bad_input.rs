@@ -44,7 +44,8 @@ async fn counting_backend() -> (String, Arc<AtomicUsize>) {
 
 async fn sasl_gateway(backend: &str) -> TestGateway {
     let keys = format!(
-        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n    token_secret: {SECRET}\n",
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n    token_secret: {SECRET}\n  \
+         virtual_clusters: {{enabled: false}}\n",
         user_entry("alice", &hashed_credentials("alice-secret"))
     );
     TestGateway::from_yaml(&gateway_yaml(&keys, &format!("  main:\n    bootstrap.servers: {backend}\n"), "")).await
@@ -126,7 +127,7 @@ async fn bad_credentials_and_out_of_order_messages_never_reach_the_backend() {
     assert_refused(port, "alice", "wrong", "Invalid username or password").await;
     assert_refused(port, "nobody", "alice-secret", "Invalid username or password").await;
 
-    let claims = TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp: now() + 600 };
+    let claims = TokenClaims { username: "sa".into(), vcluster: Some("teamA".into()), exp: now() + 600, generation: 0 };
     let expired = issue(SECRET.as_bytes(), &TokenClaims { exp: now() - 1, ..claims.clone() }).expect("token");
     assert_refused(port, "sa", &expired, "expired").await;
     let forged = issue(b"not the pool secret", &claims).expect("token");

@@ -8,13 +8,18 @@
 //! | GET | `/health/ready` | anyone | listeners up and the active cluster reachable |
 //! | GET | `/metrics` | any user | Prometheus text: runtime metrics and chargeback |
 //! | GET | `/admin/chargeback/v1` | any user | chargeback totals since start and per time window (JSON) |
+//! | GET | `/admin/vclusters/v1`, `/admin/vclusters/v1/vcluster/{vc}` | any user | virtual clusters, accounts |
+//! | POST | `/admin/vclusters/v1/vcluster/{vc}` | admin user | create a virtual cluster (`{"prefix": ...}`) |
+//! | POST | `/admin/vclusters/v1/vcluster/{vc}/username/{user}` | admin user | a service-account token |
+//! | DELETE | `/admin/vclusters/v1/vcluster/{vc}/username/{user}` | admin user | revoke the account's tokens |
 //!
-//! Basic auth; every refusal is a 4xx with a JSON `message`, and a refused call changes nothing. Every call to
+//! Basic auth; a body larger than `admin_max_body_bytes` gets 413; every refusal is a 4xx with a JSON `message`, and a refused call changes nothing. Every call to
 //! `/admin` is logged on the `franzgate::audit` target with who asked, what, and the outcome.
 
 pub(crate) mod chargeback;
 pub mod client;
 mod pclusters;
+mod vclusters;
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -24,7 +29,7 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use franzgate_api::selector::ClusterSelector;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -55,6 +60,14 @@ pub struct AdminState {
     pub usage: Arc<franzgate_api::usage::UsageLedger>,
     /// Client connections accepted per port, for `/metrics`.
     pub accepted: Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>>,
+    /// The virtual clusters.
+    pub vclusters: Arc<franzgate_api::vcluster::VirtualClusters>,
+    /// Where virtual-cluster changes are persisted; `None` without a token secret.
+    pub state_store: Option<Arc<crate::vcluster_state::StateStore>>,
+    /// The HS256 secret tokens are signed with (`GATEWAY_USER_POOL_SECRET_KEY`).
+    pub token_secret: Option<Vec<u8>>,
+    /// The largest request body read.
+    pub max_body: usize,
 }
 
 /// Serves the admin API on `listener` until `shutdown`.
@@ -123,12 +136,82 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
             let target = query_param(request.uri().query(), "to");
             pclusters::switch(state, &user.username, cluster, target.as_deref())
         }
+        (["admin", "vclusters", "v1"], &Method::GET) => match authenticate(&request, state) {
+            Ok(user) => {
+                audit(&user.username, "list vclusters", "ok");
+                vclusters::list(state)
+            }
+            Err(refusal) => *refusal,
+        },
+        (["admin", "vclusters", "v1", "vcluster", name], &Method::GET) => match authenticate(&request, state) {
+            Ok(user) => {
+                audit(&user.username, &format!("read vcluster {name}"), "ok");
+                vclusters::get(state, name)
+            }
+            Err(refusal) => *refusal,
+        },
+        (["admin", "vclusters", "v1", "vcluster", name], &Method::POST) => {
+            let (user, body) = match admin_with_body(request, state, &format!("create vcluster {name}")).await {
+                Ok(ok) => ok,
+                Err(refusal) => return *refusal,
+            };
+            vclusters::create(state, &user.username, name, &body).await
+        }
+        (["admin", "vclusters", "v1", "vcluster", vcluster, "username", username], &Method::POST) => {
+            let action = format!("issue token for {username} in vcluster {vcluster}");
+            let (user, body) = match admin_with_body(request, state, &action).await {
+                Ok(ok) => ok,
+                Err(refusal) => return *refusal,
+            };
+            vclusters::token(state, &user.username, vcluster, username, &body).await
+        }
+        (["admin", "vclusters", "v1", "vcluster", vcluster, "username", username], &Method::DELETE) => {
+            let action = format!("revoke {username} in vcluster {vcluster}");
+            let (user, _) = match admin_with_body(request, state, &action).await {
+                Ok(ok) => ok,
+                Err(refusal) => return *refusal,
+            };
+            vclusters::revoke(state, &user.username, vcluster, username).await
+        }
+        (["admin", "vclusters", "v1"], _)
+        | (["admin", "vclusters", "v1", "vcluster", _], _)
+        | (["admin", "vclusters", "v1", "vcluster", _, "username", _], _) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
+        }
         (["health"] | ["health", "live"] | ["health", "ready"] | ["admin", "pclusters", "v1"], _)
         | (["metrics"] | ["admin", "chargeback", "v1"], _)
         | (["admin", "pclusters", "v1", "pcluster", _, "switch"], _) => {
             error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
         }
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {path}")),
+    }
+}
+
+/// An admin user's call and its body (at most `max_body` bytes), or the 401, 403 or 413 to answer.
+async fn admin_with_body(
+    request: Request<Incoming>,
+    state: &AdminState,
+    action: &str,
+) -> Result<(AdminUser, Bytes), Box<Response<Full<Bytes>>>> {
+    let user = authenticate(&request, state)?;
+    if !user.admin {
+        audit(&user.username, action, "refused: not an admin");
+        return Err(Box::new(error(StatusCode::FORBIDDEN, format!("user `{}` is not an admin", user.username))));
+    }
+    let limit = state.max_body;
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(body) => Ok((user, body.to_bytes())),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            state.metrics.refused_admin_body.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            warn!(user = %user.username, action, limit, "admin request body larger than admin_max_body_bytes: refused");
+            audit(&user.username, action, "refused: body too large");
+            let message = format!("request body larger than {limit} bytes (admin_max_body_bytes)");
+            Err(Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, message)))
+        }
+        Err(e) => {
+            audit(&user.username, action, "refused: unreadable body");
+            Err(Box::new(error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))))
+        }
     }
 }
 

@@ -135,6 +135,34 @@ pub struct ListenerConfig {
     /// A client connection with nothing in flight and no request for this long is closed (0: never), like
     /// Kafka's `connections.max.idle.ms`.
     pub idle_timeout_ms: u64,
+    /// Virtual clusters (tenants): where their state is kept, and whether every principal must belong to one.
+    pub virtual_clusters: VirtualClustersConfig,
+    /// The largest request body the admin API reads; a bigger one gets 413 and changes nothing.
+    pub admin_max_body_bytes: usize,
+}
+
+/// `gateway.virtual_clusters`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VirtualClustersConfig {
+    /// Keep virtual clusters in the state topic (the default whenever service-account tokens are enabled).
+    /// `false`: no state topic is read or written, and tokens naming a virtual cluster are refused.
+    pub enabled: bool,
+    /// The compacted topic, on the active cluster, holding virtual clusters and service accounts
+    /// (`GATEWAY_STATE_TOPIC`); created when missing. Replicate it with the data so the failover cluster knows
+    /// every tenant.
+    pub state_topic: String,
+    /// How often the state topic is re-read for changes made by other gateway instances.
+    pub refresh_interval_ms: u64,
+    /// Refuse principals that belong to no virtual cluster instead of passing them through unprefixed
+    /// (`GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER`).
+    pub mandatory: bool,
+}
+
+impl Default for VirtualClustersConfig {
+    fn default() -> Self {
+        Self { enabled: true, state_topic: "_franzgate_state".into(), refresh_interval_ms: 5_000, mandatory: false }
+    }
 }
 
 /// `gateway.chargeback`: bounds on what the `chargeback` filter keeps.
@@ -207,6 +235,8 @@ impl Default for ListenerConfig {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
             idle_timeout_ms: 600_000,
+            virtual_clusters: VirtualClustersConfig::default(),
+            admin_max_body_bytes: 64 * 1024,
         }
     }
 }

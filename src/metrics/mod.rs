@@ -45,6 +45,8 @@ pub struct GatewayMetrics {
     pub refused_max_connections_per_ip: AtomicU64,
     /// Sessions closed for `idle_timeout_ms`.
     pub sessions_closed_idle: AtomicU64,
+    /// Admin API requests refused (413) for `admin_max_body_bytes`.
+    pub refused_admin_body: AtomicU64,
     /// Per api key: requests, and the latency histogram.
     per_api: Vec<ApiCounters>,
     /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
@@ -98,6 +100,7 @@ impl Default for GatewayMetrics {
             in_flight: AtomicI64::new(0),
             refused_max_connections: AtomicU64::new(0),
             refused_max_connections_per_ip: AtomicU64::new(0),
+            refused_admin_body: AtomicU64::new(0),
             sessions_closed_idle: AtomicU64::new(0),
             per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
             per_filter: Vec::new(),
@@ -232,6 +235,12 @@ impl GatewayMetrics {
         let per_ip = self.refused_max_connections_per_ip.load(Ordering::Relaxed);
         let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections\"}} {total}");
         let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections_per_ip\"}} {per_ip}");
+        counter(
+            r,
+            "franzgate_admin_requests_refused_total",
+            "Admin API requests refused with 413 for admin_max_body_bytes.",
+            self.refused_admin_body.load(Ordering::Relaxed),
+        );
         counter(
             r,
             "franzgate_sessions_closed_idle_total",

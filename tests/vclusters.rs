@@ -1,0 +1,294 @@
+//! Virtual clusters end to end, against a real tansu broker and rdkafka clients: service-account tokens from
+//! the admin API, tenants confined to their prefixed topics and groups, the state kept in a Kafka topic and
+//! shared by gateway instances, and every kind of bad input refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Tansu, TestGateway, client_config, read_all};
+use franzgate::admin::client::call_with_body;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+const SECRET: &str = "the-user-pool-secret";
+const ADMIN: (&str, &str) = ("admin", "admin-secret");
+const READER: (&str, &str) = ("reader", "reader-secret");
+
+/// A SASL_PLAINTEXT gateway whose tenants log in with tokens; the state topic is re-read every 300 ms.
+async fn gateway(bootstrap: &str, extra_keys: &str) -> TestGateway {
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: {SECRET}\n  \
+         admin_users: [{{username: {}, password: {}, admin: true}}, {{username: {}, password: {}}}]\n  \
+         virtual_clusters: {{refresh_interval_ms: 300}}\n{extra_keys}",
+        ADMIN.0, ADMIN.1, READER.0, READER.1
+    );
+    let yaml = common::secure::gateway_yaml(&keys, &format!("  main:\n    bootstrap.servers: {bootstrap}\n"), "");
+    TestGateway::from_yaml(&yaml).await
+}
+
+async fn admin(gateway: &TestGateway, method: &str, path: &str, body: &str) -> (u16, Value) {
+    call_with_body(&gateway.admin(), method, path, Some(ADMIN), body.to_string()).await.expect("admin API")
+}
+
+/// A token for `user` of `vcluster`, from the admin API.
+async fn token(gateway: &TestGateway, vcluster: &str, user: &str) -> String {
+    let path = format!("/admin/vclusters/v1/vcluster/{vcluster}/username/{user}");
+    let (status, body) = admin(gateway, "POST", &path, r#"{"lifeTimeSeconds": 3600}"#).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token in the answer").to_string()
+}
+
+fn tenant(gateway: &TestGateway, user: &str, token: &str) -> ClientConfig {
+    let mut c = client_config(&gateway.bootstrap());
+    c.set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", token);
+    c
+}
+
+async fn produce(config: &ClientConfig, topic: &str, values: &[&str]) {
+    let producer: FutureProducer = config.clone().set("acks", "all").create().expect("producer");
+    for value in values {
+        producer
+            .send(FutureRecord::<(), _>::to(topic).payload(*value), Duration::from_secs(20))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("acknowledged");
+    }
+}
+
+fn topics(config: &ClientConfig) -> Vec<String> {
+    let client: BaseConsumer = config.create().expect("client");
+    let metadata = client.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    metadata.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
+/// Logs in and asks for metadata; an error means the login (or the session) was refused.
+fn can_connect(config: &ClientConfig) -> bool {
+    let client: BaseConsumer = config.create().expect("client");
+    client.fetch_metadata(None, Duration::from_secs(4)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_see_only_their_prefixed_topics_and_groups() {
+    let broker = Tansu::start().await;
+    let gateway = gateway(&broker.bootstrap(), "").await;
+
+    // The seed's steps: a token for sa of teamA, `users` created and written through the gateway.
+    let team_a = tenant(&gateway, "sa", &token(&gateway, "teamA", "sa").await);
+    common::create_topic_with(team_a.clone(), "users", 1).await;
+    produce(&team_a, "users", &["tom", "laura"]).await;
+    assert!(topics(&team_a).contains(&"users".to_string()));
+    assert!(!topics(&team_a).iter().any(|t| t.starts_with("teamA")), "the tenant never sees its prefix");
+
+    // The backend holds it as teamAusers.
+    let direct = client_config(&broker.bootstrap());
+    assert!(topics(&direct).contains(&"teamAusers".to_string()));
+    assert_eq!(read_all(&broker.bootstrap(), "teamAusers"), ["tom", "laura"]);
+
+    // teamB sees no `users`, and naming teamA's backend topic in full gets it a topic of its own.
+    let team_b = tenant(&gateway, "sb", &token(&gateway, "teamB", "sb").await);
+    let seen_by_b = topics(&team_b);
+    assert!(!seen_by_b.iter().any(|t| t.contains("users")), "teamB sees {seen_by_b:?}");
+    common::create_topic_with(team_b.clone(), "teamAusers", 1).await;
+    produce(&team_b, "teamAusers", &["from-b"]).await;
+    assert_eq!(read_all(&broker.bootstrap(), "teamAusers"), ["tom", "laura"], "teamA's data is untouched");
+    assert_eq!(read_all(&broker.bootstrap(), "teamBteamAusers"), ["from-b"]);
+    assert!(!topics(&team_a).iter().any(|t| t.contains("teamB")), "teamA does not see teamB's topics");
+
+    // Consumer groups per tenant: join, consume, commit, fetch the committed offsets, all through the prefix.
+    let consumer: StreamConsumer = team_a
+        .clone()
+        .set("group.id", "readers")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["users"]).expect("subscribe");
+    let mut read = Vec::new();
+    while read.len() < 2 {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("records within 30 s")
+            .expect("a record");
+        assert_eq!(message.topic(), "users");
+        read.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+    }
+    assert_eq!(read, ["tom", "laura"]);
+    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).expect("commit");
+    let committed = consumer.committed(Duration::from_secs(10)).expect("committed offsets");
+    assert_eq!(committed.find_partition("users", 0).map(|p| p.offset()), Some(Offset::Offset(2)));
+
+    // On the backend the group is teamAreaders, holding the same offset for teamAusers.
+    let direct_group: BaseConsumer =
+        client_config(&broker.bootstrap()).set("group.id", "teamAreaders").create().expect("c");
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition("teamAusers", 0);
+    let offsets = direct_group.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
+    assert_eq!(offsets.find_partition("teamAusers", 0).map(|p| p.offset()), Some(Offset::Offset(2)));
+
+    // teamB's group of the same name is its own: nothing committed.
+    let b_group: BaseConsumer = team_b.clone().set("group.id", "readers").create().expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition("users", 0);
+    let offsets = b_group.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
+    assert_eq!(offsets.find_partition("users", 0).map(|p| p.offset()), Some(Offset::Invalid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_survives_a_restart_is_shared_by_instances_and_revocation_reaches_both() {
+    let broker = Tansu::start().await;
+    let first = gateway(&broker.bootstrap(), "").await;
+    let (status, _) = admin(&first, "POST", "/admin/vclusters/v1/vcluster/shop", r#"{"prefix": "shop."}"#).await;
+    assert_eq!(status, 201);
+    let token = token(&first, "shop", "sa").await;
+    common::create_topic_with(tenant(&first, "sa", &token), "orders", 1).await;
+    assert!(topics(&client_config(&broker.bootstrap())).contains(&"shop.orders".to_string()));
+
+    // A second instance (or the same after a restart) loads the state from the topic at start-up.
+    let second = gateway(&broker.bootstrap(), "").await;
+    let (status, listed) = admin(&second, "GET", "/admin/vclusters/v1", "").await;
+    assert_eq!(status, 200);
+    let shop = listed["vclusters"].as_array().and_then(|l| l.iter().find(|v| v["name"] == "shop")).cloned();
+    assert_eq!(shop.as_ref().map(|s| s["prefix"].clone()), Some(Value::from("shop.")), "{listed}");
+    assert_eq!(shop.as_ref().map(|s| s["serviceAccounts"][0]["username"].clone()), Some(Value::from("sa")));
+    assert!(topics(&tenant(&second, "sa", &token)).contains(&"orders".to_string()), "the token works on both");
+    drop(first);
+    let restarted = gateway(&broker.bootstrap(), "").await;
+    assert!(can_connect(&tenant(&restarted, "sa", &token)), "the state survived the first instance");
+
+    // Revoked on one instance, the account's tokens stop working on every instance, and its open sessions
+    // are closed at their next request.
+    let open: BaseConsumer = tenant(&restarted, "sa", &token).create().expect("client");
+    open.fetch_metadata(None, Duration::from_secs(5)).expect("logged in before the revocation");
+    let (status, body) = admin(&second, "DELETE", "/admin/vclusters/v1/vcluster/shop/username/sa", "").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!can_connect(&tenant(&second, "sa", &token)), "refused where revoked");
+    assert!(!can_connect(&tenant(&restarted, "sa", &token)), "refused on the other instance after its refresh");
+    assert!(open.fetch_metadata(None, Duration::from_secs(3)).is_err(), "the open session was closed");
+
+    // A new token revives the account; the old one stays dead.
+    let renewed = self::token(&second, "shop", "sa").await;
+    assert!(can_connect(&tenant(&second, "sa", &renewed)));
+    assert!(!can_connect(&tenant(&second, "sa", &token)));
+
+    // The state is a compacted topic on the backend, holding one JSON record per change.
+    let records = read_all(&broker.bootstrap(), "_franzgate_state");
+    assert!(
+        records.iter().any(|r| r.contains(r#""type":"virtualCluster","name":"shop","prefix":"shop.""#)),
+        "{records:?}"
+    );
+    assert!(records.iter().any(|r| r.contains(r#""revoked":true"#)), "{records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_long_names_and_admin_misuse_are_refused_and_change_nothing() {
+    use franzgate_auth::jwt::{TokenClaims, issue};
+    let broker = Tansu::start().await;
+    let gateway = gateway(&broker.bootstrap(), "").await;
+    let good = token(&gateway, "teamA", "sa").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+
+    // A token (validly signed) for a virtual cluster the gateway does not know, and an expired one.
+    let claims = TokenClaims { username: "sa".into(), vcluster: Some("ghost".into()), exp: now + 600, generation: 0 };
+    let ghost = issue(SECRET.as_bytes(), &claims).expect("token");
+    assert!(!can_connect(&tenant(&gateway, "sa", &ghost)), "unknown virtual cluster");
+    let expired = TokenClaims { vcluster: Some("teamA".into()), exp: now - 5, ..claims };
+    assert!(!can_connect(&tenant(&gateway, "sa", &issue(SECRET.as_bytes(), &expired).expect("token"))));
+    assert!(can_connect(&tenant(&gateway, "sa", &good)));
+
+    // A topic name that exceeds 249 characters once prefixed is refused with INVALID_TOPIC_EXCEPTION; one that
+    // still fits is created.
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin_client: AdminClient<_> = tenant(&gateway, "sa", &good).create().expect("admin client");
+    let too_long = "x".repeat(249 - "teamA".len() + 1);
+    let fits = "y".repeat(249 - "teamA".len());
+    let results = admin_client
+        .create_topics(
+            &[
+                NewTopic::new(&too_long, 1, TopicReplication::Fixed(1)),
+                NewTopic::new(&fits, 1, TopicReplication::Fixed(1)),
+            ],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("answered");
+    assert!(
+        results.iter().all(|r| matches!(r, Err((_, rdkafka::types::RDKafkaErrorCode::InvalidTopic)))),
+        "the whole request is refused: {results:?}"
+    );
+    let results = admin_client
+        .create_topics(&[NewTopic::new(&fits, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("answered");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(topics(&client_config(&broker.bootstrap())).contains(&format!("teamA{fits}")));
+
+    // Admin API misuse: 4xx with a JSON message, and the state unchanged.
+    let (_, before) = admin(&gateway, "GET", "/admin/vclusters/v1", "").await;
+    let token_path = "/admin/vclusters/v1/vcluster/teamC/username/sc";
+    for (method, path, body, status) in [
+        ("POST", token_path, "", 400),
+        ("POST", token_path, "{not json", 400),
+        ("POST", token_path, r#"{"lifeTimeSeconds": 0}"#, 400),
+        ("POST", token_path, r#"{"lifeTimeSeconds": 60, "extra": 1}"#, 400),
+        ("POST", "/admin/vclusters/v1/vcluster/team%2FC/username/sc", r#"{"lifeTimeSeconds": 60}"#, 400),
+        ("POST", "/admin/vclusters/v1/vcluster/teamAB", "", 409),
+        ("POST", "/admin/vclusters/v1/vcluster/teamA", r#"{"prefix": "other."}"#, 409),
+        ("POST", "/admin/vclusters/v1/vcluster/passthrough", "", 400),
+        ("DELETE", "/admin/vclusters/v1/vcluster/teamA/username/nobody", "", 404),
+        ("DELETE", "/admin/vclusters/v1/vcluster/ghost/username/sa", "", 404),
+        ("GET", "/admin/vclusters/v1/vcluster/ghost", "", 404),
+        ("PUT", "/admin/vclusters/v1", "", 405),
+    ] {
+        let (got, body) = admin(&gateway, method, path, body).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert!(body["message"].is_string(), "{method} {path}: a JSON message, got {body}");
+    }
+    let big = format!(r#"{{"lifeTimeSeconds": 60, "pad": "{}"}}"#, "x".repeat(128 * 1024));
+    assert_eq!(admin(&gateway, "POST", token_path, &big).await.0, 413, "bigger than admin_max_body_bytes");
+    let (status, _) = call_with_body(&gateway.admin(), "POST", token_path, Some(READER), r#"{"lifeTimeSeconds": 60}"#)
+        .await
+        .expect("admin API");
+    assert_eq!(status, 403, "a non-admin user may not issue tokens");
+    let (status, _) = call_with_body(&gateway.admin(), "GET", "/admin/vclusters/v1", None, "").await.expect("admin");
+    assert_eq!(status, 401);
+    let (_, after) = admin(&gateway, "GET", "/admin/vclusters/v1", "").await;
+    assert_eq!(before, after, "refused calls changed nothing");
+    let metrics = franzgate::admin::client::call_text(&gateway.admin(), "/metrics", ADMIN).await.expect("metrics");
+    assert!(metrics.contains("franzgate_admin_requests_refused_total 1"), "the 413 is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mandatory_vclusters_a_principal_without_one_is_refused() {
+    let broker = Tansu::start().await;
+    let users = format!(
+        "    users: [{}]\n",
+        common::secure::user_entry("alice", &common::secure::hashed_credentials("alice-secret"))
+    );
+    // The users list goes under `authentication:`, which the helper opens last before these keys.
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: {SECRET}\n{users}  \
+         admin_users: [{{username: {}, password: {}, admin: true}}]\n  \
+         virtual_clusters: {{mandatory: true, refresh_interval_ms: 300}}\n",
+        ADMIN.0, ADMIN.1
+    );
+    let yaml =
+        common::secure::gateway_yaml(&keys, &format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap()), "");
+    let gateway = TestGateway::from_yaml(&yaml).await;
+    let mut alice = client_config(&gateway.bootstrap());
+    alice
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-secret");
+    assert!(!can_connect(&alice), "alice belongs to no virtual cluster");
+    let sa = tenant(&gateway, "sa", &token(&gateway, "teamA", "sa").await);
+    assert!(can_connect(&sa), "a tenant still gets in");
+}
