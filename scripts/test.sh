@@ -7,7 +7,7 @@ bash scripts/install-deps.sh
 export FRANZGATE_TOOLS="${FRANZGATE_TOOLS:-$HOME/.cache/franzgate-tools}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 # cargo prints one "test result" line per test binary, the last often for a target with no tests; the total
 # below is the closing line that counts.
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')

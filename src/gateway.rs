@@ -291,24 +291,32 @@ impl Gateway {
         }
         tasks.spawn(serve_admin(admin, admin_state, shared.shutdown.clone()));
         info!(%admin_addr, "admin API listening");
+        // Probe every cluster before serving: a SASL client's first ApiVersions is answered from the versions the
+        // backend advertised to these probes, so a client that arrived first could pick a version the backend
+        // does not serve. Bounded, so an unreachable cluster delays start-up by one connection timeout at most.
+        let probes = shared.selector.clusters().iter().cloned().map(|cluster| {
+            let timeout = shared.upstream.connect_timeout;
+            let max_frame = shared.upstream.max_frame;
+            let security = shared.upstream.backends.get(&cluster.name);
+            async move {
+                match probe_cluster(&cluster, &security, timeout, max_frame).await {
+                    Ok(n) => info!(cluster = %cluster.name, brokers = n, "backend cluster reachable"),
+                    Err(e) => warn!(cluster = %cluster.name, reason = %e, "start-up probe of the backend cluster failed (unreachable, or refused the gateway's credentials); \
+                        broker ports will open when a client's metadata reveals them"),
+                }
+            }
+        });
+        let all = futures::future::join_all(probes);
+        let bound = shared.upstream.connect_timeout + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(bound, all).await.is_err() {
+            warn!("start-up probes did not finish within {bound:?}; serving anyway");
+        }
         tasks.spawn(accept_loop(first, shared.clone()));
         if let Some(flush) = self.flush {
             tasks.spawn(flush.run(shared.shutdown.clone()));
         }
         if shared.advertised.naming == BrokerNaming::Port {
             tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
-        }
-        for cluster in shared.selector.clusters().iter().cloned() {
-            let timeout = shared.upstream.connect_timeout;
-            let max_frame = shared.upstream.max_frame;
-            let security = shared.upstream.backends.get(&cluster.name);
-            tasks.spawn(async move {
-                match probe_cluster(&cluster, &security, timeout, max_frame).await {
-                    Ok(n) => info!(cluster = %cluster.name, brokers = n, "backend cluster reachable"),
-                    Err(e) => warn!(cluster = %cluster.name, reason = %e, "start-up probe of the backend cluster failed (unreachable, or refused the gateway's credentials); \
-                        broker ports will open when a client's metadata reveals them"),
-                }
-            });
         }
         Ok(RunningGateway { shared, ports, tasks, admin_addr })
     }

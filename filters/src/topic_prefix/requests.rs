@@ -99,7 +99,7 @@ pub fn tenant_may_use(key: Option<ApiKey>, version: i16) -> Access {
 /// not available" at that version, and the request could not be encoded.
 pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix) -> Result<(), Refusal> {
     match body {
-        RequestKind::Produce(r) => produce(r, p),
+        RequestKind::Produce(r) => produce(r, version, p),
         RequestKind::Fetch(r) => fetch(r, p),
         RequestKind::ListOffsets(r) => list_offsets(r, p),
         RequestKind::Metadata(r) => metadata(r, p),
@@ -140,8 +140,12 @@ pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix) -> Resul
     }
 }
 
-fn produce(r: &mut ProduceRequest, p: &Prefix) -> Result<(), Refusal> {
+fn produce(r: &mut ProduceRequest, version: i16, p: &Prefix) -> Result<(), Refusal> {
     r.transactional_id.iter_mut().try_for_each(|t| p.transaction(t))?;
+    // v13+ name topics by id only (ids come from the tenant's own metadata).
+    if version >= 13 {
+        return Ok(());
+    }
     r.topic_data.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
