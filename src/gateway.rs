@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::limit::ConcurrencyLimit;
 use tracing::{debug, error, info, warn};
 
@@ -33,6 +34,7 @@ use crate::net::Stream;
 use crate::probe::probe_cluster;
 use crate::registry::{FilterChain, FilterRegistry};
 use crate::session::{SessionConfig, serve};
+use crate::shutdown::{PortStops, ShutdownPolicy};
 use crate::tls::TlsServer;
 use crate::upstream::{Upstream, UpstreamConfig};
 use crate::vcluster_state::StateStore;
@@ -94,6 +96,12 @@ struct Shared {
     limiter: Arc<crate::limits::ConnectionLimiter>,
     /// Cancelled to stop the gateway.
     shutdown: CancellationToken,
+    /// Each broker port's stop token (children of `shutdown`), for a graceful shutdown port by port.
+    port_stops: PortStops,
+    /// Every session task, so a graceful shutdown can wait for them to drain.
+    sessions: TaskTracker,
+    /// How a graceful shutdown proceeds.
+    shutdown_policy: ShutdownPolicy,
 }
 
 /// A started gateway. Dropping it does not stop it; call [`RunningGateway::shutdown`].
@@ -170,6 +178,7 @@ impl Gateway {
         metrics.count_error_codes = config.gateway.error_code_metrics;
         let metrics = Arc::new(metrics);
         let time_filters = config.gateway.filter_latency_metrics;
+        let shutdown = CancellationToken::new();
         let shared = Shared {
             chain,
             selector,
@@ -190,7 +199,13 @@ impl Gateway {
             max_in_flight: config.gateway.max_in_flight_per_session,
             next_session_id: AtomicU64::new(1),
             accepted: Default::default(),
-            shutdown: CancellationToken::new(),
+            shutdown: shutdown.clone(),
+            port_stops: PortStops::new(shutdown),
+            sessions: TaskTracker::new(),
+            shutdown_policy: ShutdownPolicy {
+                drain_timeout: std::time::Duration::from_millis(config.gateway.shutdown_drain_timeout_ms),
+                port_close_delay: std::time::Duration::from_millis(config.gateway.shutdown_port_close_delay_ms),
+            },
             tls,
             auth_stats,
             usage,
@@ -366,10 +381,11 @@ async fn open_discovered_ports(shared: Arc<Shared>, bind_host: String, ports: wa
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let stop = shared.port_stops.token(port);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shared.shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -403,7 +419,7 @@ fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared
     };
     let shared = shared.clone();
     // The TLS handshake runs in the session's own task: a slow client must not hold up the accept loop.
-    tokio::spawn(async move {
+    shared.clone().sessions.spawn(async move {
         let (stream, virtual_node, auth) = match &shared.tls {
             None => (Stream::Tcp(tcp), shared.advertised.virtual_id_of(port), SessionAuth::default()),
             Some(tls) => {
@@ -467,7 +483,8 @@ async fn run_session(
     };
     let stack = ConcurrencyLimit::new(stack, shared.max_in_flight);
     debug!(session = session.id, %peer, port, ?virtual_node, "accepted");
-    let signals = crate::session::Signals { backend_lost: lost, shutdown: shared.shutdown.child_token(), switched };
+    let stop = shared.port_stops.token(port).child_token();
+    let signals = crate::session::Signals { backend_lost: lost, shutdown: stop, switched };
     serve(stream, session, stack, signals, shared.session.clone()).await;
 }
 
@@ -523,6 +540,25 @@ impl RunningGateway {
     /// Runs until [`Self::shutdown`] is called.
     pub async fn wait(mut self) {
         self.shared.shutdown.cancelled().await;
+        self.stop_tasks().await;
+    }
+
+    /// Stops gracefully (what SIGTERM does): broker ports close one by one (`shutdown_port_close_delay_ms`
+    /// apart), their sessions stop reading and answer what is in flight (within `shutdown_drain_timeout_ms`),
+    /// then the admin API and background tasks stop (a chargeback flush runs one last time).
+    pub async fn shutdown_gracefully(mut self) {
+        crate::shutdown::drain(&self.shared.port_stops, &self.shared.sessions, self.shared.shutdown_policy).await;
+        self.shared.shutdown.cancel();
+        self.stop_tasks().await;
+        info!("shut down");
+    }
+
+    /// Lets cancelled background tasks finish (a last chargeback flush), then aborts what is left.
+    async fn stop_tasks(&mut self) {
+        let finish = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(std::time::Duration::from_secs(5), finish).await.is_err() {
+            warn!("background tasks did not stop within 5 s; aborting them");
+        }
         self.tasks.shutdown().await;
     }
 }

@@ -19,6 +19,7 @@
 //! - [`upstream`]: the innermost service — one backend connection per session, correlation ids, batching.
 //! - [`backend`]: connecting to a broker with the cluster's own TLS and SASL settings (auth decoupling).
 //! - [`vcluster_state`]: virtual clusters and service accounts, kept in a compacted topic on the active cluster.
+//! - [`shutdown`]: graceful shutdown — ports closed one by one, sessions drained within a timeout.
 //! - [`probe`]: the start-up Metadata request that discovers the brokers.
 //!
 //! ## Data flow
@@ -41,6 +42,7 @@ pub mod net;
 pub mod probe;
 pub mod registry;
 pub mod session;
+pub mod shutdown;
 pub mod tls;
 pub mod upstream;
 pub mod vcluster_state;

@@ -201,9 +201,8 @@ fn run(config: Option<PathBuf>) -> ExitCode {
             }
         };
         stop.await;
-        tracing::info!("shutting down");
-        running.shutdown();
-        running.wait().await;
+        tracing::info!("signal received: shutting down gracefully");
+        running.shutdown_gracefully().await;
         ExitCode::SUCCESS
     })
 }

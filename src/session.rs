@@ -88,6 +88,7 @@ where
         let mut in_flight = FuturesOrdered::new();
         let mut out = BytesMut::with_capacity(16 * 1024);
         let mut reading = true;
+        let mut stopping = false;
         let Signals { backend_lost, shutdown, mut switched } = signals;
         let bound_epoch = session.epoch;
         // Set when a switch made this session's cluster inactive: stop reading, answer what is in flight.
@@ -98,6 +99,7 @@ where
         let close = loop {
             if !reading && in_flight.is_empty() {
                 break match drain_until {
+                    _ if stopping => Close::Shutdown,
                     Some(_) => Close::Switched { drained: true },
                     None => Close::ClientDone,
                 };
@@ -122,7 +124,11 @@ where
                 _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {
                     break Close::Switched { drained: false };
                 }
-                _ = shutdown.cancelled(), if in_flight.is_empty() => break Close::Shutdown,
+                // Shutdown: read no more requests, answer the ones in flight, then close.
+                _ = shutdown.cancelled(), if !stopping => {
+                    stopping = true;
+                    reading = false;
+                }
                 next = next_frame(&mut stack, &mut frames), if reading => match next {
                     Ok(Some(frame)) => {
                         last_activity = tokio::time::Instant::now();

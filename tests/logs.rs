@@ -11,7 +11,7 @@ use common::{ADMIN, Tansu, free_ports, wait_for_port};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_logs_carry_audit_lines_for_every_switch() {
+async fn json_logs_carry_audit_lines_for_every_switch_and_sigterm_shuts_down_gracefully() {
     let (main, failover) = (Tansu::start().await, Tansu::start().await);
     let (port, http) = (free_ports(2), free_ports(1));
     let users = format!("[{{username: {}, password: {}, admin: true}}]", ADMIN.0, ADMIN.1);
@@ -64,7 +64,23 @@ async fn json_logs_carry_audit_lines_for_every_switch() {
             session_fields = true;
         }
     }
-    let _ = child.kill().await;
+    // SIGTERM: a graceful shutdown, logged, and a clean exit.
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(sent.success());
+    let mut shutdown_lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(message) = entry["fields"]["message"].as_str() {
+            shutdown_lines.push(message.to_string());
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "exit status {status}");
+    for expected in ["signal received: shutting down gracefully", "every session drained", "shut down"] {
+        assert!(shutdown_lines.iter().any(|l| l.starts_with(expected)), "`{expected}` in {shutdown_lines:?}");
+    }
     assert!(audits.len() >= 2, "audit lines: {audits:?}");
     assert_eq!(audits[0]["user"], ADMIN.0);
     assert_eq!(audits[0]["action"], "switch main to failover");

@@ -139,6 +139,11 @@ pub struct ListenerConfig {
     pub virtual_clusters: VirtualClustersConfig,
     /// The largest request body the admin API reads; a bigger one gets 413 and changes nothing.
     pub admin_max_body_bytes: usize,
+    /// On SIGTERM, how long sessions may take, in all, to answer their in-flight requests.
+    pub shutdown_drain_timeout_ms: u64,
+    /// On SIGTERM, the pause between closing one broker port and the next (librdkafka reports "all brokers
+    /// down" when every connection closes at once).
+    pub shutdown_port_close_delay_ms: u64,
 }
 
 /// `gateway.virtual_clusters`.
@@ -237,6 +242,8 @@ impl Default for ListenerConfig {
             idle_timeout_ms: 600_000,
             virtual_clusters: VirtualClustersConfig::default(),
             admin_max_body_bytes: 64 * 1024,
+            shutdown_drain_timeout_ms: 30_000,
+            shutdown_port_close_delay_ms: 0,
         }
     }
 }

@@ -1,0 +1,90 @@
+//! Graceful shutdown (SIGTERM): stop accepting, let every session answer what it has in flight, then stop.
+//!
+//! Each broker port has its own stop token, a child of the gateway's: stopping a port closes its listener and
+//! tells its sessions to stop reading requests, answer the ones in flight and close. Ports stop one after
+//! another, `shutdown_port_close_delay_ms` apart, because librdkafka clients that lose every broker connection
+//! at once report "all brokers down" to the application; staggered, they move their traffic to the brokers
+//! still open. The session tasks are tracked, and the gateway waits for them up to
+//! `shutdown_drain_timeout_ms` before cancelling everything else.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// The stop token of every open broker port.
+#[derive(Debug)]
+pub struct PortStops {
+    /// The gateway's token: cancelling it stops every port at once.
+    parent: CancellationToken,
+    /// Per port; once `closing`, ports opened late are stopped from the start.
+    ports: Mutex<(BTreeMap<u16, CancellationToken>, bool)>,
+}
+
+/// How a graceful shutdown proceeds.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownPolicy {
+    /// How long sessions may take, in all, to answer their in-flight requests.
+    pub drain_timeout: Duration,
+    /// Pause between closing one broker port and the next.
+    pub port_close_delay: Duration,
+}
+
+// === impl PortStops ===
+
+impl PortStops {
+    /// Stop tokens under `parent`.
+    pub fn new(parent: CancellationToken) -> Self {
+        Self { parent, ports: Mutex::new((BTreeMap::new(), false)) }
+    }
+
+    /// The stop token of `port` (the same one for every caller), already cancelled once shutdown has begun.
+    pub fn token(&self, port: u16) -> CancellationToken {
+        let mut guard = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (ports, closing) = &mut *guard;
+        let token = ports.entry(port).or_insert_with(|| self.parent.child_token()).clone();
+        if *closing {
+            token.cancel();
+        }
+        token
+    }
+
+    /// Marks shutdown begun and returns the ports to stop: broker ports from the highest down, so the
+    /// bootstrap port (the lowest) serves to the end.
+    fn begin_closing(&self) -> Vec<(u16, CancellationToken)> {
+        let mut guard = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.1 = true;
+        guard.0.iter().rev().map(|(port, token)| (*port, token.clone())).collect()
+    }
+}
+
+/// Stops the ports one by one, then waits for the sessions to drain.
+pub async fn drain(ports: &PortStops, sessions: &TaskTracker, policy: ShutdownPolicy) {
+    let stops = ports.begin_closing();
+    info!(
+        ports = stops.len(),
+        sessions = sessions.len(),
+        drain_timeout_ms = policy.drain_timeout.as_millis(),
+        "shutting down: closing broker ports and draining sessions"
+    );
+    let deadline = tokio::time::Instant::now() + policy.drain_timeout;
+    for (i, (port, token)) in stops.iter().enumerate() {
+        if i > 0 && !policy.port_close_delay.is_zero() {
+            tokio::time::sleep(policy.port_close_delay).await;
+        }
+        token.cancel();
+        info!(port, "broker port closed; its sessions answer what is in flight, then close");
+    }
+    sessions.close();
+    match tokio::time::timeout_at(deadline, sessions.wait()).await {
+        Ok(()) => info!("every session drained"),
+        Err(_) => warn!(
+            sessions = sessions.len(),
+            drain_timeout_ms = policy.drain_timeout.as_millis(),
+            "shutdown drain timeout reached; closing the remaining sessions with requests unanswered"
+        ),
+    }
+}
