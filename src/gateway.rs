@@ -154,20 +154,22 @@ impl Gateway {
             vclusters: vclusters.clone(),
         };
         let mut filters = config.filters.clone();
-        // Tenant names are rewritten right inside SASL termination, so every later filter (and chargeback)
-        // sees backend names; without SASL only the mandatory-vcluster check has anything to do.
-        let prefix = franzgate_filters::topic_prefix::TYPE_NAME;
-        let tenants_possible =
-            config.gateway.security_protocol.uses_sasl() || config.gateway.virtual_clusters.mandatory;
-        if tenants_possible && !filters.iter().any(|f| f.kind == prefix) {
-            filters.insert(0, FilterSpec { kind: prefix.to_string(), config: serde_yaml::Value::Null });
-        }
         // SASL termination goes outermost: no other filter, and not the backend, sees an unauthenticated request.
         let sasl = franzgate_filters::sasl::TYPE_NAME;
         if config.gateway.security_protocol.uses_sasl() && !filters.iter().any(|f| f.kind == sasl) {
             let auth = config.gateway.authentication.clone().unwrap_or_default();
             let value = serde_yaml::to_value(auth).map_err(|e| ConfigFileError::new(source, e.to_string()))?;
             filters.insert(0, FilterSpec { kind: sasl.to_string(), config: value });
+        }
+        // Tenant names are rewritten right inside SASL termination (wherever the YAML placed it), so every later
+        // filter (and chargeback) sees backend names; without SASL only the mandatory-vcluster check has anything
+        // to do.
+        let prefix = franzgate_filters::topic_prefix::TYPE_NAME;
+        let tenants_possible =
+            config.gateway.security_protocol.uses_sasl() || config.gateway.virtual_clusters.mandatory;
+        if tenants_possible && !filters.iter().any(|f| f.kind == prefix) {
+            let after_sasl = filters.iter().position(|f| f.kind == sasl).map_or(0, |i| i + 1);
+            filters.insert(after_sasl, FilterSpec { kind: prefix.to_string(), config: serde_yaml::Value::Null });
         }
         let chain = registry.build_chain(&filters, &ctx, source)?;
         let mut metrics = if config.gateway.filter_latency_metrics {
@@ -188,6 +190,8 @@ impl Gateway {
                 max_frame: config.gateway.max_frame_bytes,
                 backends,
                 metrics: metrics.clone(),
+                request_timeout: (config.gateway.request_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(config.gateway.request_timeout_ms)),
             }),
             session: SessionConfig {
                 max_frame: config.gateway.max_frame_bytes,

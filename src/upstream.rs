@@ -46,6 +46,8 @@ pub struct UpstreamConfig {
     pub backends: BackendSecurityMap,
     /// Runtime counters (backend connections).
     pub metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// How long a broker may take to answer one request before its connection is given up (`None`: forever).
+    pub request_timeout: Option<Duration>,
 }
 
 /// The handle filters forward to: `Service<KafkaRequest>` whose future resolves with the broker's response.
@@ -356,7 +358,8 @@ impl Actor {
         let metrics = self.config.metrics.clone();
         metrics.upstream_connections_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics.upstream_connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let reading = read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone());
+        let limits = ReadLimits { request_timeout: self.config.request_timeout, metrics: metrics.clone() };
+        let reading = read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone(), limits);
         let reader = tokio::spawn(async move {
             reading.await;
             metrics.upstream_connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -365,14 +368,29 @@ impl Actor {
     }
 }
 
+/// What bounds the wait for a response.
+struct ReadLimits {
+    /// Per response, from the moment it is next in line.
+    request_timeout: Option<Duration>,
+    /// Where timeouts are counted.
+    metrics: Arc<crate::metrics::GatewayMetrics>,
+}
+
+/// JoinGroup may legitimately wait for the group's whole rebalance (`rebalance.timeout.ms`, minutes): it is
+/// left unbounded rather than cut short.
+const JOIN_GROUP: i16 = 11;
+
 /// Reads responses in order and hands each to the request waiting for it. Ends when the connection closes,
-/// or when its queue is closed and drained (the connection was retired).
+/// when a response is later than the request timeout (the connection is then out of step and given up; the
+/// session closes and the client retries on a new one), or when its queue is closed and drained (the
+/// connection was retired).
 async fn read_responses(
     mut frames: FramedRead<ReadHalf, FrameDecoder>,
     mut queue: mpsc::UnboundedReceiver<Waiting>,
     lost: CancellationToken,
     session_id: u64,
     address: BrokerAddress,
+    limits: ReadLimits,
 ) {
     let failure = loop {
         tokio::select! {
@@ -380,7 +398,22 @@ async fn read_responses(
             biased;
             next = queue.recv() => {
                 let Some(waiting) = next else { return };
-                match frames.next().await {
+                let limit = limits.request_timeout.filter(|_| waiting.request.api_key != JOIN_GROUP);
+                let next = match limit {
+                    None => frames.next().await,
+                    Some(limit) => match tokio::time::timeout(limit, frames.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            limits.metrics.backend_request_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let api_key = waiting.request.api_key;
+                            warn!(session = session_id, broker = %address, api_key, timeout_ms = limit.as_millis(),
+                                "broker did not answer within request_timeout_ms; giving up its connection");
+                            fail(waiting, "broker did not answer within request_timeout_ms");
+                            break format!("api key {api_key}: no response within {limit:?}");
+                        }
+                    },
+                };
+                match next {
                     Some(Ok(frame)) => {
                         let actual = frame.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                         if actual != Some(waiting.correlation_id) {
@@ -469,6 +502,7 @@ mod tests {
         let session = Arc::new(Session::new(1, peer, 6969, Arc::new(BackendCluster::new("main", vec![address])), 0));
         let config = Arc::new(UpstreamConfig {
             connect_timeout: Duration::from_secs(2),
+            request_timeout: None,
             max_frame: 1 << 20,
             backends: BackendSecurityMap::default(),
             metrics: Default::default(),

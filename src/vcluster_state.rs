@@ -51,6 +51,9 @@ pub enum ChangeError {
     /// The state topic could not be read or written: nothing changed.
     #[error("the state topic is unavailable, nothing changed: {0}")]
     Unavailable(String),
+    /// Another gateway instance changed the same thing at the same moment, and its change stands.
+    #[error("a concurrent change by another gateway instance stands; read the state and retry")]
+    Conflict,
 }
 
 /// Compaction keeps the latest record per key, forever: the state is never lost to retention.
@@ -105,7 +108,9 @@ impl StateStore {
             return Ok(None);
         };
         self.append(&record).await.map_err(ChangeError::Unavailable)?;
-        self.registry.apply(&record);
+        if !self.registry.apply(&record) {
+            return Err(ChangeError::Conflict);
+        }
         info!(topic = %self.topic, key = %record.key(), "virtual-cluster state changed");
         Ok(Some(record))
     }
@@ -143,7 +148,11 @@ impl StateStore {
         match &record.value {
             None => self.registry.remove_key(&key),
             Some(value) => match serde_json::from_slice::<StateRecord>(value) {
-                Ok(state) if state.key() == key => self.registry.apply(&state),
+                Ok(state) if state.key() == key => {
+                    if !self.registry.apply(&state) {
+                        debug!(offset = record.offset, %key, "state record older than, or conflicting with, the state: ignored");
+                    }
+                }
                 Ok(_) => warn!(offset = record.offset, %key, "state record's key does not match its value; skipped"),
                 Err(e) => warn!(offset = record.offset, %key, reason = %e, "undecodable state record; skipped"),
             },

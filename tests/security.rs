@@ -102,12 +102,12 @@ async fn a_wrong_backend_password_fails_the_backend_connection_not_silently() {
     let (backend, _data) = tansu_with_scram_users(&[("gateway-main", "backend-secret", true)]).await;
     let keys = format!(
         "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
-        user_entry("alice", &hashed_credentials("pw"))
+        user_entry("alice", &hashed_credentials("alice-pw-1"))
     );
     let cluster = scram_cluster("main", &backend.bootstrap(), "SCRAM-SHA-512", "gateway-main", "not-the-password", "");
     let gateway = TestGateway::from_yaml(&gateway_yaml(&keys, &cluster, "")).await;
     let client: BaseConsumer =
-        sasl_client(&gateway.bootstrap(), "SASL_PLAINTEXT", "PLAIN", "alice", "pw").create().expect("client");
+        sasl_client(&gateway.bootstrap(), "SASL_PLAINTEXT", "PLAIN", "alice", "alice-pw-1").create().expect("client");
     assert!(client.fetch_metadata(None, Duration::from_secs(3)).is_err(), "no metadata without a backend session");
 }
 

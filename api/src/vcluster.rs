@@ -185,6 +185,12 @@ impl VirtualClusters {
         validate_name("virtual cluster name", name)?;
         let prefix = prefix.unwrap_or(name);
         validate_name("prefix", prefix)?;
+        if prefix.starts_with('_') {
+            // Internal topics (`__consumer_offsets`, the gateway's own `_franzgate_state`) start with `_`: a
+            // tenant whose prefix did could reach them.
+            let reason = "must not start with '_' (internal topics do)".into();
+            return Err(VClusterError::InvalidName { what: "prefix", name: prefix.to_string(), reason });
+        }
         let snapshot = self.current.load();
         if let Some(existing) = snapshot.get(name) {
             if existing.prefix == prefix {
@@ -232,31 +238,47 @@ impl VirtualClusters {
         })
     }
 
-    /// Applies one stored change. Records arrive in topic order; an account of a virtual cluster not (yet)
-    /// known is kept under a cluster named after it with its name as prefix, which a later record may set.
-    pub fn apply(&self, record: &StateRecord) {
+    /// Applies one stored change, in topic order. Changes never go backwards, whatever order concurrent gateway
+    /// instances (or a replica read after a switch) deliver them in: a virtual cluster keeps the first prefix it
+    /// was given, a prefix overlapping another tenant's is ignored, and an account record older than the
+    /// account's generation is ignored, so a late "issued" record cannot undo a revocation. An account of an
+    /// unknown virtual cluster is ignored too (its cluster's record is always written first). Returns false
+    /// for an ignored record.
+    pub fn apply(&self, record: &StateRecord) -> bool {
         let _writer = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next: Snapshot = (**self.current.load()).clone();
         match record {
             StateRecord::VirtualCluster { name, prefix } => {
-                let accounts = next.get(name).map(|c| c.accounts.clone()).unwrap_or_default();
-                next.insert(
-                    name.clone(),
-                    Arc::new(VirtualCluster { name: name.clone(), prefix: prefix.clone(), accounts }),
-                );
+                let existing = next.get(name);
+                if existing.is_some_and(|c| c.prefix != *prefix) {
+                    return false;
+                }
+                let overlaps = next.values().any(|o| {
+                    o.name != *name && (o.prefix.starts_with(prefix.as_str()) || prefix.starts_with(o.prefix.as_str()))
+                });
+                if overlaps {
+                    return false;
+                }
+                let accounts = existing.map(|c| c.accounts.clone()).unwrap_or_default();
+                let cluster = VirtualCluster { name: name.clone(), prefix: prefix.clone(), accounts };
+                next.insert(name.clone(), Arc::new(cluster));
             }
             StateRecord::ServiceAccount { vcluster, username, generation, revoked } => {
-                let mut cluster = next.get(vcluster).map(|c| (**c).clone()).unwrap_or_else(|| VirtualCluster {
-                    name: vcluster.clone(),
-                    prefix: vcluster.clone(),
-                    accounts: BTreeMap::new(),
-                });
+                let Some(cluster) = next.get(vcluster) else {
+                    return false;
+                };
+                let current = cluster.accounts.get(username).map(|a| a.generation);
+                if current.is_some_and(|g| g > *generation) {
+                    return false;
+                }
+                let mut cluster = (**cluster).clone();
                 let account = ServiceAccount { username: username.clone(), generation: *generation, revoked: *revoked };
                 cluster.accounts.insert(username.clone(), account);
                 next.insert(vcluster.clone(), Arc::new(cluster));
             }
         }
         self.current.store(Arc::new(next));
+        true
     }
 
     /// Forgets the virtual cluster or account a deleted (tombstoned) key named.
@@ -303,7 +325,7 @@ fn parse_key(key: &str) -> Option<(&str, Option<&str>)> {
 
 /// Names are used in record keys, topic names and URLs: Kafka's topic characters only, and short enough to
 /// leave room for a topic name after a prefix.
-fn validate_name(what: &'static str, name: &str) -> Result<(), VClusterError> {
+pub fn validate_name(what: &'static str, name: &str) -> Result<(), VClusterError> {
     let invalid = |reason: &str| VClusterError::InvalidName { what, name: name.to_string(), reason: reason.into() };
     if name.is_empty() {
         return Err(invalid("must not be empty"));
@@ -352,6 +374,33 @@ mod tests {
     }
 
     #[test]
+    fn late_or_conflicting_records_never_undo_a_change() {
+        let registry = registry_with("teamA", "teamA");
+        let issued = StateRecord::ServiceAccount {
+            vcluster: "teamA".into(),
+            username: "sa".into(),
+            generation: 0,
+            revoked: false,
+        };
+        assert!(registry.apply(&issued));
+        assert!(registry.apply(&registry.plan_revoke("teamA", "sa").expect("revoke")));
+        assert!(!registry.apply(&issued), "an issue record older than the revocation is ignored");
+        assert!(registry.check_token("teamA", "sa", 0).is_err());
+        let moved = StateRecord::VirtualCluster { name: "teamA".into(), prefix: "other.".into() };
+        assert!(!registry.apply(&moved), "a prefix never changes");
+        let overlapping = StateRecord::VirtualCluster { name: "teamAB".into(), prefix: "teamAB".into() };
+        assert!(!registry.apply(&overlapping), "a prefix overlapping another tenant's is ignored");
+        let orphan = StateRecord::ServiceAccount {
+            vcluster: "ghost".into(),
+            username: "x".into(),
+            generation: 0,
+            revoked: false,
+        };
+        assert!(!registry.apply(&orphan));
+        assert_eq!(registry.get("teamA").map(|c| c.prefix.clone()).as_deref(), Some("teamA"));
+    }
+
+    #[test]
     fn prefixes_must_not_overlap_or_change() {
         let registry = registry_with("teamA", "teamA");
         assert_eq!(registry.plan_create("teamA", None), Ok(None));
@@ -361,6 +410,7 @@ mod tests {
         assert!(matches!(registry.plan_create("teamB", None), Ok(Some(_))));
         assert!(matches!(registry.plan_create("team/B", None), Err(VClusterError::InvalidName { .. })));
         assert!(matches!(registry.plan_create(PASSTHROUGH, None), Err(VClusterError::InvalidName { .. })));
+        assert!(matches!(registry.plan_create("internal", Some("_fr")), Err(VClusterError::InvalidName { .. })));
     }
 
     #[test]

@@ -113,6 +113,12 @@ pub async fn token(
         let message = format!("lifeTimeSeconds: must be between 1 and {MAX_LIFETIME_SECONDS}");
         return refused(user, &action, StatusCode::BAD_REQUEST, message);
     }
+    // Both names are checked before anything is written: a refused call changes nothing.
+    for (what, name) in [("virtual cluster name", vcluster), ("user name", username)] {
+        if let Err(e) = franzgate_api::vcluster::validate_name(what, name) {
+            return refused(user, &action, StatusCode::BAD_REQUEST, e.to_string());
+        }
+    }
     let Some(secret) = state.token_secret.as_deref() else {
         let message = "no token secret configured: set GATEWAY_USER_POOL_SECRET_KEY".to_string();
         return refused(user, &action, StatusCode::CONFLICT, message);
@@ -191,6 +197,7 @@ fn change_failed(user: &str, action: &str, e: ChangeError) -> Response<Full<Byte
             StatusCode::CONFLICT
         }
         ChangeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ChangeError::Conflict => StatusCode::CONFLICT,
     };
     refused(user, action, status, e.to_string())
 }

@@ -158,11 +158,22 @@ impl TopicClient {
                 return Err(format!("fetching `{}`: error code {}", self.topic, partition.error_code));
             }
             let before = offset;
+            // Records of aborted transactions (e.g. from an exactly-once replicator) are returned too, with the
+            // aborting producers listed: skip them.
+            let aborted: Vec<(i64, i64)> =
+                partition.aborted_transactions.iter().flatten().map(|a| (a.producer_id.0, a.first_offset)).collect();
             if let Some(mut bytes) = partition.records.clone() {
                 while !bytes.is_empty() {
-                    let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| format!("undecodable batch: {e}"))?;
+                    let set = match RecordBatchDecoder::decode(&mut bytes) {
+                        Ok(set) => set,
+                        // The broker may cut the last batch of a response short; it comes whole next time.
+                        Err(_) if offset > before => break,
+                        Err(e) => return Err(format!("undecodable batch at offset {offset}: {e}")),
+                    };
                     for record in set.records {
-                        if record.offset >= offset && !record.control {
+                        let in_aborted = record.transactional
+                            && aborted.iter().any(|(pid, first)| *pid == record.producer_id && record.offset >= *first);
+                        if record.offset >= offset && !record.control && !in_aborted {
                             records.push(ReadRecord { offset: record.offset, key: record.key, value: record.value });
                         }
                         offset = offset.max(record.offset + 1);
@@ -170,8 +181,9 @@ impl TopicClient {
                 }
             }
             if offset == before {
-                // Nothing readable past `offset` (compacted away or aborted): move on rather than spin.
-                break;
+                // Nothing readable yet (throttled, or not yet stable): stop here and resume from `offset` next
+                // time rather than skipping what was not read.
+                return Ok((records, offset));
             }
         }
         Ok((records, offset.max(end)))

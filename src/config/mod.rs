@@ -139,6 +139,9 @@ pub struct ListenerConfig {
     pub virtual_clusters: VirtualClustersConfig,
     /// The largest request body the admin API reads; a bigger one gets 413 and changes nothing.
     pub admin_max_body_bytes: usize,
+    /// How long a broker may take to answer one request (JoinGroup excepted) before the gateway gives up that
+    /// backend connection and closes the session, so the client retries elsewhere (0: no limit).
+    pub request_timeout_ms: u64,
     /// On SIGTERM, how long sessions may take, in all, to answer their in-flight requests.
     pub shutdown_drain_timeout_ms: u64,
     /// On SIGTERM, the pause between closing one broker port and the next (librdkafka reports "all brokers
@@ -242,6 +245,7 @@ impl Default for ListenerConfig {
             idle_timeout_ms: 600_000,
             virtual_clusters: VirtualClustersConfig::default(),
             admin_max_body_bytes: 64 * 1024,
+            request_timeout_ms: 120_000,
             shutdown_drain_timeout_ms: 30_000,
             shutdown_port_close_delay_ms: 0,
         }

@@ -66,6 +66,7 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     parse_env(env, "GATEWAY_MAX_CONNECTIONS_PER_IP", &mut gateway.max_connections_per_ip)?;
     parse_env(env, "GATEWAY_IDLE_TIMEOUT_MS", &mut gateway.idle_timeout_ms)?;
     parse_env(env, "GATEWAY_ADMIN_MAX_BODY_BYTES", &mut gateway.admin_max_body_bytes)?;
+    parse_env(env, "GATEWAY_REQUEST_TIMEOUT_MS", &mut gateway.request_timeout_ms)?;
     parse_env(env, "GATEWAY_SHUTDOWN_DRAIN_TIMEOUT_MS", &mut gateway.shutdown_drain_timeout_ms)?;
     parse_env(env, "GATEWAY_SHUTDOWN_PORT_CLOSE_DELAY_MS", &mut gateway.shutdown_port_close_delay_ms)?;
     parse_env(env, "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER", &mut gateway.virtual_clusters.mandatory)?;

@@ -47,6 +47,8 @@ pub struct GatewayMetrics {
     pub sessions_closed_idle: AtomicU64,
     /// Admin API requests refused (413) for `admin_max_body_bytes`.
     pub refused_admin_body: AtomicU64,
+    /// Backend requests not answered within `request_timeout_ms` (each gave up its backend connection).
+    pub backend_request_timeouts: AtomicU64,
     /// Per api key: requests, and the latency histogram.
     per_api: Vec<ApiCounters>,
     /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
@@ -101,6 +103,7 @@ impl Default for GatewayMetrics {
             refused_max_connections: AtomicU64::new(0),
             refused_max_connections_per_ip: AtomicU64::new(0),
             refused_admin_body: AtomicU64::new(0),
+            backend_request_timeouts: AtomicU64::new(0),
             sessions_closed_idle: AtomicU64::new(0),
             per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
             per_filter: Vec::new(),
@@ -235,6 +238,12 @@ impl GatewayMetrics {
         let per_ip = self.refused_max_connections_per_ip.load(Ordering::Relaxed);
         let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections\"}} {total}");
         let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections_per_ip\"}} {per_ip}");
+        counter(
+            r,
+            "franzgate_backend_request_timeouts_total",
+            "Backend requests not answered within request_timeout_ms; each gave up its backend connection.",
+            self.backend_request_timeouts.load(Ordering::Relaxed),
+        );
         counter(
             r,
             "franzgate_admin_requests_refused_total",

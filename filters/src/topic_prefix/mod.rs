@@ -38,7 +38,7 @@ use serde::Deserialize;
 use tower::{Layer, Service};
 use tracing::{debug, warn};
 
-pub use names::{Prefix, Refusal};
+pub use names::{Prefix, Refusal, TopicIds};
 use requests::{Access, prefix_request, tenant_may_use};
 
 /// The YAML type name.
@@ -47,6 +47,7 @@ pub const TYPE_NAME: &str = "topic-prefix";
 /// Kafka error codes this filter answers with.
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+const UNKNOWN_TOPIC_ID: i16 = 100;
 
 /// No settings: prefixes come from the virtual clusters (admin API, state topic).
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +63,8 @@ pub struct TopicPrefixFactory;
 pub struct TopicPrefixLayer {
     /// The virtual clusters and their accounts.
     vclusters: Arc<VirtualClusters>,
+    /// Topic ids learnt from tenants' metadata, shared by every session.
+    ids: Arc<TopicIds>,
 }
 
 /// The service of [`TopicPrefixLayer`].
@@ -71,6 +74,8 @@ pub struct TopicPrefix<S> {
     inner: S,
     /// The virtual clusters and their accounts.
     vclusters: Arc<VirtualClusters>,
+    /// Topic ids learnt from tenants' metadata.
+    ids: Arc<TopicIds>,
 }
 
 /// The response rewrite of one tenant request.
@@ -78,6 +83,8 @@ pub struct TopicPrefix<S> {
 pub struct StripPrefix {
     /// The tenant's prefix.
     prefix: Prefix,
+    /// Where topic ids seen in the response are recorded.
+    ids: Arc<TopicIds>,
 }
 
 /// Who a request is from, as far as names go.
@@ -106,7 +113,7 @@ impl FilterFactory for TopicPrefixFactory {
 impl TopicPrefixLayer {
     /// A layer reading tenants from `vclusters`.
     pub fn new(vclusters: Arc<VirtualClusters>) -> Self {
-        Self { vclusters }
+        Self { vclusters, ids: Arc::default() }
     }
 }
 
@@ -114,7 +121,7 @@ impl<S> Layer<S> for TopicPrefixLayer {
     type Service = TopicPrefix<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TopicPrefix { inner, vclusters: self.vclusters.clone() }
+        TopicPrefix { inner, vclusters: self.vclusters.clone(), ids: self.ids.clone() }
     }
 }
 
@@ -169,13 +176,16 @@ where
         };
         match tenant_may_use(key, request.api_version()) {
             Access::Untouched => self.inner.call(request).boxed(),
-            Access::Refused => ready(refuse(&mut request, Refusal::NotAllowed)).boxed(),
-            Access::Rewritten => {
+            Access::Refused => ready(refuse(&mut request, Refusal::NotAllowed, &prefix)).boxed(),
+            access @ (Access::Rewritten | Access::Checked) => {
                 let version = request.api_version();
-                let rewritten = request.body_mut().map(|body| prefix_request(body, version, &prefix));
+                let ids = &self.ids;
+                let rewritten = request.body_mut().map(|body| prefix_request(body, version, &prefix, ids));
+                let strip = matches!(access, Access::Rewritten)
+                    .then(|| StripPrefix { prefix: prefix.clone(), ids: ids.clone() });
                 match rewritten {
-                    Ok(Ok(())) => RewriteResponse::new(self.inner.call(request), Some(StripPrefix { prefix })).boxed(),
-                    Ok(Err(refusal)) => ready(refuse(&mut request, refusal)).boxed(),
+                    Ok(Ok(())) => RewriteResponse::new(self.inner.call(request), strip).boxed(),
+                    Ok(Err(refusal)) => ready(refuse(&mut request, refusal, &prefix)).boxed(),
                     Err(e) => ready(Err(e)).boxed(),
                 }
             }
@@ -184,7 +194,7 @@ where
 }
 
 /// Answers a tenant's request with the error a broker would give, without forwarding it.
-fn refuse(request: &mut KafkaRequest, refusal: Refusal) -> Result<KafkaResponse, FilterError> {
+fn refuse(request: &mut KafkaRequest, refusal: Refusal, prefix: &Prefix) -> Result<KafkaResponse, FilterError> {
     let code = match &refusal {
         Refusal::TopicTooLong { name, prefixed_len } => {
             debug!(topic = %name, prefixed_len, "refusing a topic name too long once prefixed");
@@ -194,9 +204,20 @@ fn refuse(request: &mut KafkaRequest, refusal: Refusal) -> Result<KafkaResponse,
             debug!(api = request.api_key_raw(), "refusing a cluster-wide api to a tenant");
             CLUSTER_AUTHORIZATION_FAILED
         }
+        Refusal::UnknownTopicId => {
+            debug!(api = request.api_key_raw(), "refusing a topic id that is not the tenant's (or not known yet)");
+            UNKNOWN_TOPIC_ID
+        }
     };
     match request.api_key() {
-        Some(_) => request.error_response(code),
+        // Built from the request, partly prefixed already: the tenant sees its own names in the refusal.
+        Some(_) => {
+            let mut response = request.error_response(code)?;
+            if response.has_body() {
+                responses::strip_response(response.body_mut()?, prefix, &TopicIds::default());
+            }
+            Ok(response)
+        }
         // A body this gateway cannot decode cannot carry an error: close instead.
         None => Err(FilterError::Refused(format!("api key {} is not available to tenants", request.api_key_raw()))),
     }
@@ -204,7 +225,7 @@ fn refuse(request: &mut KafkaRequest, refusal: Refusal) -> Result<KafkaResponse,
 
 impl Rewrite for StripPrefix {
     fn rewrite(self, response: &mut KafkaResponse) -> Result<(), FilterError> {
-        responses::strip_response(response.body_mut()?, &self.prefix);
+        responses::strip_response(response.body_mut()?, &self.prefix, &self.ids);
         Ok(())
     }
 }

@@ -4,6 +4,9 @@
 use franzgate_api::kafka_protocol::messages::{GroupId, TopicName, TransactionalId};
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::vcluster::MAX_TOPIC_NAME_LEN;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use uuid::Uuid;
 
 /// Why a tenant's request is refused rather than forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +20,32 @@ pub enum Refusal {
     },
     /// An api (or a resource type within one) tenants may not use (CLUSTER_AUTHORIZATION_FAILED).
     NotAllowed,
+    /// A topic id that is not one of the tenant's topics, or not known yet (UNKNOWN_TOPIC_ID: the client
+    /// refreshes its metadata, which teaches the gateway its ids, and retries).
+    UnknownTopicId,
+}
+
+/// Backend topic names by topic id, learnt from the metadata tenants receive: requests that name topics by id
+/// (Fetch v13+, Produce v13, DeleteTopics v6+) may only name the tenant's own.
+#[derive(Debug, Default)]
+pub struct TopicIds(RwLock<HashMap<Uuid, String>>);
+
+impl TopicIds {
+    /// Records that `id` is backend topic `name`.
+    pub fn learn(&self, id: Uuid, name: &str) {
+        if id.is_nil() {
+            return;
+        }
+        let known = self.0.read().map(|ids| ids.get(&id).is_some_and(|n| n == name)).unwrap_or(false);
+        if !known && let Ok(mut ids) = self.0.write() {
+            ids.insert(id, name.to_string());
+        }
+    }
+
+    /// Whether `id` is a known topic of the tenant with prefix `p`.
+    pub fn owned(&self, id: &Uuid, p: &Prefix) -> bool {
+        self.0.read().map(|ids| ids.get(id).is_some_and(|name| p.owns(name))).unwrap_or(false)
+    }
 }
 
 /// One tenant's prefix.
@@ -72,20 +101,6 @@ impl Prefix {
         Ok(())
     }
 
-    /// Confines a server-side subscription regex to the tenant's topics: the prefix, quoted, then the tenant's
-    /// pattern as a group (Kafka matches the whole name).
-    pub fn regex(&self, regex: &mut StrBytes) {
-        let quoted: String = self
-            .prefix
-            .chars()
-            .flat_map(|c| {
-                let escape = !c.is_ascii_alphanumeric() && c != '_';
-                escape.then_some('\\').into_iter().chain(std::iter::once(c))
-            })
-            .collect();
-        *regex = StrBytes::from_string(format!("{quoted}(?:{})", regex.as_str()));
-    }
-
     /// Removes the prefix; false (and the name untouched) if the name does not carry it, i.e. it is not the
     /// tenant's.
     pub fn strip(&self, name: &mut StrBytes) -> bool {
@@ -131,12 +146,5 @@ mod tests {
             p.topic(&mut too_long),
             Err(Refusal::TopicTooLong { name: "x".repeat(MAX_TOPIC_NAME_LEN - 4), prefixed_len: 250 })
         );
-    }
-
-    #[test]
-    fn a_regex_is_confined_behind_the_quoted_prefix() {
-        let mut regex = StrBytes::from_static_str("orders.*");
-        Prefix::new("team.A-").regex(&mut regex);
-        assert_eq!(regex.as_str(), r"team\.A\-(?:orders.*)");
     }
 }

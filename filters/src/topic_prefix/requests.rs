@@ -12,7 +12,7 @@ use franzgate_api::kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, ProduceRequest, RequestKind, TxnOffsetCommitRequest,
 };
 
-use super::names::{Prefix, Refusal};
+use super::names::{Prefix, Refusal, TopicIds};
 
 /// Config resource types (Kafka's `ConfigResource.Type`) whose names are tenant names.
 const RESOURCE_TOPIC: i8 = 2;
@@ -27,6 +27,8 @@ pub enum Access {
     Untouched,
     /// Its names are prefixed (and its response's names stripped).
     Rewritten,
+    /// It names topics by id only: each id is checked to be the tenant's; the response is left as it is.
+    Checked,
     /// Refused: cluster-wide or broker-internal.
     Refused,
 }
@@ -66,8 +68,8 @@ pub fn tenant_may_use(key: Option<ApiKey>, version: i16) -> Access {
                 _ => Access::Rewritten,
             }
         }
-        // v13+ name topics by id only; ids are learnt from (filtered) metadata.
-        Fetch if version >= 13 => Access::Untouched,
+        // v13+ name topics by id only: the ids must be the tenant's; the response (records) is not touched.
+        Fetch if version >= 13 => Access::Checked,
         Produce
         | Fetch
         | ListOffsets
@@ -97,10 +99,10 @@ pub fn tenant_may_use(key: Option<ApiKey>, version: i16) -> Access {
 ///
 /// Fields a version does not carry are left at their defaults: a prefixed default would be a field "set that is
 /// not available" at that version, and the request could not be encoded.
-pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix) -> Result<(), Refusal> {
+pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
     match body {
-        RequestKind::Produce(r) => produce(r, version, p),
-        RequestKind::Fetch(r) => fetch(r, p),
+        RequestKind::Produce(r) => produce(r, version, p, ids),
+        RequestKind::Fetch(r) => fetch(r, version, p, ids),
         RequestKind::ListOffsets(r) => list_offsets(r, p),
         RequestKind::Metadata(r) => metadata(r, p),
         RequestKind::OffsetCommit(r) => offset_commit(r, p),
@@ -118,7 +120,7 @@ pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix) -> Resul
         RequestKind::ListGroups(_) | RequestKind::ListTransactions(_) => Ok(()),
         RequestKind::OffsetDelete(r) => offset_delete(r, p),
         RequestKind::CreateTopics(r) => create_topics(r, p),
-        RequestKind::DeleteTopics(r) => delete_topics(r, p),
+        RequestKind::DeleteTopics(r) => delete_topics(r, p, ids),
         RequestKind::CreatePartitions(r) => create_partitions(r, p),
         RequestKind::DescribeConfigs(r) => describe_configs(r, p),
         RequestKind::AlterConfigs(r) => alter_configs(r, p),
@@ -140,16 +142,28 @@ pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix) -> Resul
     }
 }
 
-fn produce(r: &mut ProduceRequest, version: i16, p: &Prefix) -> Result<(), Refusal> {
+fn produce(r: &mut ProduceRequest, version: i16, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
     r.transactional_id.iter_mut().try_for_each(|t| p.transaction(t))?;
-    // v13+ name topics by id only (ids come from the tenant's own metadata).
+    // v13+ name topics by id only: each must be one of the tenant's.
     if version >= 13 {
-        return Ok(());
+        return own_ids(r.topic_data.iter().map(|t| &t.topic_id), p, ids);
     }
     r.topic_data.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn fetch(r: &mut FetchRequest, p: &Prefix) -> Result<(), Refusal> {
+/// Refuses ids that are not the tenant's known topics.
+fn own_ids<'a>(mut ids_named: impl Iterator<Item = &'a uuid::Uuid>, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
+    match ids_named.all(|id| ids.owned(id, p)) {
+        true => Ok(()),
+        false => Err(Refusal::UnknownTopicId),
+    }
+}
+
+fn fetch(r: &mut FetchRequest, version: i16, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
+    if version >= 13 {
+        let named = r.topics.iter().map(|t| &t.topic_id);
+        return own_ids(named.chain(r.forgotten_topics_data.iter().map(|t| &t.topic_id)), p, ids);
+    }
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.topic))?;
     r.forgotten_topics_data.iter_mut().try_for_each(|t| p.topic(&mut t.topic))
 }
@@ -201,11 +215,13 @@ fn find_coordinator(r: &mut FindCoordinatorRequest, version: i16, p: &Prefix) ->
 fn consumer_group_heartbeat(r: &mut ConsumerGroupHeartbeatRequest, p: &Prefix) -> Result<(), Refusal> {
     p.group(&mut r.group_id)?;
     r.subscribed_topic_names.iter_mut().flatten().try_for_each(|t| p.topic(t))?;
-    // A server-side regex is matched against full backend names: anchor it behind the prefix.
-    if let Some(regex) = &mut r.subscribed_topic_regex {
-        p.regex(regex);
+    // A server-side regex is matched against every backend name; confining an arbitrary pattern behind the
+    // prefix is not safe (`x)|(.*` escapes a wrapping group), so tenants subscribe by name (or with a
+    // client-side pattern, matched against their own filtered metadata).
+    match r.subscribed_topic_regex {
+        Some(_) => Err(Refusal::NotAllowed),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn offset_delete(r: &mut OffsetDeleteRequest, p: &Prefix) -> Result<(), Refusal> {
@@ -217,8 +233,9 @@ fn create_topics(r: &mut CreateTopicsRequest, p: &Prefix) -> Result<(), Refusal>
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn delete_topics(r: &mut DeleteTopicsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn delete_topics(r: &mut DeleteTopicsRequest, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
     r.topic_names.iter_mut().try_for_each(|t| p.topic(t))?;
+    own_ids(r.topics.iter().filter(|t| t.name.is_none()).map(|t| &t.topic_id), p, ids)?;
     r.topics.iter_mut().filter_map(|t| t.name.as_mut()).try_for_each(|t| p.topic(t))
 }
 

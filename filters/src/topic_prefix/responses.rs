@@ -6,14 +6,15 @@ use franzgate_api::kafka_protocol::messages::{
 };
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 
-use super::names::Prefix;
+use super::names::{Prefix, TopicIds};
 
 /// Config resource types whose names are tenant names (see `requests`).
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_GROUP: i8 = 32;
 
 /// Strips the prefix from every tenant name in `body`, dropping listed names that are not the tenant's.
-pub fn strip_response(body: &mut ResponseKind, p: &Prefix) {
+/// Topic ids seen on the way are recorded in `ids`, for requests that name topics by id.
+pub fn strip_response(body: &mut ResponseKind, p: &Prefix, ids: &TopicIds) {
     let strip = |name: &mut StrBytes| {
         p.strip(name);
     };
@@ -21,7 +22,7 @@ pub fn strip_response(body: &mut ResponseKind, p: &Prefix) {
         ResponseKind::Produce(r) => r.responses.iter_mut().for_each(|t| strip(&mut t.name.0)),
         ResponseKind::Fetch(r) => r.responses.iter_mut().for_each(|t| strip(&mut t.topic.0)),
         ResponseKind::ListOffsets(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.name.0)),
-        ResponseKind::Metadata(r) => metadata(r, p),
+        ResponseKind::Metadata(r) => metadata(r, p, ids),
         ResponseKind::OffsetCommit(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.name.0)),
         ResponseKind::OffsetFetch(r) => offset_fetch(r, p),
         ResponseKind::FindCoordinator(r) => r.coordinators.iter_mut().for_each(|c| strip(&mut c.key)),
@@ -30,7 +31,7 @@ pub fn strip_response(body: &mut ResponseKind, p: &Prefix) {
         ResponseKind::DeleteGroups(r) => r.results.iter_mut().for_each(|g| strip(&mut g.group_id.0)),
         ResponseKind::ConsumerGroupDescribe(r) => consumer_group_describe(r, p),
         ResponseKind::OffsetDelete(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.name.0)),
-        ResponseKind::CreateTopics(r) => create_topics(r, p),
+        ResponseKind::CreateTopics(r) => create_topics(r, p, ids),
         ResponseKind::DeleteTopics(r) => {
             r.responses.iter_mut().filter_map(|t| t.name.as_mut()).for_each(|t| strip(&mut t.0))
         }
@@ -45,7 +46,7 @@ pub fn strip_response(body: &mut ResponseKind, p: &Prefix) {
         ResponseKind::DeleteRecords(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.name.0)),
         ResponseKind::OffsetForLeaderEpoch(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.topic.0)),
         ResponseKind::DescribeProducers(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.name.0)),
-        ResponseKind::DescribeTopicPartitions(r) => describe_topic_partitions(r, p),
+        ResponseKind::DescribeTopicPartitions(r) => describe_topic_partitions(r, p, ids),
         ResponseKind::TxnOffsetCommit(r) => r.topics.iter_mut().for_each(|t| strip(&mut t.name.0)),
         ResponseKind::AddPartitionsToTxn(r) => add_partitions_to_txn(r, p),
         ResponseKind::DescribeTransactions(r) => describe_transactions(r, p),
@@ -54,7 +55,12 @@ pub fn strip_response(body: &mut ResponseKind, p: &Prefix) {
     }
 }
 
-fn metadata(r: &mut MetadataResponse, p: &Prefix) {
+fn metadata(r: &mut MetadataResponse, p: &Prefix, ids: &TopicIds) {
+    for topic in &r.topics {
+        if let Some(name) = &topic.name {
+            ids.learn(topic.topic_id, name.0.as_str());
+        }
+    }
     // Asked for all topics (or by id), the backend lists everyone's: keep the tenant's only.
     r.topics.retain_mut(|t| t.name.as_mut().is_some_and(|name| p.strip(&mut name.0)));
 }
@@ -86,8 +92,9 @@ fn consumer_group_describe(r: &mut ConsumerGroupDescribeResponse, p: &Prefix) {
     }
 }
 
-fn create_topics(r: &mut CreateTopicsResponse, p: &Prefix) {
+fn create_topics(r: &mut CreateTopicsResponse, p: &Prefix, ids: &TopicIds) {
     for topic in &mut r.topics {
+        ids.learn(topic.topic_id, topic.name.0.as_str());
         let backend = topic.name.0.to_string();
         if p.strip(&mut topic.name.0) {
             // "Topic 'teamAusers' already exists." names the backend topic: say it as the tenant does.
@@ -109,7 +116,12 @@ fn describe_configs(r: &mut DescribeConfigsResponse, p: &Prefix) {
     r.results.iter_mut().for_each(|c| config_resource(c.resource_type, &mut c.resource_name, p));
 }
 
-fn describe_topic_partitions(r: &mut DescribeTopicPartitionsResponse, p: &Prefix) {
+fn describe_topic_partitions(r: &mut DescribeTopicPartitionsResponse, p: &Prefix, ids: &TopicIds) {
+    for topic in &r.topics {
+        if let Some(name) = &topic.name {
+            ids.learn(topic.topic_id, name.0.as_str());
+        }
+    }
     r.topics.retain_mut(|t| t.name.as_mut().is_some_and(|name| p.strip(&mut name.0)));
     if let Some(cursor) = &mut r.next_cursor {
         // The next page starts at another tenant's topic: the tenant's listing is complete.

@@ -230,3 +230,62 @@ async fn fields_a_version_does_not_carry_stay_unset() {
     let RequestKind::FindCoordinator(sent) = &seen.lock().expect("lock")[0] else { panic!("not find coordinator") };
     assert_eq!(sent.coordinator_keys[0].as_str(), "teamA.readers");
 }
+
+#[tokio::test]
+async fn topic_ids_must_be_the_tenants_own() {
+    use franzgate_api::kafka_protocol::messages::fetch_request::FetchTopic;
+    use franzgate_api::kafka_protocol::messages::{FetchRequest, FetchResponse};
+    let registry = registry(false);
+    let s = session(Some("teamA"));
+    let (mine, theirs) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    // The tenant's metadata (all topics) teaches the filter both ids, and which names they stand for.
+    let listed = vec![
+        MetadataResponseTopic::default().with_name(Some(topic("teamA.users"))).with_topic_id(mine),
+        MetadataResponseTopic::default().with_name(Some(topic("teamB.users"))).with_topic_id(theirs),
+    ];
+    let layer = TopicPrefixLayer::new(registry.clone());
+    let answer = ResponseKind::Metadata(MetadataResponse::default().with_topics(listed));
+    let inner = tower::service_fn(move |request: KafkaRequest| {
+        let answer = match request.api_key() {
+            Some(ApiKey::Metadata) => answer.clone(),
+            _ => ResponseKind::Fetch(FetchResponse::default()),
+        };
+        std::future::ready(KafkaResponse::from_message(request.api_key_raw(), request.api_version(), 7, answer))
+    });
+    let mut service = layer.layer(inner);
+    call(&mut service, request(&s, ApiKey::Metadata, 12, RequestKind::Metadata(MetadataRequest::default())))
+        .await
+        .expect("metadata");
+    let fetch = |id| {
+        let body = FetchRequest::default().with_topics(vec![FetchTopic::default().with_topic_id(id)]);
+        request(&s, ApiKey::Fetch, 13, RequestKind::Fetch(body))
+    };
+    let mut own = call(&mut service, fetch(mine)).await.expect("answered");
+    let ResponseKind::Fetch(own) = own.body().expect("body") else { panic!("not a fetch") };
+    assert_eq!(own.error_code, 0, "its own topic id is fetched");
+    let mut other = call(&mut service, fetch(theirs)).await.expect("answered");
+    let ResponseKind::Fetch(other) = other.body().expect("body") else { panic!("not a fetch") };
+    assert_eq!(other.error_code, 100, "another tenant's id gets UNKNOWN_TOPIC_ID");
+    let mut unknown = call(&mut service, fetch(uuid::Uuid::from_u128(3))).await.expect("answered");
+    let ResponseKind::Fetch(unknown) = unknown.body().expect("body") else { panic!("not a fetch") };
+    assert_eq!(unknown.error_code, 100);
+}
+
+#[tokio::test]
+async fn a_server_side_regex_subscription_is_refused_to_tenants() {
+    use franzgate_api::kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+    let registry = registry(false);
+    let (mut service, seen) =
+        service(&registry, ResponseKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse::default()));
+    let body = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str("x)|(.*")));
+    let s = session(Some("teamA"));
+    let mut response =
+        call(&mut service, request(&s, ApiKey::ConsumerGroupHeartbeat, 1, RequestKind::ConsumerGroupHeartbeat(body)))
+            .await
+            .expect("answered");
+    let ResponseKind::ConsumerGroupHeartbeat(answer) = response.body().expect("body") else { panic!("not cgh") };
+    assert_eq!(answer.error_code, 31, "CLUSTER_AUTHORIZATION_FAILED");
+    assert!(seen.lock().expect("lock").is_empty(), "nothing reached the backend");
+}
