@@ -150,9 +150,8 @@ async fn cutting_front(port: u16, target: u16) -> Arc<AtomicUsize> {
                 let (mut server_read, mut server_write) = server.into_split();
                 let upstream = tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
                 let mut buffer = vec![0u8; 256 * 1024];
-                loop {
-                    // One whole response: its length, then its body.
-                    let Ok(len) = server_read.read_i32().await else { break };
+                // One whole response at a time: its length, then its body.
+                while let Ok(len) = server_read.read_i32().await {
                     let len = usize::try_from(len).unwrap_or(0);
                     if len > buffer.len() {
                         buffer.resize(len, 0);
