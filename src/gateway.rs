@@ -196,6 +196,7 @@ impl Gateway {
             session: SessionConfig {
                 max_frame: config.gateway.max_frame_bytes,
                 drain_timeout: std::time::Duration::from_millis(config.gateway.switch_drain_timeout_ms),
+                max_in_flight: config.gateway.max_in_flight_per_session,
                 idle_timeout: (config.gateway.idle_timeout_ms > 0)
                     .then(|| std::time::Duration::from_millis(config.gateway.idle_timeout_ms)),
                 metrics: metrics.clone(),

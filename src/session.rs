@@ -36,6 +36,9 @@ pub struct SessionConfig {
     pub drain_timeout: std::time::Duration,
     /// A connection with nothing in flight and no request for this long is closed; `None`: never.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Requests in flight at which the session stops reading (the stack's concurrency limit), for the log
+    /// line and the metric when it is reached.
+    pub max_in_flight: usize,
     /// Runtime counters.
     pub metrics: Arc<GatewayMetrics>,
 }
@@ -89,6 +92,7 @@ where
         let mut out = BytesMut::with_capacity(16 * 1024);
         let mut reading = true;
         let mut stopping = false;
+        let mut told_in_flight_limit = false;
         let Signals { backend_lost, shutdown, mut switched } = signals;
         let bound_epoch = session.epoch;
         // Set when a switch made this session's cluster inactive: stop reading, answer what is in flight.
@@ -138,6 +142,14 @@ where
                                 let (key, started) = (request.api_key_raw(), std::time::Instant::now());
                                 config.metrics.request_started(size);
                                 in_flight.push_back(stack.call(request).map(move |r| (r, key, started)));
+                                if in_flight.len() >= config.max_in_flight {
+                                    config.metrics.in_flight_limit_reached.fetch_add(1, Ordering::Relaxed);
+                                    if !told_in_flight_limit {
+                                        told_in_flight_limit = true;
+                                        info!(max_in_flight = config.max_in_flight,
+                                            "max_in_flight_per_session reached: no further request is read until a response goes out");
+                                    }
+                                }
                             }
                             Err(e) => break Close::BadRequest(e.to_string()),
                         }
@@ -166,6 +178,10 @@ where
                 warn!(in_flight = in_flight.len(), "closed after a cluster switch; drain timeout reached")
             }
             Close::BackendLost => warn!("closing: backend connection lost"),
+            Close::BadFrame(e @ FrameError::TooLarge { .. }) => {
+                config.metrics.refused_oversized_frames.fetch_add(1, Ordering::Relaxed);
+                warn!(reason = %e, "closing: frame larger than max_frame_bytes from client")
+            }
             Close::BadFrame(e) => warn!(reason = %e, "closing: bad frame from client"),
             Close::BadRequest(e) => warn!(reason = %e, "closing: malformed request"),
             Close::Filter(e, None) => warn!(reason = %e, "closing: request failed"),
@@ -343,6 +359,7 @@ mod tests {
             max_frame: 1 << 20,
             drain_timeout: Duration::from_secs(1),
             idle_timeout: None,
+            max_in_flight,
             metrics: Arc::new(GatewayMetrics::default()),
         };
         let never = CancellationToken::new();

@@ -77,3 +77,29 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     let text = metrics(&gateway).await;
     assert!(text.contains("franzgate_sessions_closed_idle_total 1"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_size_and_in_flight_limits_are_counted_when_reached() {
+    let (_broker, gateway) = gateway("  max_frame_bytes: 1024\n  max_in_flight_per_session: 1\n").await;
+    let port = gateway.port_start;
+    // Five pipelined requests with room for one in flight: every one is still answered, in order.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let pipelined: Vec<u8> = (0..5).flat_map(api_versions_v0).collect();
+    stream.write_all(&pipelined).await.expect("write");
+    for id in 0..5i32 {
+        let frame = read_frame(&mut stream).await.expect("answered");
+        assert_eq!(&frame[..4], &id.to_be_bytes());
+    }
+    // A frame announcing more than max_frame_bytes closes its connection.
+    let mut big = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    big.write_all(&2048i32.to_be_bytes()).await.expect("write");
+    assert!(closed_by_peer(&mut big).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = metrics(&gateway).await;
+    let value = |limit: &str| -> f64 {
+        let prefix = format!("franzgate_limit_reached_total{{limit=\"{limit}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+    };
+    assert_eq!(value("max_frame_bytes"), 1.0, "{text}");
+    assert!(value("max_in_flight_per_session") >= 1.0, "{text}");
+}

@@ -49,6 +49,10 @@ pub struct GatewayMetrics {
     pub refused_admin_body: AtomicU64,
     /// Backend requests not answered within `request_timeout_ms` (each gave up its backend connection).
     pub backend_request_timeouts: AtomicU64,
+    /// Client connections closed for a frame larger than `max_frame_bytes`.
+    pub refused_oversized_frames: AtomicU64,
+    /// Times a session reached `max_in_flight_per_session` and stopped reading until a response went out.
+    pub in_flight_limit_reached: AtomicU64,
     /// Per api key: requests, and the latency histogram.
     per_api: Vec<ApiCounters>,
     /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
@@ -104,6 +108,8 @@ impl Default for GatewayMetrics {
             refused_max_connections_per_ip: AtomicU64::new(0),
             refused_admin_body: AtomicU64::new(0),
             backend_request_timeouts: AtomicU64::new(0),
+            refused_oversized_frames: AtomicU64::new(0),
+            in_flight_limit_reached: AtomicU64::new(0),
             sessions_closed_idle: AtomicU64::new(0),
             per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
             per_filter: Vec::new(),
@@ -238,6 +244,11 @@ impl GatewayMetrics {
         let per_ip = self.refused_max_connections_per_ip.load(Ordering::Relaxed);
         let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections\"}} {total}");
         let _ = writeln!(r, "franzgate_connections_refused_total{{limit=\"max_connections_per_ip\"}} {per_ip}");
+        header(r, "franzgate_limit_reached_total", "counter", "Per-session limits reached, by limit.");
+        let frames = self.refused_oversized_frames.load(Ordering::Relaxed);
+        let in_flight = self.in_flight_limit_reached.load(Ordering::Relaxed);
+        let _ = writeln!(r, "franzgate_limit_reached_total{{limit=\"max_frame_bytes\"}} {frames}");
+        let _ = writeln!(r, "franzgate_limit_reached_total{{limit=\"max_in_flight_per_session\"}} {in_flight}");
         counter(
             r,
             "franzgate_backend_request_timeouts_total",
