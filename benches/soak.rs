@@ -1,0 +1,245 @@
+//! Soak: SOAK_MINUTES (default 30) of mixed produce and consume through the release `franzgate` binary, with a
+//! cluster switch every SOAK_SWITCH_SECONDS (default 60), against two real tansu clusters. Reports the
+//! gateway's RSS over time, client errors, and acknowledged records lost (must be 0: every record the producer
+//! saw acknowledged is found, afterwards, in the main or the failover cluster).
+//!
+//! Run: `cargo bench --bench soak` (needs tansu: `scripts/install-deps.sh`); `SOAK_MINUTES=2` for a short one.
+//! The report is printed and written to `target/soak-report.txt`. A benchmark: nothing is asserted about
+//! time; the process exits non-zero if an acknowledged record was lost.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Tansu, free_ports, wait_for_port};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
+
+const TOPIC: &str = "soak";
+const PARTITIONS: i32 = 4;
+/// Records produced per second.
+const RATE: u64 = 400;
+
+/// Counts what the producer learns of each record.
+#[derive(Default)]
+struct Deliveries {
+    acked: Mutex<HashSet<u64>>,
+    failed: AtomicU64,
+}
+
+struct Counting(Arc<Deliveries>);
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, id: Box<u64>) {
+        match result {
+            Ok(_) => {
+                if let Ok(mut acked) = self.0.acked.lock() {
+                    acked.insert(*id);
+                }
+            }
+            Err(_) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let minutes = env_u64("SOAK_MINUTES", 30);
+    let switch_every = Duration::from_secs(env_u64("SOAK_SWITCH_SECONDS", 60));
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/franzgate");
+    assert!(bin.exists(), "{} missing: cargo build --release --bin franzgate", bin.display());
+    let (main, failover) = (Tansu::start().await, Tansu::start().await);
+    for cluster in [&main, &failover] {
+        common::create_topic(&cluster.bootstrap(), TOPIC, PARTITIONS).await;
+    }
+
+    let (port, http) = (free_ports(2), free_ports(1));
+    let mut gateway = std::process::Command::new(&bin)
+        .env("KAFKA_MAIN_BOOTSTRAP_SERVERS", main.bootstrap())
+        .env("KAFKA_FAILOVER_BOOTSTRAP_SERVERS", failover.bootstrap())
+        .env("KAFKA_FAILOVER_GATEWAY_ROLES", "failover")
+        .env("GATEWAY_BIND_HOST", "127.0.0.1")
+        .env("GATEWAY_ADVERTISED_HOST", "127.0.0.1")
+        .env("GATEWAY_PORT_START", port.to_string())
+        .env("GATEWAY_PORT_COUNT", "2")
+        .env("GATEWAY_HTTP_PORT", http.to_string())
+        .env("GATEWAY_ADMIN_API_USERS", "[{username: soak, password: soak, admin: true}]")
+        .env("GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", "5000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start franzgate");
+    wait_for_port(http).await;
+    wait_for_port(port).await;
+    let pid = gateway.id();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let admin = format!("127.0.0.1:{http}");
+
+    let deliveries = Arc::new(Deliveries::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let produced = Arc::new(AtomicU64::new(0));
+    let producer_thread = {
+        let (deliveries, stop, produced, bootstrap) =
+            (deliveries.clone(), stop.clone(), produced.clone(), bootstrap.clone());
+        std::thread::spawn(move || {
+            let producer: ThreadedProducer<Counting> = common::client_config(&bootstrap)
+                .set("acks", "all")
+                .set("message.timeout.ms", "120000")
+                .create_with_context(Counting(deliveries))
+                .expect("producer");
+            let started = Instant::now();
+            let mut id = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Paced at RATE records per second.
+                let due = started.elapsed().as_millis() as u64 * RATE / 1000;
+                while id < due {
+                    let value = format!("soak-{id}");
+                    let record = BaseRecord::with_opaque_to(TOPIC, Box::new(id)).payload(&value).key(&value);
+                    match producer.send(record) {
+                        Ok(()) => id += 1,
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            produced.store(id, Ordering::Relaxed);
+            let _ = producer.flush(Duration::from_secs(120));
+        })
+    };
+    let consumed = Arc::new(AtomicU64::new(0));
+    let consumer_errors = Arc::new(AtomicU64::new(0));
+    let consumer_thread = {
+        let (stop, consumed, errors, bootstrap) =
+            (stop.clone(), consumed.clone(), consumer_errors.clone(), bootstrap.clone());
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = common::client_config(&bootstrap)
+                .set("group.id", "soak-readers")
+                .set("auto.offset.reset", "earliest")
+                .create()
+                .expect("consumer");
+            consumer.subscribe(&[TOPIC]).expect("subscribe");
+            while !stop.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) if m.payload().is_some() => {
+                        consumed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Err(_)) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        })
+    };
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed | consumer error events | switches |"
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|");
+    let started = Instant::now();
+    let end = started + Duration::from_secs(minutes * 60);
+    let (mut next_switch, mut next_sample, mut switches, mut active_failover) =
+        (started + switch_every, started, 0u32, false);
+    let mut peak_rss = 0;
+    while Instant::now() < end {
+        let now = Instant::now();
+        if now >= next_switch {
+            let target = if active_failover { "main" } else { "failover" };
+            let path = format!("/admin/pclusters/v1/pcluster/main/switch?to={target}");
+            match franzgate::admin::client::call(&admin, "POST", &path, Some(("soak", "soak"))).await {
+                Ok((200, _)) => {
+                    switches += 1;
+                    active_failover = !active_failover;
+                }
+                other => eprintln!("switch to {target} failed: {other:?}"),
+            }
+            next_switch += switch_every;
+        }
+        if now >= next_sample {
+            let rss = rss_kib(pid);
+            peak_rss = peak_rss.max(rss);
+            let acked = deliveries.acked.lock().map(|a| a.len()).unwrap_or(0);
+            let line = format!(
+                "| {} | {:.1} | {} | {} | {} | {} | {} |",
+                started.elapsed().as_secs() / 60,
+                rss as f64 / 1024.0,
+                started.elapsed().as_millis() as u64 * RATE / 1000,
+                acked,
+                consumed.load(Ordering::Relaxed),
+                consumer_errors.load(Ordering::Relaxed),
+                switches
+            );
+            println!("{line}");
+            let _ = writeln!(report, "{line}");
+            next_sample += Duration::from_secs(60);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = producer_thread.join();
+        let _ = consumer_thread.join();
+    })
+    .await;
+
+    // Every acknowledged record must be in one of the clusters.
+    let mut found: HashSet<u64> = HashSet::new();
+    for cluster in [&main, &failover] {
+        let bootstrap = cluster.bootstrap();
+        let values = tokio::task::spawn_blocking(move || common::read_all(&bootstrap, TOPIC)).await.expect("read");
+        found.extend(values.iter().filter_map(|v| v.strip_prefix("soak-")).filter_map(|n| n.parse::<u64>().ok()));
+    }
+    let acked = deliveries.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let lost = acked.difference(&found).count();
+    let _ = writeln!(
+        report,
+        "\n{minutes} min, {switches} switches: produced {}, acknowledged {}, delivery failures {}, consumed {}, consumer error events {}, \
+         acknowledged records lost {lost}; gateway RSS peak {:.1} MiB, at the end {:.1} MiB",
+        produced.load(Ordering::Relaxed),
+        acked.len(),
+        deliveries.failed.load(Ordering::Relaxed),
+        consumed.load(Ordering::Relaxed),
+        consumer_errors.load(Ordering::Relaxed),
+        peak_rss as f64 / 1024.0,
+        rss_kib(pid) as f64 / 1024.0,
+    );
+    let _ = gateway.kill();
+    println!("{report}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/soak-report.txt");
+    let _ = std::fs::write(&out, &report);
+    if lost > 0 {
+        eprintln!("{lost} acknowledged records lost");
+        std::process::exit(1);
+    }
+}
