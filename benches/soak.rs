@@ -235,6 +235,7 @@ async fn main() {
         rss_kib(pid) as f64 / 1024.0,
     );
     let _ = gateway.kill();
+    let _ = gateway.wait();
     println!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/soak-report.txt");
     let _ = std::fs::write(&out, &report);

@@ -202,3 +202,25 @@ fn a_config_typo_is_refused_at_start_naming_the_file_and_key() {
         }
     }
 }
+
+/// Found by `scripts/fuzz.sh` (target `frames`): a JoinGroup whose protocol array claims 2^31 elements. The
+/// protocol library reserved room for all of them up front, so decoding it (which the SASL filter does to
+/// refuse a request sent before authentication) made the whole process abort on a 143 GB allocation. Now the
+/// request is refused, that one connection closes, and the gateway keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_array_count_before_authentication_cannot_abort_the_gateway() {
+    let broker = Tansu::start().await;
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
+        common::secure::user_entry("alice", &common::secure::hashed_credentials("alice-secret"))
+    );
+    let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
+    let gateway = TestGateway::from_yaml(&common::secure::gateway_yaml(&keys, &cluster, "")).await;
+    let crash =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/frames/regression-joingroup-array-count"))
+            .expect("the fuzzer's input");
+    let mut stream = TcpStream::connect(("127.0.0.1", gateway.port_start)).await.expect("connect");
+    stream.write_all(&crash).await.expect("send");
+    assert!(closed_by_peer(&mut stream).await, "refused and closed");
+    assert_gateway_serves(gateway.port_start).await;
+}
