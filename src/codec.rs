@@ -53,6 +53,16 @@ impl FrameDecoder {
     pub fn new(max_frame: usize) -> Self {
         Self { max_frame }
     }
+
+    /// Changes the limit (a session raises it once its client has authenticated).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
+    /// The current limit.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
 }
 
 impl Decoder for FrameDecoder {

@@ -104,6 +104,10 @@ struct Shared {
     shutdown_policy: ShutdownPolicy,
 }
 
+/// Until a SASL client has authenticated, its frames may be at most this large (Kafka's default
+/// `sasl.server.max.receive.size`).
+const PRE_AUTH_MAX_FRAME: usize = 512 * 1024;
+
 /// A started gateway. Dropping it does not stop it; call [`RunningGateway::shutdown`].
 pub struct RunningGateway {
     /// The state its listeners share.
@@ -195,6 +199,7 @@ impl Gateway {
             }),
             session: SessionConfig {
                 max_frame: config.gateway.max_frame_bytes,
+                pre_auth_max_frame: config.gateway.security_protocol.uses_sasl().then_some(PRE_AUTH_MAX_FRAME),
                 drain_timeout: std::time::Duration::from_millis(config.gateway.switch_drain_timeout_ms),
                 max_in_flight: config.gateway.max_in_flight_per_session,
                 idle_timeout: (config.gateway.idle_timeout_ms > 0)

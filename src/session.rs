@@ -32,6 +32,10 @@ const FLUSH_AT: usize = 256 * 1024;
 pub struct SessionConfig {
     /// The largest request frame a client may send.
     pub max_frame: usize,
+    /// Until a SASL client has authenticated, the largest frame it may send (Kafka's
+    /// `sasl.server.max.receive.size`, 512 KiB): an unauthenticated peer cannot make the gateway buffer 100 MiB.
+    /// `None` when clients do not authenticate with SASL.
+    pub pre_auth_max_frame: Option<usize>,
     /// After a switch, how long in-flight requests may take before the session closes anyway.
     pub drain_timeout: std::time::Duration,
     /// A connection with nothing in flight and no request for this long is closed; `None`: never.
@@ -87,7 +91,8 @@ where
         debug!("client connected");
         config.metrics.client_connections_open.fetch_add(1, Ordering::Relaxed);
         let (read, mut write) = stream.into_split();
-        let mut frames = FramedRead::with_capacity(read, FrameDecoder::new(config.max_frame), 16 * 1024);
+        let first_limit = config.pre_auth_max_frame.map_or(config.max_frame, |pre| pre.min(config.max_frame));
+        let mut frames = FramedRead::with_capacity(read, FrameDecoder::new(first_limit), 16 * 1024);
         let mut in_flight = FuturesOrdered::new();
         let mut out = BytesMut::with_capacity(16 * 1024);
         let mut reading = true;
@@ -101,6 +106,11 @@ where
         let idle_timeout = config.idle_timeout;
 
         let close = loop {
+            // Authenticated (the SASL filter decides as it takes the request): the full frame limit applies
+            // from the next frame on.
+            if frames.decoder().max_frame() < config.max_frame && session.auth.sasl_principal().is_some() {
+                frames.decoder_mut().set_max_frame(config.max_frame);
+            }
             if !reading && in_flight.is_empty() {
                 break match drain_until {
                     _ if stopping => Close::Shutdown,
@@ -357,6 +367,7 @@ mod tests {
         let stack = ConcurrencyLimit::new(stack, max_in_flight);
         let config = SessionConfig {
             max_frame: 1 << 20,
+            pre_auth_max_frame: None,
             drain_timeout: Duration::from_secs(1),
             idle_timeout: None,
             max_in_flight,

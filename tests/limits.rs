@@ -103,3 +103,35 @@ async fn frame_size_and_in_flight_limits_are_counted_when_reached() {
     assert_eq!(value("max_frame_bytes"), 1.0, "{text}");
     assert!(value("max_in_flight_per_session") >= 1.0, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_authentication_frames_are_limited_to_512_kib_and_after_it_to_max_frame_bytes() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
+        common::secure::user_entry("alice", &common::secure::hashed_credentials("alice-secret"))
+    );
+    let (_broker, gateway) = gateway(&keys).await;
+    let port = gateway.port_start;
+    // An unauthenticated client announcing a 600 KiB frame is closed before the gateway buffers it.
+    let mut early = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    early.write_all(&(600 * 1024i32).to_be_bytes()).await.expect("write");
+    assert!(closed_by_peer(&mut early).await);
+    // Authenticated, a 700 KiB record goes through.
+    let mut config = common::client_config(&gateway.bootstrap());
+    config
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-secret");
+    common::create_topic_with(config.clone(), "large", 1).await;
+    let producer: FutureProducer = config.set("acks", "all").create().expect("producer");
+    let value = "v".repeat(700 * 1024);
+    producer
+        .send(FutureRecord::<(), _>::to("large").payload(&value), Duration::from_secs(20))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("a large record after authentication");
+    let text = metrics(&gateway).await;
+    assert!(text.contains("franzgate_limit_reached_total{limit=\"max_frame_bytes\"} 1"), "{text}");
+}
