@@ -10,12 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use franzgate_api::selector::ClusterSelector;
 use franzgate_api::usage::{Usage, UsageKey, UsageLedger};
-use kafka_protocol::records::{Record, TimestampType};
+use kafka_protocol::records::Record;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::backend::BackendSecurityMap;
-use crate::backend::client::TopicClient;
+use crate::backend::client::{TopicClient, record};
 use crate::unix_now;
 
 /// Where and how often to flush.
@@ -88,29 +88,15 @@ impl Flush {
     }
 
     fn records(&self, pending: &BTreeMap<UsageKey, Usage>, since: u64, now: u64) -> Vec<Record> {
-        let timestamp = i64::try_from(now.saturating_mul(1000)).unwrap_or(i64::MAX);
         pending
             .iter()
             .enumerate()
-            .map(|(offset, (key, u))| {
+            .map(|(index, (key, u))| {
                 let mut value = crate::admin::chargeback::row(key, u);
                 value["fromEpochSeconds"] = since.into();
                 value["toEpochSeconds"] = now.into();
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i64::try_from(offset).unwrap_or(0),
-                    sequence: -1,
-                    timestamp,
-                    key: Some(Bytes::from(format!("{}/{}/{}", key.cluster, key.principal, key.topic))),
-                    value: Some(Bytes::from(value.to_string())),
-                    headers: Default::default(),
-                }
+                let key = Bytes::from(format!("{}/{}/{}", key.cluster, key.principal, key.topic));
+                record(index, key, Bytes::from(value.to_string()))
             })
             .collect()
     }

@@ -14,13 +14,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use franzgate_api::selector::ClusterSelector;
 use franzgate_api::vcluster::{StateRecord, VClusterError, VirtualClusters};
-use kafka_protocol::records::{Record, TimestampType};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backend::BackendSecurityMap;
-use crate::backend::client::{ReadRecord, TopicClient};
+use crate::backend::client::{ReadRecord, TopicClient, record};
 
 /// The state topic of the active cluster, and the registry it fills.
 pub struct StateStore {
@@ -169,25 +168,7 @@ impl StateStore {
             }
         };
         let value = serde_json::to_vec(state).map_err(|e| e.to_string())?;
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp,
-            key: Some(Bytes::from(state.key())),
-            value: Some(Bytes::from(value)),
-            headers: Default::default(),
-        };
+        let record = record(0, Bytes::from(state.key()), Bytes::from(value));
         client.produce(&mut leader, &[record]).await
     }
 

@@ -68,6 +68,15 @@ fn topics(config: &ClientConfig) -> Vec<String> {
     metadata.topics().iter().map(|t| t.name().to_string()).collect()
 }
 
+/// The offset group `group` committed for partition 0 of `topic`, asked by a client configured by `config`.
+fn committed_offset(mut config: ClientConfig, group: &str, topic: &str) -> Option<Offset> {
+    let consumer: BaseConsumer = config.set("group.id", group).create().expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(topic, 0);
+    let offsets = consumer.committed_offsets(wanted, Duration::from_secs(10)).expect("committed offsets");
+    offsets.find_partition(topic, 0).map(|p| p.offset())
+}
+
 /// Logs in and asks for metadata; an error means the login (or the session) was refused. A refused login
 /// only shows as a timeout, so the wait is short where refusal is expected and generous where it is not (the
 /// whole suite runs in parallel on two cores).
@@ -135,19 +144,11 @@ async fn tenants_see_only_their_prefixed_topics_and_groups() {
     assert_eq!(committed.find_partition("users", 0).map(|p| p.offset()), Some(Offset::Offset(2)));
 
     // On the backend the group is teamAreaders, holding the same offset for teamAusers.
-    let direct_group: BaseConsumer =
-        client_config(&broker.bootstrap()).set("group.id", "teamAreaders").create().expect("c");
-    let mut wanted = TopicPartitionList::new();
-    wanted.add_partition("teamAusers", 0);
-    let offsets = direct_group.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
-    assert_eq!(offsets.find_partition("teamAusers", 0).map(|p| p.offset()), Some(Offset::Offset(2)));
+    let direct = client_config(&broker.bootstrap());
+    assert_eq!(committed_offset(direct, "teamAreaders", "teamAusers"), Some(Offset::Offset(2)));
 
     // teamB's group of the same name is its own: nothing committed.
-    let b_group: BaseConsumer = team_b.clone().set("group.id", "readers").create().expect("consumer");
-    let mut wanted = TopicPartitionList::new();
-    wanted.add_partition("users", 0);
-    let offsets = b_group.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
-    assert_eq!(offsets.find_partition("users", 0).map(|p| p.offset()), Some(Offset::Invalid));
+    assert_eq!(committed_offset(team_b.clone(), "readers", "users"), Some(Offset::Invalid));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,10 +361,6 @@ async fn kafka_python_works_as_a_tenant_through_the_prefix() {
     assert!(stdout.starts_with("OK kafka-python tenant py"), "{stdout}");
     // On the backend: the prefixed topic holds the records, and the prefixed group their committed offset.
     assert_eq!(read_all(&broker.bootstrap(), "teamPyusers").len(), 10);
-    let group: BaseConsumer =
-        client_config(&broker.bootstrap()).set("group.id", "teamPypy-readers").create().expect("c");
-    let mut wanted = TopicPartitionList::new();
-    wanted.add_partition("teamPyusers", 0);
-    let offsets = group.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
-    assert_eq!(offsets.find_partition("teamPyusers", 0).map(|p| p.offset()), Some(Offset::Offset(10)));
+    let direct = client_config(&broker.bootstrap());
+    assert_eq!(committed_offset(direct, "teamPypy-readers", "teamPyusers"), Some(Offset::Offset(10)));
 }

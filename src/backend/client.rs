@@ -17,7 +17,9 @@ use kafka_protocol::messages::{
     ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 use super::{BackendSecurity, round_trip};
 use crate::net::Stream;
@@ -54,6 +56,30 @@ pub struct ReadRecord {
     pub key: Option<Bytes>,
     /// Its value; `None` deletes the key in a compacted topic.
     pub value: Option<Bytes>,
+}
+
+/// A plain (non-transactional) record for [`TopicClient::produce`], stamped with the current time; `index` is
+/// its position in the batch (the broker assigns the real offsets).
+pub fn record(index: usize, key: Bytes, value: Bytes) -> Record {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: i64::try_from(index).unwrap_or(0),
+        sequence: -1,
+        timestamp,
+        key: Some(key),
+        value: Some(value),
+        headers: Default::default(),
+    }
 }
 
 // === impl TopicClient ===

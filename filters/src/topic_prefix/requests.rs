@@ -38,13 +38,15 @@ pub fn tenant_may_use(key: Option<ApiKey>, version: i16) -> Access {
     use ApiKey::*;
     let Some(key) = key else { return Access::Refused };
     match key {
+        // No tenant names in these.
         ApiVersions
         | SaslHandshake
         | SaslAuthenticate
         | DescribeCluster
         | GetTelemetrySubscriptions
-        | PushTelemetry
-        | JoinGroup
+        | PushTelemetry => Access::Untouched,
+        // Group and transactional ids are tenant names too.
+        JoinGroup
         | SyncGroup
         | Heartbeat
         | LeaveGroup
@@ -56,18 +58,7 @@ pub fn tenant_may_use(key: Option<ApiKey>, version: i16) -> Access {
         | ListGroups
         | DescribeGroups
         | DeleteGroups
-        | ConsumerGroupDescribe => {
-            // Group and transactional ids are tenant names too: all but the first five carry some.
-            match key {
-                ApiVersions
-                | SaslHandshake
-                | SaslAuthenticate
-                | DescribeCluster
-                | GetTelemetrySubscriptions
-                | PushTelemetry => Access::Untouched,
-                _ => Access::Rewritten,
-            }
-        }
+        | ConsumerGroupDescribe => Access::Rewritten,
         // v13+ name topics by id only: the ids must be the tenant's; the response (records) is not touched.
         Fetch if version >= 13 => Access::Checked,
         Produce
