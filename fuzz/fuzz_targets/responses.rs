@@ -22,14 +22,24 @@ fuzz_target!(|data: &[u8]| {
     }
     let (key, version) = (i16::from_be_bytes([data[0], data[1]]), i16::from_be_bytes([data[2], data[3]]));
     let body = Bytes::copy_from_slice(&data[4..]);
-    // The smallest request of that key and version: a header, no body (the filters read only the header).
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&key.to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&1i32.to_be_bytes());
-    frame.extend_from_slice(&(-1i16).to_be_bytes());
+    // The smallest request of that key and version: a header in the version the api key implies, no body (the
+    // filters read only the header of these requests).
+    let Ok(api) = kafka_protocol::messages::ApiKey::try_from(key) else { return };
+    let range = api.valid_versions();
+    if version < range.min || version > range.max {
+        return;
+    }
+    let header = kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(key)
+        .with_request_api_version(version)
+        .with_correlation_id(1);
+    let mut frame = BytesMut::new();
+    if kafka_protocol::protocol::Encodable::encode(&header, &mut frame, api.request_header_version(version)).is_err() {
+        return;
+    }
+    let frame = frame.freeze();
     let (session, registry) = common::tenant();
-    let Ok(request) = parse_request(Bytes::from(frame), &session) else { return };
+    let Ok(request) = parse_request(frame, &session) else { return };
     let inner = tower::service_fn(move |request: KafkaRequest| {
         let body = body.clone();
         async move {
