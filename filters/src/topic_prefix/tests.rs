@@ -63,7 +63,7 @@ fn service(
     let seen = Seen::default();
     let record = seen.clone();
     let inner = tower::service_fn(move |mut request: KafkaRequest| {
-        let body = request.body().map(Clone::clone);
+        let body = request.body().cloned();
         // Encoded as the upstream would: a field set that the version does not carry fails here.
         let encoded = request.body.write_to(request.api_version(), &mut bytes::BytesMut::new());
         let answer = answer.clone();
@@ -196,7 +196,8 @@ async fn passthrough_principals_are_untouched_unless_vclusters_are_mandatory() {
     let body = || RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![wanted.clone()])));
     let s = session(None);
     call(&mut service, request(&s, ApiKey::Metadata, 12, body())).await.expect("ok");
-    let RequestKind::Metadata(sent) = &seen.lock().expect("lock")[0] else { panic!("not metadata") };
+    let sent = seen.lock().expect("lock")[0].clone();
+    let RequestKind::Metadata(sent) = sent else { panic!("not metadata") };
     assert_eq!(sent.topics.as_ref().and_then(|t| t[0].name.as_ref()).map(|n| n.0.as_str()), Some("users"));
 
     let mandatory = self::registry(true);
@@ -218,7 +219,8 @@ async fn fields_a_version_does_not_carry_stay_unset() {
     let group = OffsetFetchRequestGroup::default().with_group_id(GroupId(StrBytes::from_static_str("readers")));
     let body = OffsetFetchRequest::default().with_groups(vec![group]);
     call(&mut service, request(&s, ApiKey::OffsetFetch, 9, RequestKind::OffsetFetch(body))).await.expect("encodes");
-    let RequestKind::OffsetFetch(sent) = &seen.lock().expect("lock")[0] else { panic!("not offset fetch") };
+    let sent = seen.lock().expect("lock")[0].clone();
+    let RequestKind::OffsetFetch(sent) = sent else { panic!("not offset fetch") };
     assert_eq!(sent.groups[0].group_id.0.as_str(), "teamA.readers");
     // FindCoordinator v4+ name keys in `coordinator_keys` only.
     let (mut service, seen) =
