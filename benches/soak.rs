@@ -73,6 +73,14 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and then this only checks it builds.
+    // A name filter for another bench skips this one.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| !a.starts_with('-') && !"soak".contains(a.as_str()))
+    {
+        println!("soak bench: run with `cargo bench --bench soak`");
+        return;
+    }
     let minutes = env_u64("SOAK_MINUTES", 30);
     let switch_every = Duration::from_secs(env_u64("SOAK_SWITCH_SECONDS", 60));
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/franzgate");
