@@ -60,8 +60,18 @@ async fn in_flight_requests_are_answered_before_the_gateway_stops() {
 
     let mut client = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     client.write_all(&api_versions_v0(42)).await.expect("send");
-    // The request is now held by the slow filter; shut down while it is in flight.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Shut down only once the request is held by the slow filter (the gateway counts it in flight).
+    let admin = running.admin_addr().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text =
+            franzgate::admin::client::call_text(&admin, "/metrics", ("admin", "conduktor")).await.expect("metrics");
+        if text.lines().any(|l| l == "franzgate_requests_in_flight 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the request never got in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let answered = Arc::new(AtomicBool::new(false));
     let reader = {
         let answered = answered.clone();
@@ -85,7 +95,7 @@ async fn in_flight_requests_are_answered_before_the_gateway_stops() {
 async fn broker_ports_close_one_after_another_with_the_bootstrap_port_last() {
     let mock = rdkafka::mocking::MockCluster::new(3).expect("mock cluster");
     let (mut running, port_start) =
-        start(&mock.bootstrap_servers(), "  shutdown_port_close_delay_ms: 1500\n", "").await;
+        start(&mock.bootstrap_servers(), "  shutdown_port_close_delay_ms: 3000\n", "").await;
     // A client's metadata opens the three broker ports.
     let client: rdkafka::consumer::BaseConsumer =
         common::client_config(&format!("127.0.0.1:{port_start}")).create().expect("client");
@@ -95,8 +105,12 @@ async fn broker_ports_close_one_after_another_with_the_bootstrap_port_last() {
     assert!(ports.len() >= 3, "{ports:?}");
 
     let shutdown = tokio::spawn(running.shutdown_gracefully());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!accepts(ports[ports.len() - 1]).await, "the highest broker port closes first");
+    // The highest port closes at once; the next only 3 s later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while accepts(ports[ports.len() - 1]).await {
+        assert!(tokio::time::Instant::now() < deadline, "the highest broker port closes first");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(accepts(ports[0]).await, "the bootstrap port still serves while the others close");
     shutdown.await.expect("shutdown completes");
     for port in ports {
