@@ -112,6 +112,9 @@ pub enum VClusterError {
         /// Its prefix.
         prefix: String,
     },
+    /// A principal with no virtual cluster while GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER is set.
+    #[error("`{0}` belongs to no virtual cluster, and GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER requires one")]
+    Mandatory(String),
     /// Revoking an account that does not exist.
     #[error("virtual cluster `{vcluster}` has no service account `{username}`")]
     UnknownAccount {
@@ -150,6 +153,14 @@ impl VirtualClusters {
         self.mandatory
     }
 
+    /// Whether principal `name`, which names no virtual cluster, may pass through unprefixed.
+    pub fn admit_passthrough(&self, name: &str) -> Result<(), VClusterError> {
+        match self.mandatory {
+            true => Err(VClusterError::Mandatory(name.to_string())),
+            false => Ok(()),
+        }
+    }
+
     /// One virtual cluster.
     pub fn get(&self, name: &str) -> Option<Arc<VirtualCluster>> {
         self.current.load().get(name).cloned()
@@ -177,6 +188,14 @@ impl VirtualClusters {
             return Err(VClusterError::Revoked { vcluster: vcluster.to_string(), username: username.to_string() });
         }
         Ok(cluster.clone())
+    }
+
+    /// The record creating `name` with its own name as prefix, unless it already exists (whatever its prefix).
+    pub fn plan_ensure(&self, name: &str) -> Result<Option<StateRecord>, VClusterError> {
+        match self.get(name) {
+            Some(_) => Ok(None),
+            None => self.plan_create(name, None),
+        }
     }
 
     /// The record creating `name` with `prefix` (its own name when `None`), after checking it can be created:

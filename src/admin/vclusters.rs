@@ -12,8 +12,6 @@
 //! does. Every change is written to the state topic before it takes effect; if that fails the answer is 503
 //! and nothing changed.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use franzgate_api::vcluster::{VClusterError, VirtualCluster};
 use franzgate_auth::jwt::{TokenClaims, issue};
@@ -23,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AdminState, audit, error, json_response};
-use crate::vcluster_state::{ChangeError, StateStore};
+use crate::vcluster_state::ChangeError;
 
 /// Ten years: a longer-lived token is almost certainly a mistake.
 const MAX_LIFETIME_SECONDS: u64 = 10 * 365 * 24 * 3600;
@@ -78,7 +76,7 @@ pub async fn create(state: &AdminState, user: &str, name: &str, body: &[u8]) -> 
             Err(e) => return refused(user, &action, StatusCode::BAD_REQUEST, format!("body: {e}")),
         }
     };
-    let Some(store) = store(state) else {
+    let Some(store) = state.state_store.as_ref() else {
         return unavailable(user, &action);
     };
     let prefix = request.prefix.as_deref();
@@ -123,11 +121,11 @@ pub async fn token(
         let message = "no token secret configured: set GATEWAY_USER_POOL_SECRET_KEY".to_string();
         return refused(user, &action, StatusCode::CONFLICT, message);
     };
-    let Some(store) = store(state) else {
+    let Some(store) = state.state_store.as_ref() else {
         return unavailable(user, &action);
     };
     // The virtual cluster first (if new), then the account; each is persisted before it counts.
-    if let Err(e) = store.change(|vclusters| vclusters.plan_create(vcluster, None).or_else(exists_already)).await {
+    if let Err(e) = store.change(|vclusters| vclusters.plan_ensure(vcluster)).await {
         return change_failed(user, &action, e);
     }
     let mut generation = 0;
@@ -155,7 +153,7 @@ pub async fn token(
 /// `DELETE /admin/vclusters/v1/vcluster/{vc}/username/{user}`.
 pub async fn revoke(state: &AdminState, user: &str, vcluster: &str, username: &str) -> Response<Full<Bytes>> {
     let action = format!("revoke {username} in vcluster {vcluster}");
-    let Some(store) = store(state) else {
+    let Some(store) = state.state_store.as_ref() else {
         return unavailable(user, &action);
     };
     match store.change(|vclusters| vclusters.plan_revoke(vcluster, username).map(Some)).await {
@@ -168,18 +166,6 @@ pub async fn revoke(state: &AdminState, user: &str, vcluster: &str, username: &s
     }
 }
 
-/// A token for an existing virtual cluster: keep it as it is, whatever its prefix.
-fn exists_already(e: VClusterError) -> Result<Option<franzgate_api::vcluster::StateRecord>, VClusterError> {
-    match e {
-        VClusterError::PrefixChange { .. } => Ok(None),
-        other => Err(other),
-    }
-}
-
-fn store(state: &AdminState) -> Option<&Arc<StateStore>> {
-    state.state_store.as_ref()
-}
-
 fn unavailable(user: &str, action: &str) -> Response<Full<Bytes>> {
     let message = "virtual clusters need service-account tokens: set GATEWAY_USER_POOL_SECRET_KEY".to_string();
     refused(user, action, StatusCode::CONFLICT, message)
@@ -190,9 +176,9 @@ fn change_failed(user: &str, action: &str, e: ChangeError) -> Response<Full<Byte
         ChangeError::Invalid(VClusterError::UnknownVCluster(_) | VClusterError::UnknownAccount { .. }) => {
             StatusCode::NOT_FOUND
         }
-        ChangeError::Invalid(VClusterError::InvalidName { .. } | VClusterError::Revoked { .. }) => {
-            StatusCode::BAD_REQUEST
-        }
+        ChangeError::Invalid(
+            VClusterError::InvalidName { .. } | VClusterError::Revoked { .. } | VClusterError::Mandatory(_),
+        ) => StatusCode::BAD_REQUEST,
         ChangeError::Invalid(VClusterError::PrefixOverlap { .. } | VClusterError::PrefixChange { .. }) => {
             StatusCode::CONFLICT
         }

@@ -95,11 +95,8 @@ impl UserDirectory {
 
     /// Admits an authenticated principal, unless virtual clusters are mandatory and it names none.
     pub fn admit(&self, principal: Principal) -> Result<Principal, String> {
-        if principal.vcluster.is_none() && self.vclusters.mandatory() {
-            return Err(format!(
-                "`{}` belongs to no virtual cluster, and GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER requires one",
-                principal.name
-            ));
+        if principal.vcluster.is_none() {
+            self.vclusters.admit_passthrough(&principal.name).map_err(|e| e.to_string())?;
         }
         Ok(principal)
     }

@@ -138,11 +138,10 @@ impl<S> TopicPrefix<S> {
                 .check_token(vcluster, &principal.name, principal.generation)
                 .map(|cluster| Tenant::Prefixed(Prefix::new(&cluster.prefix)))
                 .map_err(|e| e.to_string()),
-            None if self.vclusters.mandatory() => Err(format!(
-                "`{}` belongs to no virtual cluster, and GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER requires one",
-                principal.map_or(franzgate_api::auth::ANONYMOUS, |p| p.name.as_str())
-            )),
-            None => Ok(Tenant::Passthrough),
+            None => {
+                let name = principal.map_or(franzgate_api::auth::ANONYMOUS, |p| p.name.as_str());
+                self.vclusters.admit_passthrough(name).map(|()| Tenant::Passthrough).map_err(|e| e.to_string())
+            }
         }
     }
 }
