@@ -4,21 +4,25 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Tansu, api_versions_v0, free_ports, read_frame};
 use franzgate::{FilterRegistry, Gateway, GatewayConfig, RunningGateway};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
-/// A filter (`type: slow`) that holds every response for a second: a request is surely in flight when the
-/// shutdown begins.
-struct SlowFactory;
+/// A filter (`type: held`) that holds every response until the test adds a permit to `gate`, so a request is
+/// surely in flight while the shutdown begins, and counts the responses it has let go.
+struct HeldFactory {
+    gate: Arc<Semaphore>,
+    released: Arc<AtomicUsize>,
+}
 
-impl franzgate_api::FilterFactory for SlowFactory {
+impl franzgate_api::FilterFactory for HeldFactory {
     fn type_name(&self) -> &'static str {
-        "slow"
+        "held"
     }
 
     fn create(
@@ -26,16 +30,23 @@ impl franzgate_api::FilterFactory for SlowFactory {
         _config: serde_yaml::Value,
         _ctx: &franzgate_api::FilterContext,
     ) -> Result<franzgate_api::BoxLayer, franzgate_api::ConfigError> {
-        Ok(franzgate_api::BoxLayer::new(tower::util::MapFutureLayer::new(|response| {
+        let (gate, released) = (self.gate.clone(), self.released.clone());
+        Ok(franzgate_api::BoxLayer::new(tower::util::MapFutureLayer::new(move |response| {
+            let (gate, released) = (gate.clone(), released.clone());
             Box::pin(async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                response.await
+                let response = response.await;
+                if let Ok(permit) = gate.acquire().await {
+                    permit.forget();
+                }
+                released.fetch_add(1, Ordering::SeqCst);
+                response
             }) as futures::future::BoxFuture<'static, _>
         })))
     }
 }
 
-async fn start(bootstrap: &str, keys: &str, filters: &str) -> (RunningGateway, u16) {
+/// Starts a gateway with the `held` filter available.
+async fn start(bootstrap: &str, keys: &str, filters: &str, held: HeldFactory) -> (RunningGateway, u16) {
     common::init_test_logging();
     let port_start = free_ports(4);
     let yaml = format!(
@@ -44,7 +55,7 @@ async fn start(bootstrap: &str, keys: &str, filters: &str) -> (RunningGateway, u
     );
     let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
     let mut registry = FilterRegistry::with_builtins();
-    registry.register(SlowFactory).expect("register");
+    registry.register(held).expect("register");
     let gateway = Gateway::new(&config, &registry, "test.yaml").expect("gateway builds");
     (gateway.start().await.expect("gateway starts"), port_start)
 }
@@ -56,11 +67,13 @@ async fn accepts(port: u16) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_requests_are_answered_before_the_gateway_stops() {
     let broker = Tansu::start().await;
-    let (running, port) = start(&broker.bootstrap(), "", "filters: [{type: slow}]\n").await;
+    let (gate, released) = (Arc::new(Semaphore::new(0)), Arc::new(AtomicUsize::new(0)));
+    let held = HeldFactory { gate: gate.clone(), released: released.clone() };
+    let (running, port) = start(&broker.bootstrap(), "", "filters: [{type: held}]\n", held).await;
 
     let mut client = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     client.write_all(&api_versions_v0(42)).await.expect("send");
-    // Shut down only once the request is held by the slow filter (the gateway counts it in flight).
+    // Shut down only once the request is in flight (the gateway counts it; the filter holds its response).
     let admin = running.admin_addr().to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -72,30 +85,32 @@ async fn in_flight_requests_are_answered_before_the_gateway_stops() {
         assert!(tokio::time::Instant::now() < deadline, "the request never got in flight");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let answered = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let answered = answered.clone();
-        tokio::spawn(async move {
-            let frame = read_frame(&mut client).await.expect("the in-flight request is answered");
-            assert_eq!(&frame[..4], &42i32.to_be_bytes(), "its correlation id");
-            answered.store(true, Ordering::SeqCst);
-            // Then the session closes.
-            assert!(read_frame(&mut client).await.is_none(), "closed after the drain");
-        })
-    };
     let shutdown = tokio::spawn(running.shutdown_gracefully());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!accepts(port).await, "no connection is accepted once shutdown has begun");
+    assert!(!shutdown.is_finished(), "the shutdown waits for the request held in flight");
+    gate.add_permits(1);
     shutdown.await.expect("shutdown completes");
-    assert!(answered.load(Ordering::SeqCst), "the gateway stopped only after answering the in-flight request");
-    reader.await.expect("client side checks");
+    assert_eq!(released.load(Ordering::SeqCst), 1, "the gateway stopped only after answering the in-flight request");
+    let frame = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut client))
+        .await
+        .expect("the response was written before the session closed")
+        .expect("the in-flight request is answered");
+    assert_eq!(&frame[..4], &42i32.to_be_bytes(), "its correlation id");
+    let after = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut client)).await;
+    assert!(matches!(after, Ok(None)), "the session closed after the drain");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_ports_close_one_after_another_with_the_bootstrap_port_last() {
     let mock = rdkafka::mocking::MockCluster::new(3).expect("mock cluster");
-    let (mut running, port_start) =
-        start(&mock.bootstrap_servers(), "  shutdown_port_close_delay_ms: 3000\n", "").await;
+    let (mut running, port_start) = start(
+        &mock.bootstrap_servers(),
+        "  shutdown_port_close_delay_ms: 3000\n",
+        "",
+        HeldFactory { gate: Arc::new(Semaphore::new(0)), released: Arc::default() },
+    )
+    .await;
     // A client's metadata opens the three broker ports.
     let client: rdkafka::consumer::BaseConsumer =
         common::client_config(&format!("127.0.0.1:{port_start}")).create().expect("client");
