@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Tansu, free_ports, wait_for_port};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
@@ -57,6 +58,40 @@ impl ProducerContext for Counting {
     }
 }
 
+/// With `SOAK_DEBUG` set (librdkafka debug contexts, e.g. `cgrp,fetch,topic`), the consumer's log lines and
+/// rebalances go to `target/soak-consumer.log` with the seconds since the start, so a stall can be traced.
+struct ConsumerLog {
+    started: Instant,
+    file: Option<Mutex<std::fs::File>>,
+}
+
+impl ConsumerLog {
+    fn write(&self, line: &str) {
+        if let Some(file) = &self.file
+            && let Ok(mut file) = file.lock()
+        {
+            use std::io::Write as _;
+            let _ = writeln!(file, "{:9.3} {line}", self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl ClientContext for ConsumerLog {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.write(&format!("{level:?} {fac} {log_message}"));
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.write(&format!("ERROR {error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for ConsumerLog {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.write(&format!("REBALANCE {rebalance:?}"));
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -83,7 +118,11 @@ async fn main() {
     }
     let minutes = env_u64("SOAK_MINUTES", 30);
     let switch_every = Duration::from_secs(env_u64("SOAK_SWITCH_SECONDS", 60));
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/franzgate");
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), std::path::PathBuf::from);
+    let bin = target_dir.join("release/franzgate");
+    let debug = std::env::var("SOAK_DEBUG").ok().filter(|d| !d.is_empty());
+    let started = Instant::now();
     assert!(bin.exists(), "{} missing: cargo build --release --bin franzgate", bin.display());
     let (main, failover) = (Tansu::start().await, Tansu::start().await);
     for cluster in [&main, &failover] {
@@ -103,7 +142,12 @@ async fn main() {
         .env("GATEWAY_ADMIN_API_USERS", "[{username: soak, password: soak, admin: true}]")
         .env("GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", "5000")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match &debug {
+            Some(_) => {
+                std::fs::File::create(target_dir.join("soak-gateway.log")).map_or_else(|_| Stdio::null(), Stdio::from)
+            }
+            None => Stdio::null(),
+        })
         .spawn()
         .expect("start franzgate");
     wait_for_port(http).await;
@@ -148,12 +192,21 @@ async fn main() {
     let consumer_thread = {
         let (stop, consumed, errors, bootstrap) =
             (stop.clone(), consumed.clone(), consumer_errors.clone(), bootstrap.clone());
+        let log = ConsumerLog {
+            started,
+            file: debug
+                .as_ref()
+                .and_then(|_| std::fs::File::create(target_dir.join("soak-consumer.log")).ok())
+                .map(Mutex::new),
+        };
+        let debug = debug.clone();
         std::thread::spawn(move || {
-            let consumer: BaseConsumer = common::client_config(&bootstrap)
-                .set("group.id", "soak-readers")
-                .set("auto.offset.reset", "earliest")
-                .create()
-                .expect("consumer");
+            let mut config = common::client_config(&bootstrap);
+            config.set("group.id", "soak-readers").set("auto.offset.reset", "earliest");
+            if let Some(contexts) = &debug {
+                config.set("debug", contexts).set_log_level(RDKafkaLogLevel::Debug);
+            }
+            let consumer: BaseConsumer<ConsumerLog> = config.create_with_context(log).expect("consumer");
             consumer.subscribe(&[TOPIC]).expect("subscribe");
             while !stop.load(Ordering::Relaxed) {
                 match consumer.poll(Duration::from_millis(200)) {
@@ -175,7 +228,6 @@ async fn main() {
         "| minute | gateway RSS (MiB) | produced | acknowledged | consumed | consumer error events | switches |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|");
-    let started = Instant::now();
     let end = started + Duration::from_secs(minutes * 60);
     let (mut next_switch, mut next_sample, mut switches, mut active_failover) =
         (started + switch_every, started, 0u32, false);

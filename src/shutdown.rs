@@ -41,15 +41,23 @@ impl PortStops {
         Self { parent, ports: Mutex::new((BTreeMap::new(), false)) }
     }
 
-    /// The stop token of `port` (the same one for every caller), already cancelled once shutdown has begun.
+    /// The stop token of `port` (the same one for every caller). A port first seen after shutdown began gets
+    /// a cancelled token: it never serves. A port already known keeps its token, which the shutdown cancels in
+    /// its turn — the bootstrap port must keep accepting while the broker ports close one by one.
     pub fn token(&self, port: u16) -> CancellationToken {
         let mut guard = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (ports, closing) = &mut *guard;
-        let token = ports.entry(port).or_insert_with(|| self.parent.child_token()).clone();
-        if *closing {
-            token.cancel();
-        }
-        token
+        let closing = *closing;
+        ports
+            .entry(port)
+            .or_insert_with(|| {
+                let token = self.parent.child_token();
+                if closing {
+                    token.cancel();
+                }
+                token
+            })
+            .clone()
     }
 
     /// Marks shutdown begun and returns the ports to stop: broker ports from the highest down, so the
@@ -86,5 +94,22 @@ pub async fn drain(ports: &PortStops, sessions: &TaskTracker, policy: ShutdownPo
             drain_timeout_ms = policy.drain_timeout.as_millis(),
             "shutdown drain timeout reached; closing the remaining sessions with requests unanswered"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_known_before_shutdown_keeps_serving_until_its_turn() {
+        let stops = PortStops::new(CancellationToken::new());
+        let (bootstrap, broker) = (stops.token(9092), stops.token(9093));
+        let order = stops.begin_closing();
+        assert_eq!(order.iter().map(|(port, _)| *port).collect::<Vec<_>>(), vec![9093, 9092], "highest first");
+        // A session accepted on the bootstrap port while the broker ports close asks for its token again.
+        assert!(!stops.token(9092).is_cancelled(), "asking again does not close the bootstrap port early");
+        assert!(!bootstrap.is_cancelled() && !broker.is_cancelled(), "nothing closes before its turn");
+        assert!(stops.token(9094).is_cancelled(), "a port first opened during shutdown never serves");
     }
 }
