@@ -300,6 +300,7 @@ impl Gateway {
             state_store: self.state_store.clone(),
             token_secret: self.token_secret,
             max_body: self.admin_max_body,
+            draining: shared.port_stops.draining(),
         });
         if let Some(store) = &self.state_store {
             // Tenants are known before the first client arrives; an unreachable cluster is retried by the

@@ -22,6 +22,9 @@ pub struct PortStops {
     parent: CancellationToken,
     /// Per port; once `closing`, ports opened late are stopped from the start.
     ports: Mutex<(BTreeMap<u16, CancellationToken>, bool)>,
+    /// Cancelled when a graceful shutdown begins: readiness reports DOWN from then on, so load balancers stop
+    /// sending new clients while the sessions drain.
+    draining: CancellationToken,
 }
 
 /// How a graceful shutdown proceeds.
@@ -38,7 +41,12 @@ pub struct ShutdownPolicy {
 impl PortStops {
     /// Stop tokens under `parent`.
     pub fn new(parent: CancellationToken) -> Self {
-        Self { parent, ports: Mutex::new((BTreeMap::new(), false)) }
+        Self { parent, ports: Mutex::new((BTreeMap::new(), false)), draining: CancellationToken::new() }
+    }
+
+    /// Cancelled once a graceful shutdown has begun.
+    pub fn draining(&self) -> CancellationToken {
+        self.draining.clone()
     }
 
     /// The stop token of `port` (the same one for every caller). A port first seen after shutdown began gets
@@ -63,6 +71,7 @@ impl PortStops {
     /// Marks shutdown begun and returns the ports to stop: broker ports from the highest down, so the
     /// bootstrap port (the lowest) serves to the end.
     fn begin_closing(&self) -> Vec<(u16, CancellationToken)> {
+        self.draining.cancel();
         let mut guard = self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.1 = true;
         guard.0.iter().rev().map(|(port, token)| (*port, token.clone())).collect()

@@ -1,5 +1,6 @@
 //! Graceful shutdown: in-flight requests are answered before the gateway stops, no connection is accepted once
-//! shutdown has begun, and broker ports close one after another when a delay is configured.
+//! shutdown has begun, readiness reports DOWN while sessions drain, and broker ports close one after another
+//! when a delay is configured.
 
 mod common;
 
@@ -90,9 +91,14 @@ async fn in_flight_requests_are_answered_before_the_gateway_stops() {
         assert!(tokio::time::Instant::now() < deadline, "the request never got in flight");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let ready = franzgate::admin::client::call(&admin, "GET", "/health/ready", None).await.expect("ready");
+    assert_eq!(ready.0, 200, "ready before the shutdown: {ready:?}");
     let shutdown = tokio::spawn(running.shutdown_gracefully());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!accepts(port).await, "no connection is accepted once shutdown has begun");
+    // While sessions drain, readiness says DOWN so a load balancer sends no new clients here.
+    let draining = franzgate::admin::client::call(&admin, "GET", "/health/ready", None).await.expect("ready");
+    assert_eq!((draining.0, &draining.1["status"], &draining.1["shuttingDown"]), (503, &"DOWN".into(), &true.into()));
     assert!(!shutdown.is_finished(), "the shutdown waits for the request held in flight");
     gate.add_permits(1);
     shutdown.await.expect("shutdown completes");

@@ -5,7 +5,7 @@
 //! | POST | `/admin/pclusters/v1/pcluster/{id}/switch?to={target}` | admin user | switch `id`'s traffic to `target` |
 //! | GET | `/admin/pclusters/v1` | any user | clusters, roles, active one, since when, switch count |
 //! | GET | `/health`, `/health/live` | anyone | the process is up |
-//! | GET | `/health/ready` | anyone | listeners up and the active cluster reachable |
+//! | GET | `/health/ready` | anyone | listeners up, the active cluster reachable, and no shutdown under way |
 //! | GET | `/metrics` | any user | Prometheus text: runtime metrics and chargeback |
 //! | GET | `/admin/chargeback/v1` | any user | chargeback totals since start and per time window (JSON) |
 //! | GET | `/admin/vclusters/v1`, `/admin/vclusters/v1/vcluster/{vc}` | any user | virtual clusters, accounts |
@@ -68,6 +68,8 @@ pub struct AdminState {
     pub token_secret: Option<Vec<u8>>,
     /// The largest request body read.
     pub max_body: usize,
+    /// Cancelled once a graceful shutdown has begun (readiness is DOWN from then on).
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 /// Serves the admin API on `listener` until `shutdown`.

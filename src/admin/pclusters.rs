@@ -87,9 +87,11 @@ pub fn switch(state: &AdminState, user: &str, cluster: &str, target: Option<&str
     }
 }
 
-/// `GET /health/ready`: broker ports are open and a bootstrap broker of the active cluster accepts a
-/// connection.
+/// `GET /health/ready`: broker ports are open, a bootstrap broker of the active cluster accepts a
+/// connection, and no graceful shutdown is under way (while sessions drain, a load balancer must stop sending
+/// new clients here).
 pub async fn ready(state: &AdminState) -> Response<Full<Bytes>> {
+    let draining = state.draining.is_cancelled();
     let ports = state.ports.borrow().len();
     let active = state.selector.active();
     let mut reachable = None;
@@ -100,7 +102,7 @@ pub async fn ready(state: &AdminState) -> Response<Full<Bytes>> {
             break;
         }
     }
-    let up = ports > 0 && reachable.is_some();
+    let up = ports > 0 && reachable.is_some() && !draining;
     let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_response(
         status,
@@ -109,6 +111,7 @@ pub async fn ready(state: &AdminState) -> Response<Full<Bytes>> {
             "listeners": ports,
             "activeCluster": active.cluster.name,
             "activeClusterReachable": reachable.is_some(),
+            "shuttingDown": draining,
         }),
     )
 }
