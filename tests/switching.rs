@@ -227,6 +227,58 @@ async fn next_value(consumer: &StreamConsumer) -> String {
     }
 }
 
+/// Without MirrorMaker the clusters' offsets are unrelated. A consumer that read 30 records on the primary and
+/// commits right after the switch — before a heartbeat tells it its membership is gone, as librdkafka's
+/// auto-commit and its revoke of a lost assignment do — must not write the primary's positions into the
+/// failover's group (tansu would accept them): it rejoins there and reads the failover's own records from
+/// the failover's committed offsets (none yet: from the earliest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_of_the_primary_cannot_commit_its_positions_to_the_failover() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode};
+    let main = Tansu::start().await;
+    let failover = Tansu::start().await;
+    create_topic(&main.bootstrap(), "events", 1).await;
+    create_topic(&failover.bootstrap(), "events", 1).await;
+    let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
+    let producer: FutureProducer = client_config(&gateway.bootstrap()).set("acks", "all").create().expect("producer");
+    for i in 0..30 {
+        produce(&producer, "events", &format!("main-{i}")).await;
+    }
+    let consumer: StreamConsumer = client_config(&gateway.bootstrap())
+        .set("group.id", "events-app")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        // No heartbeat between the switch and the commit below.
+        .set("heartbeat.interval.ms", "15000")
+        .set("session.timeout.ms", "45000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["events"]).expect("subscribe");
+    for i in 0..30 {
+        assert_eq!(next_value(&consumer).await, format!("main-{i}"));
+    }
+    let failover_producer: FutureProducer = client_config(&failover.bootstrap()).create().expect("producer");
+    for i in 0..3 {
+        produce(&failover_producer, "events", &format!("failover-{i}")).await;
+    }
+
+    gateway.switch_to("failover").await;
+    // Commits position 30 with the primary's member id; refused (or failed over), never stored on failover.
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    let committed_on_failover = {
+        let reader: BaseConsumer =
+            client_config(&failover.bootstrap()).set("group.id", "events-app").create().expect("reader");
+        let mut partition = rdkafka::TopicPartitionList::new();
+        partition.add_partition("events", 0);
+        reader.committed_offsets(partition, Duration::from_secs(10)).expect("committed offsets")
+    };
+    let offset = committed_on_failover.find_partition("events", 0).map(|p| p.offset());
+    assert_ne!(offset, Some(rdkafka::Offset::Offset(30)), "the primary's position reached the failover's group");
+    for i in 0..3 {
+        assert_eq!(next_value(&consumer).await, format!("failover-{i}"), "the failover's records, from its offsets");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_refusals_change_nothing() {
     let main = Tansu::start().await;

@@ -1,0 +1,343 @@
+//! The cluster selector: requests of a session bound to a cluster that is no longer active never reach it.
+//!
+//! The switch itself is driven by the admin API through the shared [`ClusterSelector`]; the runtime stops
+//! reading from sessions of the old epoch and closes them once their in-flight requests are answered. A
+//! request read just before the switch but arriving here after it is answered by the gateway with a retriable
+//! Kafka error (NOT_COORDINATOR for coordinator APIs, NOT_LEADER_OR_FOLLOWER otherwise) and the connection is
+//! closed: the client retries on a new connection, which is bound to the new cluster. Nothing is forwarded to
+//! the old cluster after the switch, so no acknowledged write can be lost there unseen.
+//!
+//! It also keeps consumer-group members of one cluster from committing offsets to another ([`members`]).
+
+pub mod members;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use franzgate_api::filter::parse_config;
+use franzgate_api::kafka_protocol::ResponseError;
+use franzgate_api::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use franzgate_api::selector::ClusterSelector;
+use franzgate_api::{BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse};
+use futures::future::{BoxFuture, Either, Ready, ready};
+use members::MemberRegistry;
+use serde::Deserialize;
+use tower::{Layer, Service};
+
+/// The YAML type name.
+pub const TYPE_NAME: &str = "cluster-selector";
+
+/// No settings: clusters and roles come from the `clusters:` config (or the seed's cluster-config file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSelectorConfig {}
+
+/// Builds [`ClusterSelectorLayer`] from YAML.
+#[derive(Debug)]
+pub struct ClusterSelectorFactory;
+
+/// Refuses requests of sessions bound under an older epoch, and offset commits by group members of another
+/// cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSelectorLayer {
+    /// The switchable state: the active cluster and its epoch.
+    selector: Arc<ClusterSelector>,
+    /// Which clusters confirmed each consumer-group member; shared by every session.
+    members: Arc<MemberRegistry>,
+}
+
+/// The service of [`ClusterSelectorLayer`].
+#[derive(Debug, Clone)]
+pub struct ClusterSelectorService<S> {
+    /// The wrapped service.
+    inner: S,
+    /// The switchable state: the active cluster and its epoch.
+    selector: Arc<ClusterSelector>,
+    /// Which clusters confirmed each consumer-group member.
+    members: Arc<MemberRegistry>,
+}
+
+impl FilterFactory for ClusterSelectorFactory {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
+        let _: ClusterSelectorConfig = parse_config(config)?;
+        Ok(BoxLayer::new(ClusterSelectorLayer::new(ctx.selector.clone())))
+    }
+}
+
+impl ClusterSelectorLayer {
+    /// Checks requests against `selector`'s epoch.
+    pub fn new(selector: Arc<ClusterSelector>) -> Self {
+        Self { selector, members: Arc::default() }
+    }
+}
+
+impl<S> Layer<S> for ClusterSelectorLayer {
+    type Service = ClusterSelectorService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClusterSelectorService { inner, selector: self.selector.clone(), members: self.members.clone() }
+    }
+}
+
+/// The retriable error that makes a client look for the partition leader or coordinator again.
+pub fn retriable_error(key: Option<ApiKey>) -> i16 {
+    match key {
+        Some(
+            ApiKey::FindCoordinator
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+            | ApiKey::DescribeGroups
+            | ApiKey::DeleteGroups
+            | ApiKey::OffsetDelete
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::InitProducerId
+            | ApiKey::AddPartitionsToTxn
+            | ApiKey::AddOffsetsToTxn
+            | ApiKey::EndTxn
+            | ApiKey::TxnOffsetCommit,
+        ) => ResponseError::NotCoordinator.code(),
+        _ => ResponseError::NotLeaderOrFollower.code(),
+    }
+}
+
+impl<S> Service<KafkaRequest> for ClusterSelectorService<S>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+    S::Future: Send + 'static,
+{
+    type Response = KafkaResponse;
+    type Error = FilterError;
+    type Future = Either<
+        Ready<Result<KafkaResponse, FilterError>>,
+        Either<S::Future, BoxFuture<'static, Result<KafkaResponse, FilterError>>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FilterError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: KafkaRequest) -> Self::Future {
+        if request.session.epoch != self.selector.epoch() {
+            let code = retriable_error(request.api_key());
+            return Either::Left(ready(request.error_response(code).map(KafkaResponse::close_after)));
+        }
+        match request.api_key() {
+            Some(ApiKey::OffsetCommit | ApiKey::TxnOffsetCommit) => {
+                let cluster = request.session.cluster.clone();
+                if let Some((group, member)) = committing_member(&mut request)
+                    && let Some(seen_on) = self.members.member_of_another_cluster(&group, &member, &cluster.name)
+                {
+                    tracing::info!(group, member, seen_on, cluster = %cluster.name,
+                        "refused an offset commit by a group member of another cluster (UNKNOWN_MEMBER_ID): the consumer rejoins here");
+                    let code = ResponseError::UnknownMemberId.code();
+                    return Either::Left(ready(request.error_response(code)));
+                }
+            }
+            Some(ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::ConsumerGroupHeartbeat) => {
+                if let Some(membership) = membership_of(&mut request) {
+                    let (members, cluster) = (self.members.clone(), request.session.cluster.clone());
+                    let response = self.inner.call(request);
+                    return Either::Right(Either::Right(Box::pin(async move {
+                        let mut response = response.await?;
+                        if let Some(member) = confirmed_member(&membership, &mut response) {
+                            members.confirmed(&membership.group, &member, &cluster.name);
+                        }
+                        Ok(response)
+                    })));
+                }
+            }
+            _ => {}
+        }
+        Either::Right(Either::Left(self.inner.call(request)))
+    }
+}
+
+/// The group and member a commit is made by, when it names one (a consumer-group member's commit, not a
+/// standalone consumer's with generation -1). A body that does not decode passes: the broker answers it.
+fn committing_member(request: &mut KafkaRequest) -> Option<(String, String)> {
+    match request.body().ok()? {
+        RequestKind::OffsetCommit(commit) if commit.generation_id_or_member_epoch >= 0 => {
+            Some((commit.group_id.0.to_string(), commit.member_id.to_string()))
+        }
+        RequestKind::TxnOffsetCommit(commit) if commit.generation_id >= 0 => {
+            Some((commit.group_id.0.to_string(), commit.member_id.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// A membership request, to learn from its answer which member the cluster confirmed.
+struct Membership {
+    api: ApiKey,
+    group: String,
+    /// The member id the request names (empty for a first JoinGroup).
+    member: String,
+}
+
+fn membership_of(request: &mut KafkaRequest) -> Option<Membership> {
+    let (api, group, member) = match request.body().ok()? {
+        RequestKind::JoinGroup(join) => (ApiKey::JoinGroup, &join.group_id, &join.member_id),
+        RequestKind::SyncGroup(sync) => (ApiKey::SyncGroup, &sync.group_id, &sync.member_id),
+        RequestKind::Heartbeat(heartbeat) => (ApiKey::Heartbeat, &heartbeat.group_id, &heartbeat.member_id),
+        RequestKind::ConsumerGroupHeartbeat(heartbeat) => {
+            (ApiKey::ConsumerGroupHeartbeat, &heartbeat.group_id, &heartbeat.member_id)
+        }
+        _ => return None,
+    };
+    Some(Membership { api, group: group.0.to_string(), member: member.to_string() })
+}
+
+/// The member id the cluster handed out or confirmed in `response`, if it did.
+fn confirmed_member(membership: &Membership, response: &mut KafkaResponse) -> Option<String> {
+    const NONE: i16 = 0;
+    let member_id_required = ResponseError::MemberIdRequired.code();
+    match (membership.api, response.body().ok()?) {
+        // A first JoinGroup is answered MEMBER_ID_REQUIRED with the id the member must join with.
+        (ApiKey::JoinGroup, ResponseKind::JoinGroup(join))
+            if join.error_code == NONE || join.error_code == member_id_required =>
+        {
+            Some(join.member_id.to_string())
+        }
+        (ApiKey::SyncGroup, ResponseKind::SyncGroup(sync)) if sync.error_code == NONE => {
+            Some(membership.member.clone())
+        }
+        (ApiKey::Heartbeat, ResponseKind::Heartbeat(heartbeat)) if heartbeat.error_code == NONE => {
+            Some(membership.member.clone())
+        }
+        (ApiKey::ConsumerGroupHeartbeat, ResponseKind::ConsumerGroupHeartbeat(heartbeat))
+            if heartbeat.error_code == NONE =>
+        {
+            Some(heartbeat.member_id.as_ref().map_or_else(|| membership.member.clone(), |m| m.to_string()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use franzgate_api::kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use franzgate_api::kafka_protocol::messages::{
+        GroupId, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, ProduceRequest, RequestHeader, TopicName,
+    };
+    use franzgate_api::topology::{BackendCluster, ClusterRole};
+    use franzgate_api::{Body, Session};
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    fn produce(session: Arc<Session>) -> KafkaRequest {
+        let header =
+            RequestHeader::default().with_request_api_key(0).with_request_api_version(9).with_correlation_id(3);
+        let body = ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName("t".into()))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(4)]),
+        ]);
+        KafkaRequest::from_parts(header, bytes::Bytes::new(), Body::decoded(RequestKind::Produce(body)), session, true)
+    }
+
+    #[tokio::test]
+    async fn a_request_of_a_session_bound_before_the_switch_gets_a_retriable_error_and_is_not_forwarded() {
+        let main = Arc::new(BackendCluster::new("main", vec![]));
+        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
+        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover]).expect("clusters"));
+        let session = Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 6969, main, selector.epoch()));
+        let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = forwarded.clone();
+        let inner = service_fn(move |r: KafkaRequest| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, FilterError>(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), 3)) }
+        });
+        let layer = ClusterSelectorLayer::new(selector.clone());
+
+        layer.layer(inner.clone()).oneshot(produce(session.clone())).await.expect("forwarded before the switch");
+        assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        selector.switch("main", "failover").expect("switch");
+        let mut response = layer.layer(inner).oneshot(produce(session)).await.expect("answered by the gateway");
+        assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 1, "nothing reaches the old cluster");
+        assert!(response.closes_connection(), "the client reconnects to reach the new cluster");
+        let Ok(ResponseKind::Produce(body)) = response.body() else { panic!("a Produce response") };
+        let partition = &body.responses[0].partition_responses[0];
+        assert_eq!((partition.index, partition.error_code), (4, ResponseError::NotLeaderOrFollower.code()));
+    }
+
+    fn request(session: &Arc<Session>, key: i16, version: i16, body: RequestKind) -> KafkaRequest {
+        let header =
+            RequestHeader::default().with_request_api_key(key).with_request_api_version(version).with_correlation_id(7);
+        KafkaRequest::from_parts(header, bytes::Bytes::new(), Body::decoded(body), session.clone(), true)
+    }
+
+    fn commit(session: &Arc<Session>, member: &str, generation: i32) -> KafkaRequest {
+        use franzgate_api::kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        let body = OffsetCommitRequest::default()
+            .with_group_id(GroupId("readers".into()))
+            .with_member_id(member.to_owned().into())
+            .with_generation_id_or_member_epoch(generation)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName("t".into()))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default().with_committed_offset(1947)]),
+            ]);
+        request(session, ApiKey::OffsetCommit as i16, 9, RequestKind::OffsetCommit(body))
+    }
+
+    #[tokio::test]
+    async fn a_group_member_confirmed_by_the_old_cluster_cannot_commit_to_the_new_one() {
+        let main = Arc::new(BackendCluster::new("main", vec![]));
+        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
+        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover.clone()]).expect("clusters"));
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let on_main = Arc::new(Session::new(1, peer, 6969, main, selector.epoch()));
+        let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = forwarded.clone();
+        // The backend: JoinGroup hands out member `m-1`; everything else is answered without error.
+        let inner = service_fn(move |r: KafkaRequest| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                match r.api_key() {
+                    Some(ApiKey::JoinGroup) => KafkaResponse::from_message(
+                        r.api_key_raw(),
+                        r.api_version(),
+                        r.correlation_id(),
+                        ResponseKind::JoinGroup(JoinGroupResponse::default().with_member_id("m-1".into())),
+                    ),
+                    _ => Ok(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), r.correlation_id())),
+                }
+            }
+        });
+        let layer = ClusterSelectorLayer::new(selector.clone());
+        let join = JoinGroupRequest::default().with_group_id(GroupId("readers".into()));
+        let join = request(&on_main, ApiKey::JoinGroup as i16, 5, RequestKind::JoinGroup(join));
+        layer.layer(inner.clone()).oneshot(join).await.expect("joined on main");
+        layer.layer(inner.clone()).oneshot(commit(&on_main, "m-1", 0)).await.expect("its commit on main passes");
+        assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        selector.switch("main", "failover").expect("switch");
+        let on_failover = Arc::new(Session::new(2, peer, 6969, failover, selector.epoch()));
+        let mut refused =
+            layer.layer(inner.clone()).oneshot(commit(&on_failover, "m-1", 0)).await.expect("answered by the gateway");
+        assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 2, "main's positions never reach failover");
+        assert!(!refused.closes_connection(), "the client rejoins on the same connection");
+        let Ok(ResponseKind::OffsetCommit(body)) = refused.body() else { panic!("an OffsetCommit response") };
+        assert_eq!(body.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
+
+        // A member the failover handed out, one never seen, and a standalone consumer's commit all pass.
+        for (member, generation) in [("m-2", 0), ("", -1), ("m-1", -1)] {
+            layer.layer(inner.clone()).oneshot(commit(&on_failover, member, generation)).await.expect("forwarded");
+        }
+        assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+}
