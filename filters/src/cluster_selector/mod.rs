@@ -132,11 +132,11 @@ where
         match request.api_key() {
             Some(ApiKey::OffsetCommit | ApiKey::TxnOffsetCommit) => {
                 let cluster = request.session.cluster.clone();
-                if let Some((group, member)) = committing_member(&mut request)
-                    && let Some(seen_on) = self.members.member_of_another_cluster(&group, &member, &cluster.name)
+                if let Some((group, member, generation)) = committer(&mut request)
+                    && let Some(reason) = self.members.refuse_commit(&group, &member, generation, &cluster.name)
                 {
-                    tracing::info!(group, member, seen_on, cluster = %cluster.name,
-                        "refused an offset commit by a group member of another cluster (UNKNOWN_MEMBER_ID): the consumer rejoins here");
+                    tracing::info!(group, member, generation, cluster = %cluster.name, %reason,
+                        "refused an offset commit of positions from another cluster (UNKNOWN_MEMBER_ID): the consumer rejoins here");
                     let code = ResponseError::UnknownMemberId.code();
                     return Either::Left(ready(request.error_response(code)));
                 }
@@ -160,15 +160,15 @@ where
     }
 }
 
-/// The group and member a commit is made by, when it names one (a consumer-group member's commit, not a
-/// standalone consumer's with generation -1). A body that does not decode passes: the broker answers it.
-fn committing_member(request: &mut KafkaRequest) -> Option<(String, String)> {
+/// The group, member id and generation (or member epoch; -1 for none) a commit names. A body that does not
+/// decode passes: the broker answers it.
+fn committer(request: &mut KafkaRequest) -> Option<(String, String, i32)> {
     match request.body().ok()? {
-        RequestKind::OffsetCommit(commit) if commit.generation_id_or_member_epoch >= 0 => {
-            Some((commit.group_id.0.to_string(), commit.member_id.to_string()))
+        RequestKind::OffsetCommit(commit) => {
+            Some((commit.group_id.0.to_string(), commit.member_id.to_string(), commit.generation_id_or_member_epoch))
         }
-        RequestKind::TxnOffsetCommit(commit) if commit.generation_id >= 0 => {
-            Some((commit.group_id.0.to_string(), commit.member_id.to_string()))
+        RequestKind::TxnOffsetCommit(commit) => {
+            Some((commit.group_id.0.to_string(), commit.member_id.to_string(), commit.generation_id))
         }
         _ => None,
     }
@@ -334,8 +334,19 @@ mod tests {
         let Ok(ResponseKind::OffsetCommit(body)) = refused.body() else { panic!("an OffsetCommit response") };
         assert_eq!(body.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
 
-        // A member the failover handed out, one never seen, and a standalone consumer's commit all pass.
-        for (member, generation) in [("m-2", 0), ("", -1), ("m-1", -1)] {
+        // The revoke of the lost assignment commits with the member id cleared: refused too, until a member
+        // joins on failover.
+        let mut refused =
+            layer.layer(inner.clone()).oneshot(commit(&on_failover, "", -1)).await.expect("answered by the gateway");
+        let Ok(ResponseKind::OffsetCommit(body)) = refused.body() else { panic!("an OffsetCommit response") };
+        assert_eq!(body.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
+        assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let join = JoinGroupRequest::default().with_group_id(GroupId("readers".into()));
+        let join = request(&on_failover, ApiKey::JoinGroup as i16, 5, RequestKind::JoinGroup(join));
+        layer.layer(inner.clone()).oneshot(join).await.expect("joined on failover");
+
+        // Then a standalone-style commit and one by a member never seen pass.
+        for (member, generation) in [("", -1), ("m-9", 0)] {
             layer.layer(inner.clone()).oneshot(commit(&on_failover, member, generation)).await.expect("forwarded");
         }
         assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 5);
