@@ -5,7 +5,9 @@
 //!
 //! Run: `cargo bench --bench soak` (needs tansu: `scripts/install-deps.sh`); `SOAK_MINUTES=2` for a short one.
 //! The report is printed and written to `target/soak-report.txt`. A benchmark: nothing is asserted about
-//! time; the process exits non-zero if an acknowledged record was lost.
+//! time; the process exits non-zero if an acknowledged record was lost. `SOAK_DEBUG=cgrp,fetch` (librdkafka
+//! debug contexts) writes the consumer's log to `target/soak-consumer.log` and the gateway's to
+//! `target/soak-gateway.log`, to trace a consumer that stops.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -102,6 +104,11 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The record number in a `soak-N` value.
+fn parse_id(value: &str) -> Option<u64> {
+    value.strip_prefix("soak-")?.parse().ok()
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -130,6 +137,8 @@ async fn main() {
     }
 
     let (port, http) = (free_ports(2), free_ports(1));
+    // The gateway logs to standard output; with SOAK_DEBUG both streams go to target/soak-gateway.log.
+    let gateway_log = debug.as_ref().and_then(|_| std::fs::File::create(target_dir.join("soak-gateway.log")).ok());
     let mut gateway = std::process::Command::new(&bin)
         .env("KAFKA_MAIN_BOOTSTRAP_SERVERS", main.bootstrap())
         .env("KAFKA_FAILOVER_BOOTSTRAP_SERVERS", failover.bootstrap())
@@ -141,13 +150,8 @@ async fn main() {
         .env("GATEWAY_HTTP_PORT", http.to_string())
         .env("GATEWAY_ADMIN_API_USERS", "[{username: soak, password: soak, admin: true}]")
         .env("GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", "5000")
-        .stdout(Stdio::null())
-        .stderr(match &debug {
-            Some(_) => {
-                std::fs::File::create(target_dir.join("soak-gateway.log")).map_or_else(|_| Stdio::null(), Stdio::from)
-            }
-            None => Stdio::null(),
-        })
+        .stdout(gateway_log.as_ref().and_then(|f| f.try_clone().ok()).map_or_else(Stdio::null, Stdio::from))
+        .stderr(gateway_log.map_or_else(Stdio::null, Stdio::from))
         .spawn()
         .expect("start franzgate");
     wait_for_port(http).await;
@@ -188,10 +192,13 @@ async fn main() {
         })
     };
     let consumed = Arc::new(AtomicU64::new(0));
+    // The records seen by the consumer at least once.
+    let consumed_ids = Arc::new(Mutex::new(HashSet::<u64>::new()));
     let consumer_errors = Arc::new(AtomicU64::new(0));
+    let stop_consumer = Arc::new(AtomicBool::new(false));
     let consumer_thread = {
-        let (stop, consumed, errors, bootstrap) =
-            (stop.clone(), consumed.clone(), consumer_errors.clone(), bootstrap.clone());
+        let (stop, consumed, consumed_ids, errors, bootstrap) =
+            (stop_consumer.clone(), consumed.clone(), consumed_ids.clone(), consumer_errors.clone(), bootstrap.clone());
         let log = ConsumerLog {
             started,
             file: debug
@@ -212,6 +219,10 @@ async fn main() {
                 match consumer.poll(Duration::from_millis(200)) {
                     Some(Ok(m)) if m.payload().is_some() => {
                         consumed.fetch_add(1, Ordering::Relaxed);
+                        let id = m.payload().and_then(|p| std::str::from_utf8(p).ok()).and_then(parse_id);
+                        if let (Some(id), Ok(mut ids)) = (id, consumed_ids.lock()) {
+                            ids.insert(id);
+                        }
                     }
                     Some(Err(_)) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -225,9 +236,10 @@ async fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed | consumer error events | switches |"
+        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed (distinct) | consumer error events | switches |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|");
+    let distinct = || consumed_ids.lock().map(|ids| ids.len()).unwrap_or(0);
     let end = started + Duration::from_secs(minutes * 60);
     let (mut next_switch, mut next_sample, mut switches, mut active_failover) =
         (started + switch_every, started, 0u32, false);
@@ -251,12 +263,13 @@ async fn main() {
             peak_rss = peak_rss.max(rss);
             let acked = deliveries.acked.lock().map(|a| a.len()).unwrap_or(0);
             let line = format!(
-                "| {} | {:.1} | {} | {} | {} | {} | {} |",
+                "| {} | {:.1} | {} | {} | {} ({}) | {} | {} |",
                 started.elapsed().as_secs() / 60,
                 rss as f64 / 1024.0,
                 started.elapsed().as_millis() as u64 * RATE / 1000,
                 acked,
                 consumed.load(Ordering::Relaxed),
+                distinct(),
                 consumer_errors.load(Ordering::Relaxed),
                 switches
             );
@@ -267,29 +280,41 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = producer_thread.join();
-        let _ = consumer_thread.join();
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(move || producer_thread.join()).await;
+    // Let the consumer catch up with the active cluster: until nothing new arrived for 10 s (60 s at most).
+    let (catch_up_end, mut last, mut quiet_since) =
+        (Instant::now() + Duration::from_secs(60), distinct(), Instant::now());
+    while Instant::now() < catch_up_end && quiet_since.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if distinct() != last {
+            (last, quiet_since) = (distinct(), Instant::now());
+        }
+    }
+    stop_consumer.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || consumer_thread.join()).await;
 
     // Every acknowledged record must be in one of the clusters.
     let mut found: HashSet<u64> = HashSet::new();
     for cluster in [&main, &failover] {
         let bootstrap = cluster.bootstrap();
         let values = tokio::task::spawn_blocking(move || common::read_all(&bootstrap, TOPIC)).await.expect("read");
-        found.extend(values.iter().filter_map(|v| v.strip_prefix("soak-")).filter_map(|n| n.parse::<u64>().ok()));
+        found.extend(values.iter().filter_map(|v| parse_id(v)));
     }
     let acked = deliveries.acked.lock().map(|a| a.clone()).unwrap_or_default();
     let lost = acked.difference(&found).count();
+    // Records of the cluster left inactive at the end, produced after the consumer's last fetch there, are
+    // never consumed (the consumer only reads the active cluster); everything else should be.
+    let never_consumed = consumed_ids.lock().map(|ids| acked.difference(&ids).count()).unwrap_or(0);
     let _ = writeln!(
         report,
-        "\n{minutes} min, {switches} switches: produced {}, acknowledged {}, delivery failures {}, consumed {}, consumer error events {}, \
-         acknowledged records lost {lost}; gateway RSS peak {:.1} MiB, at the end {:.1} MiB",
+        "\n{minutes} min, {switches} switches: produced {}, acknowledged {}, delivery failures {}, consumed {} ({} distinct; \
+         acknowledged never consumed {never_consumed}), consumer error events {}, acknowledged records lost {lost}; \
+         gateway RSS peak {:.1} MiB, at the end {:.1} MiB",
         produced.load(Ordering::Relaxed),
         acked.len(),
         deliveries.failed.load(Ordering::Relaxed),
         consumed.load(Ordering::Relaxed),
+        distinct(),
         consumer_errors.load(Ordering::Relaxed),
         peak_rss as f64 / 1024.0,
         rss_kib(pid) as f64 / 1024.0,
