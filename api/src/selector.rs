@@ -75,6 +75,8 @@ pub struct ClusterSelector {
     epoch: watch::Sender<u64>,
     /// Serialises switches so two concurrent calls cannot interleave their read-modify-write.
     switching: Mutex<()>,
+    /// Offset commits the cluster-selector filter refused because they carried another cluster's positions.
+    fenced_commits: std::sync::atomic::AtomicU64,
 }
 
 // === impl ClusterSelector ===
@@ -89,7 +91,18 @@ impl ClusterSelector {
             active: ArcSwap::from_pointee(active),
             epoch: watch::Sender::new(0),
             switching: Mutex::new(()),
+            fenced_commits: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Counts an offset commit refused for carrying another cluster's positions.
+    pub fn count_fenced_commit(&self) {
+        self.fenced_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Offset commits refused for carrying another cluster's positions, since start.
+    pub fn fenced_commits(&self) -> u64 {
+        self.fenced_commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The active cluster and its epoch.

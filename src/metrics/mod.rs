@@ -291,6 +291,12 @@ impl GatewayMetrics {
             let _ = writeln!(r, "franzgate_active_cluster{{cluster=\"{}\"}} {on}", escape(&cluster.name));
         }
         counter(r, "franzgate_cluster_switches_total", "Cluster switches since start.", active.switch_count);
+        counter(
+            r,
+            "franzgate_offset_commits_fenced_total",
+            "Offset commits refused (UNKNOWN_MEMBER_ID) because they carried another cluster's positions.",
+            sources.selector.fenced_commits(),
+        );
         let since = active.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         header(
             r,

@@ -132,23 +132,30 @@ where
         match request.api_key() {
             Some(ApiKey::OffsetCommit | ApiKey::TxnOffsetCommit) => {
                 let cluster = request.session.cluster.clone();
+                let now = std::time::Instant::now();
                 if let Some((group, member, generation)) = committer(&mut request)
-                    && let Some(reason) = self.members.refuse_commit(&group, &member, generation, &cluster.name)
+                    && let Some(reason) = self.members.refuse_commit(&group, &member, generation, &cluster.name, now)
                 {
                     tracing::info!(group, member, generation, cluster = %cluster.name, %reason,
                         "refused an offset commit of positions from another cluster (UNKNOWN_MEMBER_ID): the consumer rejoins here");
+                    self.selector.count_fenced_commit();
                     let code = ResponseError::UnknownMemberId.code();
                     return Either::Left(ready(request.error_response(code)));
                 }
             }
             Some(ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::ConsumerGroupHeartbeat) => {
                 if let Some(membership) = membership_of(&mut request) {
-                    let (members, cluster) = (self.members.clone(), request.session.cluster.clone());
+                    let (members, selector) = (self.members.clone(), self.selector.clone());
+                    let (cluster, epoch) = (request.session.cluster.clone(), request.session.epoch);
                     let response = self.inner.call(request);
                     return Either::Right(Either::Right(Box::pin(async move {
                         let mut response = response.await?;
-                        if let Some(member) = confirmed_member(&membership, &mut response) {
-                            members.confirmed(&membership.group, &member, &cluster.name);
+                        // An answer that arrives after a switch speaks for a cluster no longer active: it must
+                        // not make the group look as if its members were still there.
+                        if selector.epoch() == epoch
+                            && let Some(member) = confirmed_member(&membership, &mut response)
+                        {
+                            members.confirmed(&membership.group, &member, &cluster.name, std::time::Instant::now());
                         }
                         Ok(response)
                     })));
@@ -227,7 +234,8 @@ mod tests {
 
     use franzgate_api::kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use franzgate_api::kafka_protocol::messages::{
-        GroupId, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, ProduceRequest, RequestHeader, TopicName,
+        GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
+        ProduceRequest, RequestHeader, TopicName,
     };
     use franzgate_api::topology::{BackendCluster, ClusterRole};
     use franzgate_api::{Body, Session};
@@ -331,6 +339,7 @@ mod tests {
             layer.layer(inner.clone()).oneshot(commit(&on_failover, "m-1", 0)).await.expect("answered by the gateway");
         assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 2, "main's positions never reach failover");
         assert!(!refused.closes_connection(), "the client rejoins on the same connection");
+        assert_eq!(selector.fenced_commits(), 1, "counted for /metrics");
         let Ok(ResponseKind::OffsetCommit(body)) = refused.body() else { panic!("an OffsetCommit response") };
         assert_eq!(body.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
 
@@ -350,5 +359,48 @@ mod tests {
             layer.layer(inner.clone()).oneshot(commit(&on_failover, member, generation)).await.expect("forwarded");
         }
         assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_the_old_cluster_arriving_after_the_switch_confirms_nobody() {
+        let main = Arc::new(BackendCluster::new("main", vec![]));
+        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
+        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover.clone()]).expect("clusters"));
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let on_main = Arc::new(Session::new(1, peer, 6969, main, selector.epoch()));
+        // The backend answers heartbeats (without error) only when the test lets it.
+        let release = Arc::new(tokio::sync::Notify::new());
+        let held = release.clone();
+        let inner = service_fn(move |r: KafkaRequest| {
+            let held = held.clone();
+            async move {
+                if r.api_key() == Some(ApiKey::Heartbeat) {
+                    held.notified().await;
+                    let ok = ResponseKind::Heartbeat(HeartbeatResponse::default());
+                    return KafkaResponse::from_message(r.api_key_raw(), r.api_version(), r.correlation_id(), ok);
+                }
+                Ok::<_, FilterError>(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), r.correlation_id()))
+            }
+        });
+        let layer = ClusterSelectorLayer::new(selector.clone());
+        let heartbeat =
+            HeartbeatRequest::default().with_group_id(GroupId("readers".into())).with_member_id("m-1".into());
+        let heartbeat = request(&on_main, ApiKey::Heartbeat as i16, 4, RequestKind::Heartbeat(heartbeat));
+        // Forwarded while main is active (the epoch is checked as the request is taken)...
+        let mut service = layer.layer(inner.clone());
+        let answered = service.call(heartbeat);
+        // ... and answered after the switch.
+        selector.switch("main", "failover").expect("switch");
+        release.notify_one();
+        answered.await.expect("the heartbeat is answered");
+
+        // Main's late answer did not make `m-1` (or its group) a member of main: the failover takes its commits.
+        let on_failover = Arc::new(Session::new(2, peer, 6969, failover, selector.epoch()));
+        for (member, generation) in [("m-1", 0), ("", -1)] {
+            let mut response =
+                layer.layer(inner.clone()).oneshot(commit(&on_failover, member, generation)).await.expect("answered");
+            assert!(!matches!(response.body(), Ok(ResponseKind::OffsetCommit(_))), "forwarded, not refused");
+        }
+        assert_eq!(selector.fenced_commits(), 0);
     }
 }
