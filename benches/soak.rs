@@ -109,6 +109,19 @@ fn parse_id(value: &str) -> Option<u64> {
     value.strip_prefix("soak-")?.parse().ok()
 }
 
+/// CPU seconds (user + system) a process has used, from /proc (0 when unreadable).
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let Some(stat) = pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'; utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after it.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -236,9 +249,12 @@ async fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed (distinct) | consumer error events | switches |"
+        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed (distinct) | consumer error events | switches | CPU s in the last minute: gateway / main / failover |"
     );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
+    let cpu_of = |pids: &[Option<u32>; 3]| pids.map(cpu_seconds);
+    let pids = [Some(pid), main.pid(), failover.pid()];
+    let mut cpu_before = cpu_of(&pids);
     let distinct = || consumed_ids.lock().map(|ids| ids.len()).unwrap_or(0);
     let end = started + Duration::from_secs(minutes * 60);
     let (mut next_switch, mut next_sample, mut switches, mut active_failover) =
@@ -259,11 +275,12 @@ async fn main() {
             next_switch += switch_every;
         }
         if now >= next_sample {
+            let cpu_now = cpu_of(&pids);
             let rss = rss_kib(pid);
             peak_rss = peak_rss.max(rss);
             let acked = deliveries.acked.lock().map(|a| a.len()).unwrap_or(0);
             let line = format!(
-                "| {} | {:.1} | {} | {} | {} ({}) | {} | {} |",
+                "| {} | {:.1} | {} | {} | {} ({}) | {} | {} | {:.1} / {:.1} / {:.1} |",
                 started.elapsed().as_secs() / 60,
                 rss as f64 / 1024.0,
                 started.elapsed().as_millis() as u64 * RATE / 1000,
@@ -271,8 +288,12 @@ async fn main() {
                 consumed.load(Ordering::Relaxed),
                 distinct(),
                 consumer_errors.load(Ordering::Relaxed),
-                switches
+                switches,
+                cpu_now[0] - cpu_before[0],
+                cpu_now[1] - cpu_before[1],
+                cpu_now[2] - cpu_before[2],
             );
+            cpu_before = cpu_now;
             println!("{line}");
             let _ = writeln!(report, "{line}");
             next_sample += Duration::from_secs(60);

@@ -116,6 +116,12 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id (the soak samples its CPU time); `None` once it has exited.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the broker (a backend failure).
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
