@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --locked --bin franzgate --example failover_demo
-exec target/debug/examples/failover_demo target/debug/franzgate
+# Honour CARGO_TARGET_DIR (a shared build directory) like cargo does.
+target="${CARGO_TARGET_DIR:-target}"
+exec "$target/debug/examples/failover_demo" "$target/debug/franzgate"
