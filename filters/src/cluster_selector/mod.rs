@@ -243,6 +243,21 @@ mod tests {
 
     use super::*;
 
+    /// A selector over `main` (active) and `failover`, a session bound to `main`, and the failover cluster.
+    fn main_and_failover() -> (Arc<ClusterSelector>, Arc<Session>, Arc<BackendCluster>) {
+        let main = Arc::new(BackendCluster::new("main", vec![]));
+        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
+        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover.clone()]).expect("clusters"));
+        let on_main = Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 6969, main, selector.epoch()));
+        (selector, on_main, failover)
+    }
+
+    /// The error code of the first partition of an OffsetCommit response.
+    fn commit_error(response: &mut KafkaResponse) -> i16 {
+        let Ok(ResponseKind::OffsetCommit(body)) = response.body() else { panic!("an OffsetCommit response") };
+        body.topics[0].partitions[0].error_code
+    }
+
     fn produce(session: Arc<Session>) -> KafkaRequest {
         let header =
             RequestHeader::default().with_request_api_key(0).with_request_api_version(9).with_correlation_id(3);
@@ -256,10 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_of_a_session_bound_before_the_switch_gets_a_retriable_error_and_is_not_forwarded() {
-        let main = Arc::new(BackendCluster::new("main", vec![]));
-        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
-        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover]).expect("clusters"));
-        let session = Arc::new(Session::new(1, SocketAddr::from(([127, 0, 0, 1], 1)), 6969, main, selector.epoch()));
+        let (selector, session, _) = main_and_failover();
         let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = forwarded.clone();
         let inner = service_fn(move |r: KafkaRequest| {
@@ -304,11 +316,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_member_confirmed_by_the_old_cluster_cannot_commit_to_the_new_one() {
-        let main = Arc::new(BackendCluster::new("main", vec![]));
-        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
-        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover.clone()]).expect("clusters"));
-        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let on_main = Arc::new(Session::new(1, peer, 6969, main, selector.epoch()));
+        let (selector, on_main, failover) = main_and_failover();
+        let peer = on_main.peer;
         let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = forwarded.clone();
         // The backend: JoinGroup hands out member `m-1`; everything else is answered without error.
@@ -340,15 +349,13 @@ mod tests {
         assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 2, "main's positions never reach failover");
         assert!(!refused.closes_connection(), "the client rejoins on the same connection");
         assert_eq!(selector.fenced_commits(), 1, "counted for /metrics");
-        let Ok(ResponseKind::OffsetCommit(body)) = refused.body() else { panic!("an OffsetCommit response") };
-        assert_eq!(body.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
+        assert_eq!(commit_error(&mut refused), ResponseError::UnknownMemberId.code());
 
         // The revoke of the lost assignment commits with the member id cleared: refused too, until a member
         // joins on failover.
         let mut refused =
             layer.layer(inner.clone()).oneshot(commit(&on_failover, "", -1)).await.expect("answered by the gateway");
-        let Ok(ResponseKind::OffsetCommit(body)) = refused.body() else { panic!("an OffsetCommit response") };
-        assert_eq!(body.topics[0].partitions[0].error_code, ResponseError::UnknownMemberId.code());
+        assert_eq!(commit_error(&mut refused), ResponseError::UnknownMemberId.code());
         assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 2);
         let join = JoinGroupRequest::default().with_group_id(GroupId("readers".into()));
         let join = request(&on_failover, ApiKey::JoinGroup as i16, 5, RequestKind::JoinGroup(join));
@@ -363,11 +370,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_from_the_old_cluster_arriving_after_the_switch_confirms_nobody() {
-        let main = Arc::new(BackendCluster::new("main", vec![]));
-        let failover = Arc::new(BackendCluster::new("failover", vec![]).with_role(ClusterRole::Failover));
-        let selector = Arc::new(ClusterSelector::new(vec![main.clone(), failover.clone()]).expect("clusters"));
-        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let on_main = Arc::new(Session::new(1, peer, 6969, main, selector.epoch()));
+        let (selector, on_main, failover) = main_and_failover();
+        let peer = on_main.peer;
         // The backend answers heartbeats (without error) only when the test lets it.
         let release = Arc::new(tokio::sync::Notify::new());
         let held = release.clone();
