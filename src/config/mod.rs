@@ -318,7 +318,8 @@ impl GatewayConfig {
             return Err(ConfigFileError::new(
                 source,
                 format!(
-                    "gateway.routing: host routing reads the TLS server name (SNI), so security_protocol must be                     SSL or SASL_SSL, not {protocol}"
+                    "gateway.routing: host routing reads the TLS server name (SNI), so security_protocol must be \
+                     SSL or SASL_SSL, not {protocol}"
                 ),
             ));
         }
@@ -337,7 +338,8 @@ impl GatewayConfig {
             return Err(ConfigFileError::new(
                 source,
                 format!(
-                    "gateway.authentication: required with security_protocol {protocol} (users, or a token_secret                     via GATEWAY_USER_POOL_SECRET_KEY)"
+                    "gateway.authentication: required with security_protocol {protocol} (users, or a token_secret \
+                     via GATEWAY_USER_POOL_SECRET_KEY)"
                 ),
             ));
         }
@@ -470,6 +472,19 @@ mod tests {
         let names: Vec<_> = clusters.iter().map(|c| (c.name.as_str(), c.role)).collect();
         assert_eq!(names, vec![("main", Main), ("failover", Failover)]);
         assert!(config.admin_users().1, "no GATEWAY_ADMIN_API_USERS: the default user, flagged for a warning");
+    }
+
+    #[test]
+    fn multi_line_messages_have_single_spaces() {
+        let host_routing = GatewayConfig::from_yaml("gateway: {routing: host}", "gw.yaml").expect_err("no TLS");
+        let sasl =
+            GatewayConfig::from_yaml("gateway: {security_protocol: SASL_PLAINTEXT}", "gw.yaml").expect_err("no auth");
+        let jks =
+            GatewayConfig::load(None, &Env::from_pairs([("GATEWAY_SSL_KEY_STORE_PATH", "/k.jks")])).expect_err("JKS");
+        for e in [host_routing, sasl, jks] {
+            let e = e.to_string();
+            assert!(!e.contains("  "), "a line continuation left a run of spaces: {e}");
+        }
     }
 
     #[test]

@@ -118,7 +118,8 @@ fn apply_security_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), Con
                 return Err(env_error(
                     name,
                     format!(
-                        "`{path}`: JKS and PKCS12 stores are not supported; give PEM files with GATEWAY_SSL_CERT_FILE,                         GATEWAY_SSL_KEY_FILE and GATEWAY_SSL_CA_FILE"
+                        "`{path}`: JKS and PKCS12 stores are not supported; give PEM files with GATEWAY_SSL_CERT_FILE, \
+                         GATEWAY_SSL_KEY_FILE and GATEWAY_SSL_CA_FILE"
                     ),
                 ));
             }
