@@ -390,6 +390,9 @@ impl GatewayConfig {
     /// The configuration the binary runs with: the YAML file if given (else the defaults), overridden by the
     /// environment. Returns the config and a name for its source.
     pub fn load(file: Option<&Path>, env: &Env) -> Result<(Self, String), ConfigFileError> {
+        for warning in sources::unknown_variables(env) {
+            tracing::warn!("{warning}");
+        }
         let (mut config, source) = match file {
             Some(path) => (Self::from_file(path)?, path.display().to_string()),
             None => (Self::from_yaml("{}", "<defaults>")?, "environment".to_string()),

@@ -32,8 +32,94 @@ impl Env {
 
     /// One variable, if set and not blank.
     pub fn get(&self, name: &str) -> Option<&str> {
+        debug_assert!(
+            !name.starts_with("GATEWAY_") || KNOWN_VARIABLES.contains(&name),
+            "{name} is read but missing from KNOWN_VARIABLES: it would be warned about as unknown"
+        );
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
+}
+
+/// Every `GATEWAY_*` variable franzgate reads: here, and `GATEWAY_LOG_FORMAT` in main.rs. Any other `GATEWAY_*`
+/// variable gets a warning at start-up ([`unknown_variables`]). [`Env::get`] asserts (in debug builds) that a
+/// `GATEWAY_*` name it reads is listed, and a test checks every name in this file and main.rs, so the list and
+/// the parser cannot drift apart.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "GATEWAY_ADVERTISED_HOST",
+    "GATEWAY_BIND_HOST",
+    "GATEWAY_PORT_START",
+    "GATEWAY_START_PORT",
+    "GATEWAY_PORT_COUNT",
+    "GATEWAY_HTTP_PORT",
+    "GATEWAY_SWITCH_DRAIN_TIMEOUT_MS",
+    "GATEWAY_MAX_CONNECTIONS",
+    "GATEWAY_MAX_CONNECTIONS_PER_IP",
+    "GATEWAY_IDLE_TIMEOUT_MS",
+    "GATEWAY_ADMIN_MAX_BODY_BYTES",
+    "GATEWAY_REQUEST_TIMEOUT_MS",
+    "GATEWAY_SHUTDOWN_DRAIN_TIMEOUT_MS",
+    "GATEWAY_SHUTDOWN_PORT_CLOSE_DELAY_MS",
+    "GATEWAY_MODE",
+    "GATEWAY_SECURITY_MODE",
+    "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER",
+    "GATEWAY_FEATURE_FLAGS_MULTI_TENANCY",
+    "GATEWAY_FEATURE_FLAGS_ANALYTICS",
+    "GATEWAY_STATE_TOPIC",
+    "GATEWAY_CLUSTER_ID",
+    "GATEWAY_ADMIN_API_USERS",
+    "GATEWAY_SECURITY_PROTOCOL",
+    "GATEWAY_ROUTING_MECHANISM",
+    "GATEWAY_ADVERTISED_HOST_PREFIX",
+    "GATEWAY_SNI_HOST_SEPARATOR",
+    "GATEWAY_SNI_CLUSTER_ID",
+    "GATEWAY_ADVERTISED_SNI_PORT",
+    "GATEWAY_SSL_KEY_STORE_PATH",
+    "GATEWAY_SSL_TRUST_STORE_PATH",
+    "GATEWAY_SSL_CERT_FILE",
+    "GATEWAY_SSL_KEY_FILE",
+    "GATEWAY_SSL_CLIENT_AUTH",
+    "GATEWAY_SSL_CA_FILE",
+    "GATEWAY_SSL_PRINCIPAL_MAPPING_RULES",
+    "GATEWAY_USER_POOL_SECRET_KEY",
+    "GATEWAY_BACKEND_KAFKA_SELECTOR",
+    "GATEWAY_LOG_FORMAT",
+];
+
+/// One warning per `GATEWAY_*` variable that is set but not one franzgate reads (a typo, or a Conduktor setting
+/// franzgate does not have), with the closest known name when one is close.
+pub fn unknown_variables(env: &Env) -> Vec<String> {
+    env.0
+        .keys()
+        .filter(|name| name.to_ascii_uppercase().starts_with("GATEWAY_") && !KNOWN_VARIABLES.contains(&name.as_str()))
+        .map(|name| match closest_known(name) {
+            Some(known) => format!("unknown environment variable {name}, ignored; did you mean {known}?"),
+            None => format!("unknown environment variable {name}, ignored"),
+        })
+        .collect()
+}
+
+/// The known variable nearest to `name` by edit distance (case aside), if it is near enough to be a typo.
+fn closest_known(name: &str) -> Option<&'static str> {
+    let upper = name.to_ascii_uppercase();
+    let (distance, known) = KNOWN_VARIABLES.iter().map(|k| (edit_distance(&upper, k), *k)).min()?;
+    let suffix = upper.len().saturating_sub("GATEWAY_".len());
+    (distance <= (suffix / 3).max(2)).then_some(known)
+}
+
+/// Levenshtein distance over bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn env_error(name: &str, message: impl std::fmt::Display) -> ConfigFileError {
@@ -44,10 +130,81 @@ fn parse_env<T: std::str::FromStr>(env: &Env, name: &str, target: &mut T) -> Res
 where
     T::Err: std::fmt::Display,
 {
-    if let Some(value) = env.get(name) {
-        *target = value.trim().parse().map_err(|e| env_error(name, format!("`{value}`: {e}")))?;
+    if let Some(value) = parse_opt(env, name)? {
+        *target = value;
     }
     Ok(())
+}
+
+fn parse_opt<T: std::str::FromStr>(env: &Env, name: &str) -> Result<Option<T>, ConfigFileError>
+where
+    T::Err: std::fmt::Display,
+{
+    env.get(name).map(|value| value.trim().parse().map_err(|e| env_error(name, format!("`{value}`: {e}")))).transpose()
+}
+
+/// A feature flag: `true` or `false`, in any case (Conduktor's flags are booleans).
+struct Flag(bool);
+
+impl std::str::FromStr for Flag {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Self(true)),
+            "false" => Ok(Self(false)),
+            _ => Err("expected true or false"),
+        }
+    }
+}
+
+fn parse_flag(env: &Env, name: &str) -> Result<Option<bool>, ConfigFileError> {
+    Ok(parse_opt::<Flag>(env, name)?.map(|f| f.0))
+}
+
+/// Conduktor's `GATEWAY_MODE` (Gateway 2.x and 3.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GatewayMode {
+    /// Tenants: virtual clusters, service accounts logging in with tokens.
+    Vcluster,
+    /// The gateway authenticates clients; no tenants required.
+    GatewaySecurity,
+    /// Clients' credentials are passed to Kafka, which authenticates them.
+    KafkaSecurity,
+}
+
+impl std::str::FromStr for GatewayMode {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "VCLUSTER" => Ok(Self::Vcluster),
+            "GATEWAY_SECURITY" => Ok(Self::GatewaySecurity),
+            "KAFKA_SECURITY" => Ok(Self::KafkaSecurity),
+            _ => Err("not one of VCLUSTER, GATEWAY_SECURITY, KAFKA_SECURITY"),
+        }
+    }
+}
+
+/// Conduktor's `GATEWAY_SECURITY_MODE` (Gateway 3.10 on): who authenticates clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecurityMode {
+    /// The gateway.
+    GatewayManaged,
+    /// Kafka, with the clients' own credentials passed through.
+    KafkaManaged,
+}
+
+impl std::str::FromStr for SecurityMode {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "GATEWAY_MANAGED" => Ok(Self::GatewayManaged),
+            "KAFKA_MANAGED" => Ok(Self::KafkaManaged),
+            _ => Err("not one of GATEWAY_MANAGED, KAFKA_MANAGED"),
+        }
+    }
 }
 
 /// Applies the `GATEWAY_*` variables to the `gateway:` section.
@@ -58,7 +215,7 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     if let Some(host) = env.get("GATEWAY_BIND_HOST") {
         gateway.bind_host = host.trim().to_string();
     }
-    parse_env(env, "GATEWAY_PORT_START", &mut gateway.port_start)?;
+    apply_port_start(gateway, env)?;
     parse_env(env, "GATEWAY_PORT_COUNT", &mut gateway.port_count)?;
     parse_env(env, "GATEWAY_HTTP_PORT", &mut gateway.http_port)?;
     parse_env(env, "GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", &mut gateway.switch_drain_timeout_ms)?;
@@ -69,7 +226,9 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     parse_env(env, "GATEWAY_REQUEST_TIMEOUT_MS", &mut gateway.request_timeout_ms)?;
     parse_env(env, "GATEWAY_SHUTDOWN_DRAIN_TIMEOUT_MS", &mut gateway.shutdown_drain_timeout_ms)?;
     parse_env(env, "GATEWAY_SHUTDOWN_PORT_CLOSE_DELAY_MS", &mut gateway.shutdown_port_close_delay_ms)?;
-    parse_env(env, "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER", &mut gateway.virtual_clusters.mandatory)?;
+    if let Some(mandatory) = parse_flag(env, "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER")? {
+        gateway.virtual_clusters.mandatory = mandatory;
+    }
     if let Some(topic) = env.get("GATEWAY_STATE_TOPIC") {
         gateway.virtual_clusters.state_topic = topic.trim().to_string();
     }
@@ -77,6 +236,7 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
         gateway.cluster_id = Some(id.trim().to_string());
     }
     apply_security_env(gateway, env)?;
+    apply_modes(gateway, env)?;
     if let Some(users) = env.get("GATEWAY_ADMIN_API_USERS") {
         // Conduktor's format is a YAML flow sequence: [{username: admin, password: conduktor, admin: true}]
         let parsed: Vec<AdminUser> = serde_yaml::from_str(users).map_err(|e| {
@@ -89,6 +249,78 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
             )
         })?;
         gateway.admin_users = Some(parsed);
+    }
+    Ok(())
+}
+
+/// `GATEWAY_PORT_START`, or `GATEWAY_START_PORT`, Conduktor's older name for it.
+fn apply_port_start(gateway: &mut ListenerConfig, env: &Env) -> Result<(), ConfigFileError> {
+    let current: Option<u16> = parse_opt(env, "GATEWAY_PORT_START")?;
+    let older: Option<u16> = parse_opt(env, "GATEWAY_START_PORT")?;
+    match (current, older) {
+        (Some(current), Some(older)) if current != older => Err(env_error(
+            "GATEWAY_START_PORT",
+            format!(
+                "`{older}` differs from GATEWAY_PORT_START `{current}`: both set the first broker port \
+                 (GATEWAY_START_PORT is Conduktor's older name for GATEWAY_PORT_START); set only one"
+            ),
+        )),
+        (Some(port), _) | (None, Some(port)) => {
+            gateway.port_start = port;
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// Conduktor's mode variables and feature flags: `GATEWAY_MODE`, `GATEWAY_SECURITY_MODE`,
+/// `GATEWAY_FEATURE_FLAGS_MULTI_TENANCY` and `GATEWAY_FEATURE_FLAGS_ANALYTICS`. Applied after the security
+/// protocol is known, which decides whether a Kafka-managed mode can be honoured.
+fn apply_modes(gateway: &mut ListenerConfig, env: &Env) -> Result<(), ConfigFileError> {
+    let mode: Option<GatewayMode> = parse_opt(env, "GATEWAY_MODE")?;
+    let security_mode: Option<SecurityMode> = parse_opt(env, "GATEWAY_SECURITY_MODE")?;
+    let multi_tenancy = parse_flag(env, "GATEWAY_FEATURE_FLAGS_MULTI_TENANCY")?;
+    let protocol = gateway.security_protocol;
+    // franzgate authenticates to each cluster with that cluster's own credentials (auth decoupling): there is no
+    // way to hand a client's SASL credentials on to Kafka. Without SASL there is nothing to hand on.
+    let kafka_managed = [
+        ("GATEWAY_MODE", mode == Some(GatewayMode::KafkaSecurity), "KAFKA_SECURITY", "VCLUSTER or GATEWAY_SECURITY"),
+        (
+            "GATEWAY_SECURITY_MODE",
+            security_mode == Some(SecurityMode::KafkaManaged),
+            "KAFKA_MANAGED",
+            "GATEWAY_MANAGED",
+        ),
+    ];
+    for (name, set, value, instead) in kafka_managed {
+        if set && protocol.uses_sasl() {
+            return Err(env_error(
+                name,
+                format!(
+                    "{value} with security protocol {}: franzgate does not pass clients' credentials on to Kafka; \
+                     it authenticates clients itself and connects to each cluster with that cluster's own KAFKA_* \
+                     credentials. Use {name}={instead}",
+                    protocol.name()
+                ),
+            ));
+        }
+    }
+    if multi_tenancy == Some(false) && mode == Some(GatewayMode::Vcluster) {
+        return Err(env_error(
+            "GATEWAY_FEATURE_FLAGS_MULTI_TENANCY",
+            "`false` contradicts GATEWAY_MODE=VCLUSTER, which turns virtual clusters on; set one of them",
+        ));
+    }
+    if mode == Some(GatewayMode::Vcluster) || multi_tenancy == Some(true) {
+        gateway.virtual_clusters.enabled = true;
+    } else if multi_tenancy == Some(false) {
+        gateway.virtual_clusters.enabled = false;
+    }
+    if let Some(analytics) = parse_flag(env, "GATEWAY_FEATURE_FLAGS_ANALYTICS")? {
+        tracing::info!(
+            "GATEWAY_FEATURE_FLAGS_ANALYTICS={analytics}: accepted for compatibility; franzgate sends no analytics \
+             anywhere, whatever its value"
+        );
     }
     Ok(())
 }
@@ -302,5 +534,157 @@ mod tests {
         let e = apply_gateway_env(&mut g, &Env::from_pairs([("GATEWAY_ADMIN_API_USERS", "admin:conduktor")]))
             .expect_err("bad");
         assert!(e.to_string().contains("GATEWAY_ADMIN_API_USERS"), "{e}");
+    }
+
+    /// The `gateway:` section after applying `pairs` to the defaults, or the error's text.
+    fn applied(pairs: &[(&str, &str)]) -> Result<ListenerConfig, String> {
+        let mut g = ListenerConfig::default();
+        apply_gateway_env(&mut g, &Env::from_pairs(pairs.iter().copied())).map(|()| g).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn gateway_start_port_is_the_older_name_of_gateway_port_start() {
+        assert_eq!(applied(&[("GATEWAY_START_PORT", "7969")]).map(|g| g.port_start), Ok(7969));
+        let both = [("GATEWAY_START_PORT", "7969"), ("GATEWAY_PORT_START", " 7969")];
+        assert_eq!(applied(&both).map(|g| g.port_start), Ok(7969), "the same port twice is fine");
+        let e = applied(&[("GATEWAY_START_PORT", "7969"), ("GATEWAY_PORT_START", "6969")]).expect_err("differ");
+        assert!(
+            e.starts_with("environment variable GATEWAY_START_PORT: `7969` differs from GATEWAY_PORT_START `6969`")
+        );
+        assert!(e.contains("set only one"), "{e}");
+        let e = applied(&[("GATEWAY_START_PORT", "70000")]).expect_err("not a port");
+        assert!(e.starts_with("environment variable GATEWAY_START_PORT: `70000`"), "{e}");
+    }
+
+    #[test]
+    fn gateway_mode_vcluster_turns_virtual_clusters_on_and_kafka_security_needs_no_sasl() {
+        let mut g = ListenerConfig::default();
+        g.virtual_clusters.enabled = false;
+        apply_gateway_env(&mut g, &Env::from_pairs([("GATEWAY_MODE", "VCLUSTER")])).expect("valid");
+        assert!(g.virtual_clusters.enabled, "VCLUSTER overrides a file's `enabled: false`");
+        assert!(!g.virtual_clusters.mandatory, "mandatory stays GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER's");
+        assert!(applied(&[("GATEWAY_MODE", "vcluster")]).is_ok(), "any case");
+
+        let mut g = ListenerConfig::default();
+        g.virtual_clusters.enabled = false;
+        apply_gateway_env(&mut g, &Env::from_pairs([("GATEWAY_MODE", "GATEWAY_SECURITY")])).expect("valid");
+        assert!(!g.virtual_clusters.enabled, "GATEWAY_SECURITY leaves virtual clusters as configured");
+
+        let e = applied(&[("GATEWAY_MODE", "TENANTS")]).expect_err("unknown mode");
+        assert_eq!(
+            e,
+            "environment variable GATEWAY_MODE: `TENANTS`: not one of VCLUSTER, GATEWAY_SECURITY, KAFKA_SECURITY"
+        );
+        let plaintext = applied(&[("GATEWAY_MODE", "KAFKA_SECURITY")]);
+        assert!(plaintext.is_ok(), "no client credentials to pass on: {plaintext:?}");
+        let sasl = [("GATEWAY_MODE", "KAFKA_SECURITY"), ("GATEWAY_SECURITY_PROTOCOL", "SASL_PLAINTEXT")];
+        let e = applied(&sasl).expect_err("credentials cannot be passed on");
+        assert!(
+            e.starts_with("environment variable GATEWAY_MODE: KAFKA_SECURITY with security protocol SASL_PLAINTEXT")
+        );
+        assert!(e.contains("Use GATEWAY_MODE=VCLUSTER or GATEWAY_SECURITY") && !e.contains("  "), "{e}");
+    }
+
+    #[test]
+    fn gateway_security_mode_accepts_gateway_managed_and_refuses_kafka_managed_with_sasl() {
+        let sasl = ("GATEWAY_SECURITY_PROTOCOL", "SASL_SSL");
+        let tls = [("GATEWAY_SSL_CERT_FILE", "/c.pem"), ("GATEWAY_SSL_KEY_FILE", "/k.pem")];
+        assert!(applied(&[("GATEWAY_SECURITY_MODE", "GATEWAY_MANAGED"), sasl, tls[0], tls[1]]).is_ok());
+        let e = applied(&[("GATEWAY_SECURITY_MODE", "KAFKA_MANAGED"), sasl, tls[0], tls[1]]).expect_err("refused");
+        assert!(
+            e.starts_with("environment variable GATEWAY_SECURITY_MODE: KAFKA_MANAGED with security protocol SASL_SSL")
+        );
+        let e = applied(&[("GATEWAY_SECURITY_MODE", "DELEGATED")]).expect_err("unknown");
+        assert_eq!(
+            e,
+            "environment variable GATEWAY_SECURITY_MODE: `DELEGATED`: not one of GATEWAY_MANAGED, KAFKA_MANAGED"
+        );
+    }
+
+    #[test]
+    fn feature_flags_are_booleans_named_in_errors() {
+        let mut g = ListenerConfig::default();
+        g.virtual_clusters.enabled = false;
+        apply_gateway_env(&mut g, &Env::from_pairs([("GATEWAY_FEATURE_FLAGS_MULTI_TENANCY", "true")])).expect("ok");
+        assert!(g.virtual_clusters.enabled);
+        let off = applied(&[("GATEWAY_FEATURE_FLAGS_MULTI_TENANCY", "FALSE")]).map(|g| g.virtual_clusters.enabled);
+        assert_eq!(off, Ok(false));
+        let e = applied(&[("GATEWAY_FEATURE_FLAGS_MULTI_TENANCY", "false"), ("GATEWAY_MODE", "VCLUSTER")])
+            .expect_err("contradiction");
+        assert!(e.starts_with("environment variable GATEWAY_FEATURE_FLAGS_MULTI_TENANCY: `false` contradicts"), "{e}");
+        assert!(e.contains("GATEWAY_MODE=VCLUSTER"), "{e}");
+        for name in [
+            "GATEWAY_FEATURE_FLAGS_MULTI_TENANCY",
+            "GATEWAY_FEATURE_FLAGS_ANALYTICS",
+            "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER",
+        ] {
+            let e = applied(&[(name, "yes")]).expect_err("not a boolean");
+            assert_eq!(e, format!("environment variable {name}: `yes`: expected true or false"));
+        }
+        for analytics in ["false", "true"] {
+            let g = applied(&[("GATEWAY_FEATURE_FLAGS_ANALYTICS", analytics)]).expect("accepted, no effect");
+            assert!(g.virtual_clusters.enabled && !g.virtual_clusters.mandatory);
+        }
+        let mandatory = applied(&[("GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER", "True")]);
+        assert_eq!(mandatory.map(|g| g.virtual_clusters.mandatory), Ok(true));
+    }
+
+    #[test]
+    fn gateway_cluster_id_sets_the_cluster_id_clients_see() {
+        assert_eq!(
+            applied(&[("GATEWAY_CLUSTER_ID", " gw-cluster ")]).map(|g| g.cluster_id),
+            Ok(Some("gw-cluster".into()))
+        );
+        assert_eq!(applied(&[]).map(|g| g.cluster_id), Ok(None));
+    }
+
+    #[test]
+    fn unknown_gateway_variables_get_one_warning_each_with_a_suggestion_when_close() {
+        let env = Env::from_pairs([
+            ("GATEWAY_TYPO_VAR", "1"),
+            ("GATEWAY_PORT_STRAT", "7000"),
+            ("gateway_http_port", "8080"),
+            ("GATEWAY_PORT_START", "7000"),
+            ("GATEWAY_START_PORT", "7000"),
+            ("GATEWAY_FEATURE_FLAGS_ANALYTICS", "false"),
+            ("GATEWAY_LOG_FORMAT", "json"),
+            ("KAFKA_HEAP_OPTS", "-Xmx1g"),
+            ("PATH", "/bin"),
+        ]);
+        assert_eq!(
+            unknown_variables(&env),
+            [
+                "unknown environment variable GATEWAY_PORT_STRAT, ignored; did you mean GATEWAY_PORT_START?",
+                "unknown environment variable GATEWAY_TYPO_VAR, ignored",
+                "unknown environment variable gateway_http_port, ignored; did you mean GATEWAY_HTTP_PORT?",
+            ]
+        );
+        assert_eq!(edit_distance("GATEWAY_MODE", "GATEWAY_MODE"), 0);
+        assert_eq!(edit_distance("GATEWAY_MOD", "GATEWAY_MODE"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    /// The `"GATEWAY_..."` literals of the code outside its tests.
+    fn names_read_in(text: &str) -> Vec<String> {
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let literal = regex::Regex::new(r#""(GATEWAY_[A-Z0-9_]+)""#).expect("regex");
+        literal.captures_iter(code).map(|c| c[1].to_string()).collect()
+    }
+
+    #[test]
+    fn the_known_variables_are_exactly_those_the_code_reads() {
+        let mut read = names_read_in(include_str!("sources.rs"));
+        read.extend(names_read_in(include_str!("mod.rs")));
+        read.extend(names_read_in(include_str!("../main.rs")));
+        // Values of GATEWAY_MODE and GATEWAY_SECURITY_MODE, not variables.
+        read.retain(|name| !["GATEWAY_SECURITY", "GATEWAY_MANAGED"].contains(&name.as_str()));
+        for name in &read {
+            assert!(KNOWN_VARIABLES.contains(&name.as_str()), "{name} is read but not in KNOWN_VARIABLES");
+        }
+        for known in KNOWN_VARIABLES {
+            // Once in the list itself, at least once where it is read.
+            let uses = read.iter().filter(|name| name == known).count();
+            assert!(uses >= 2, "{known} is in KNOWN_VARIABLES but nothing reads it");
+        }
     }
 }
