@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh machine, and nothing when it is already there.
-#   - tansu (Kafka-compatible broker) built from crates.io into a cache outside the checkout, because the
+#   - Apache Kafka (broker in KRaft mode, command-line tools, MirrorMaker 2) from Maven Central into a cache
+#     outside the checkout, with small launchers in $FRANZGATE_TOOLS/kafka/bin (kafka-topics, ...);
+#   - tansu (Kafka-compatible broker) built from crates.io into the same cache, because the
 #     build takes 15 to 30 minutes and every clone on this machine can reuse it;
 #   - kafka-python (an independent client implementation) in a virtualenv beside it;
 #   - the system packages the rdkafka crate needs to build librdkafka.
@@ -30,8 +32,67 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# kafka-python in its own virtualenv (independent client for the end-to-end check).
+if [ -x "$TOOLS/venv/bin/python" ] && "$TOOLS/venv/bin/python" -c 'import kafka' 2>/dev/null; then
+  log "kafka-python present in $TOOLS/venv"
+else
+  log "installing kafka-python into $TOOLS/venv"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q 'kafka-python==2.2.*' >&2
+fi
+
+# Apache Kafka from Maven Central: every runtime jar of the broker, the tools and MirrorMaker 2 in one folder
+# (scripts/kafka/pom.xml pins the release), plus launchers named like Kafka's own bin/*.sh scripts. The jars are
+# the classpath of every launcher; log4j2.properties keeps them quiet.
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
+KAFKA_DIR="$TOOLS/kafka"
+if [ -f "$KAFKA_DIR/libs/kafka_2.13-$KAFKA_VERSION.jar" ] && [ -f "$KAFKA_DIR/installed" ] \
+   && cmp -s scripts/kafka/pom.xml "$KAFKA_DIR/pom.xml"; then
+  log "Apache Kafka $KAFKA_VERSION present in $KAFKA_DIR"
+else
+  command -v java >/dev/null || { log "java is missing: install a JDK 17+ (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+  command -v mvn >/dev/null || {
+    log "installing maven"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq maven >/dev/null
+  }
+  log "fetching Apache Kafka $KAFKA_VERSION (broker, tools, MirrorMaker 2) from Maven Central into $KAFKA_DIR"
+  rm -rf "$KAFKA_DIR" && mkdir -p "$KAFKA_DIR/bin" "$KAFKA_DIR/config"
+  cp scripts/kafka/pom.xml "$KAFKA_DIR/pom.xml"
+  mvn -q -B -f "$KAFKA_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_DIR/libs" >&2
+fi
+# The launchers and the log config are rewritten every time (cheap), so a change to them reaches old caches.
+cp scripts/kafka/log4j2.properties "$KAFKA_DIR/config/log4j2.properties"
+launcher() { # name main-class default-heap
+  cat > "$KAFKA_DIR/bin/$1" <<LAUNCHER
+#!/usr/bin/env bash
+# $1, as in Apache Kafka's bin/$1.sh: $2 on the jars from Maven Central.
+# KAFKA_HEAP_OPTS and KAFKA_OPTS are honoured like Kafka's own scripts do.
+exec "\${JAVA:-java}" \${KAFKA_HEAP_OPTS:-$3} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \\
+  -Dlog4j2.configurationFile="$KAFKA_DIR/config/log4j2.properties" \${KAFKA_OPTS:-} \\
+  -cp "$KAFKA_DIR/libs/*" $2 "\$@"
+LAUNCHER
+  chmod +x "$KAFKA_DIR/bin/$1"
+}
+launcher kafka-server-start kafka.Kafka "-Xms256m -Xmx512m"
+launcher kafka-storage kafka.tools.StorageTool "-Xmx128m"
+launcher kafka-topics org.apache.kafka.tools.TopicCommand "-Xmx128m"
+launcher kafka-console-producer org.apache.kafka.tools.ConsoleProducer "-Xmx128m"
+launcher kafka-console-consumer org.apache.kafka.tools.consumer.ConsoleConsumer "-Xmx128m"
+launcher kafka-consumer-groups org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "-Xmx128m"
+launcher kafka-producer-perf-test org.apache.kafka.tools.ProducerPerformance "-Xmx512m"
+launcher kafka-consumer-perf-test org.apache.kafka.tools.ConsumerPerformance "-Xmx512m"
+launcher connect-mirror-maker org.apache.kafka.connect.mirror.MirrorMaker "-Xms256m -Xmx512m"
+# Proves the install runs (a JVM, the jars, a main class), once.
+if [ ! -f "$KAFKA_DIR/installed" ]; then
+  "$KAFKA_DIR/bin/kafka-topics" --version >&2
+  echo "$KAFKA_VERSION" > "$KAFKA_DIR/installed"
+fi
+
 # tansu, with dynostore (memory:// storage, most tests) and libsql (sqlite:// storage, which survives a restart:
 # the SASL tests create SCRAM users, then restart the broker with --authentication).
+[ "${FRANZGATE_NO_TANSU:-}" = 1 ] && exit 0
 TANSU_FEATURES="dynostore,libsql"
 if [ -x "$TOOLS/bin/tansu" ] && "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION" \
    && [ "$(cat "$TOOLS/tansu.features" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
@@ -42,13 +103,4 @@ else
     --target-dir "$TOOLS/tansu-target" --force >&2
   rm -rf "$TOOLS/tansu-target"
   echo "$TANSU_FEATURES" > "$TOOLS/tansu.features"
-fi
-
-# kafka-python in its own virtualenv (independent client for the end-to-end check).
-if [ -x "$TOOLS/venv/bin/python" ] && "$TOOLS/venv/bin/python" -c 'import kafka' 2>/dev/null; then
-  log "kafka-python present in $TOOLS/venv"
-else
-  log "installing kafka-python into $TOOLS/venv"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install -q 'kafka-python==2.2.*' >&2
 fi

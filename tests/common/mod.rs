@@ -2,10 +2,12 @@
 //! raw-frame helpers. Every test gets its own brokers and ports, so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod secure;
 
+pub use kafka::{free_port, tools_dir};
+
 use std::net::TcpListener as StdListener;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,13 +16,6 @@ use rdkafka::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-
-/// Where scripts/install-deps.sh puts tansu and the Python client.
-pub fn tools_dir() -> PathBuf {
-    std::env::var_os("FRANZGATE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/franzgate-tools"))
-}
 
 /// `count` consecutive free loopback ports (the gateway needs one port per broker, in a row).
 pub fn free_ports(count: u16) -> u16 {

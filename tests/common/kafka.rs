@@ -1,0 +1,642 @@
+//! The cluster kit: Apache Kafka (KRaft) clusters and MirrorMaker 2 as child processes, for the tests, the
+//! demo and the benchmarks.
+//!
+//! `scripts/install-deps.sh` puts Kafka's jars and launchers (`kafka-server-start`, `kafka-topics`, ...) into
+//! `$FRANZGATE_TOOLS/kafka`. A [`KafkaCluster`] is N combined broker+controller nodes with chosen node ids on
+//! free loopback ports, its data in a temporary folder. Every process runs under a small watchdog shell that
+//! ends it (and removes its data) when the owning process is gone, so a cluster shared through a `static` by a
+//! test binary, or one left behind by a failed test, never outlives the test run. Dropping a [`KafkaCluster`]
+//! or a [`MirrorMaker`] stops its processes at once.
+//!
+//! This file is self-contained (it is also included by `examples/` and `benches/` with `#[path]`): it uses only
+//! std, rdkafka and tempfile.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// Where scripts/install-deps.sh puts Kafka, the Python clients and other tools.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("FRANZGATE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/franzgate-tools"))
+}
+
+/// A Kafka launcher (`kafka-topics`, `kafka-console-consumer`, ...) from the tools cache.
+pub fn kafka_bin(tool: &str) -> PathBuf {
+    let path = tools_dir().join("kafka/bin").join(tool);
+    assert!(path.exists(), "{} is missing: run scripts/install-deps.sh", path.display());
+    path
+}
+
+/// A free loopback port (the kernel's choice; released before it is used, which is fine on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// SASL users of a cluster's client listener (PLAIN and SCRAM-SHA-256/512 all accept them).
+#[derive(Clone, Debug, Default)]
+pub struct SaslUsers(pub Vec<(String, String)>);
+
+/// What kind of cluster to start.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Names the cluster in logs and in its data folder.
+    pub name: String,
+    /// Node ids; each node is a combined broker and controller.
+    pub node_ids: Vec<i32>,
+    /// With users, the client listener is SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); the brokers
+    /// talk to each other on a separate plaintext listener.
+    pub sasl: Option<SaslUsers>,
+    /// Extra broker properties (`key=value`), after the kit's defaults.
+    pub properties: Vec<(String, String)>,
+    /// JVM heap and flags; tests default to a small heap and quick start-up, benchmarks want a bigger heap
+    /// and the full JIT.
+    pub heap_opts: String,
+}
+
+impl ClusterSpec {
+    /// A PLAINTEXT cluster of `node_ids`.
+    pub fn new(name: &str, node_ids: &[i32]) -> Self {
+        Self {
+            name: name.to_string(),
+            node_ids: node_ids.to_vec(),
+            sasl: None,
+            properties: Vec::new(),
+            heap_opts: "-Xms192m -Xmx384m".to_string(),
+        }
+    }
+
+    /// With SASL users on the client listener.
+    pub fn with_sasl(mut self, users: &[(&str, &str)]) -> Self {
+        self.sasl = Some(SaslUsers(users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect()));
+        self
+    }
+
+    /// With an extra broker property.
+    pub fn with_property(mut self, key: &str, value: &str) -> Self {
+        self.properties.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// With these JVM options instead of the test defaults (e.g. for benchmarks).
+    pub fn with_jvm(mut self, heap_opts: &str) -> Self {
+        self.heap_opts = heap_opts.to_string();
+        self
+    }
+}
+
+/// One node's ports and process.
+struct Node {
+    id: i32,
+    client_port: u16,
+    controller_port: u16,
+    internal_port: u16,
+    dir: PathBuf,
+    process: Option<Watched>,
+}
+
+/// A running KRaft cluster; stopped, and its data removed, when dropped.
+pub struct KafkaCluster {
+    spec: ClusterSpec,
+    cluster_id: String,
+    nodes: Mutex<BTreeMap<i32, Node>>,
+    data: Option<tempfile::TempDir>,
+}
+
+impl KafkaCluster {
+    /// Starts `spec` and waits until every broker is registered and serves metadata. Blocking: in async
+    /// code, call [`Self::start_async`].
+    pub fn start(spec: ClusterSpec) -> Self {
+        let data = tempfile::Builder::new()
+            .prefix(&format!("franzgate-kafka-{}-", spec.name))
+            .tempdir()
+            .expect("a temporary folder for the cluster");
+        let nodes: BTreeMap<i32, Node> = spec
+            .node_ids
+            .iter()
+            .map(|&id| {
+                let dir = data.path().join(format!("node-{id}"));
+                let node = Node {
+                    id,
+                    client_port: free_port(),
+                    controller_port: free_port(),
+                    internal_port: free_port(),
+                    dir,
+                    process: None,
+                };
+                (id, node)
+            })
+            .collect();
+        let cluster_id = random_cluster_id();
+        let cluster = Self { spec, cluster_id, nodes: Mutex::new(nodes), data: Some(data) };
+        cluster.format_all();
+        let ids: Vec<i32> = cluster.spec.node_ids.clone();
+        for id in &ids {
+            cluster.launch(*id);
+        }
+        cluster.wait_ready(&ids, Duration::from_secs(120));
+        cluster
+    }
+
+    /// [`Self::start`] on a blocking thread.
+    pub async fn start_async(spec: ClusterSpec) -> Self {
+        tokio::task::spawn_blocking(move || Self::start(spec)).await.expect("cluster start thread")
+    }
+
+    /// `host:port,...` of every node's client listener.
+    pub fn bootstrap(&self) -> String {
+        let nodes = self.nodes.lock().expect("nodes");
+        nodes.values().map(|n| format!("127.0.0.1:{}", n.client_port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The client port of node `id`.
+    pub fn port(&self, id: i32) -> u16 {
+        self.nodes.lock().expect("nodes").get(&id).map(|n| n.client_port).expect("a node of this cluster")
+    }
+
+    /// The node ids.
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.spec.node_ids.clone()
+    }
+
+    /// The cluster id the nodes were formatted with.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The name given in the spec.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// rdkafka settings that reach this cluster directly (with its SASL credentials, if any: the first user).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap()).set("socket.timeout.ms", "10000");
+        if let Some(SaslUsers(users)) = &self.spec.sasl {
+            if let Some((user, password)) = users.first() {
+                c.set("security.protocol", "SASL_PLAINTEXT")
+                    .set("sasl.mechanism", "SCRAM-SHA-256")
+                    .set("sasl.username", user)
+                    .set("sasl.password", password);
+            }
+        }
+        c
+    }
+
+    /// Kills node `id` with SIGKILL (a crash: no controlled shutdown) and waits until its port is closed.
+    pub fn kill(&self, id: i32) {
+        let (process, port) = {
+            let mut nodes = self.nodes.lock().expect("nodes");
+            let node = nodes.get_mut(&id).expect("a node of this cluster");
+            (node.process.take(), node.client_port)
+        };
+        if let Some(mut process) = process {
+            process.kill_hard();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts node `id` again on the same ports and data, and waits until the cluster lists it.
+    pub fn restart(&self, id: i32) {
+        self.launch(id);
+        self.wait_ready(&[id], Duration::from_secs(120));
+    }
+
+    /// Stops every node now (also done on drop).
+    pub fn stop(&self) {
+        let mut nodes = self.nodes.lock().expect("nodes");
+        for node in nodes.values_mut() {
+            if let Some(mut p) = node.process.take() {
+                p.kill_hard();
+            }
+        }
+    }
+
+    /// The last lines of node `id`'s log, for failure messages.
+    pub fn log_tail(&self, id: i32) -> String {
+        let dir = self.nodes.lock().expect("nodes").get(&id).map(|n| n.dir.clone());
+        dir.map(|d| tail(&d.join("kafka.log"), 40)).unwrap_or_default()
+    }
+
+    /// Node `node`'s server.properties; `voters` is every node's `id@host:controller_port`.
+    fn properties(&self, node: &Node, voters: &[String]) -> String {
+        let n = self.spec.node_ids.len();
+        let rf = n.min(3);
+        let mut p = String::new();
+        let client_protocol = if self.spec.sasl.is_some() { "SASL_PLAINTEXT" } else { "PLAINTEXT" };
+        let _ = writeln!(p, "process.roles=broker,controller");
+        let _ = writeln!(p, "node.id={}", node.id);
+        let _ = writeln!(p, "controller.quorum.voters={}", voters.join(","));
+        let _ = writeln!(
+            p,
+            "listeners=CLIENT://127.0.0.1:{},INTERNAL://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+            node.client_port, node.internal_port, node.controller_port
+        );
+        let _ = writeln!(
+            p,
+            "advertised.listeners=CLIENT://127.0.0.1:{},INTERNAL://127.0.0.1:{}",
+            node.client_port, node.internal_port
+        );
+        let _ = writeln!(
+            p,
+            "listener.security.protocol.map=CLIENT:{client_protocol},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+        let _ = writeln!(p, "controller.listener.names=CONTROLLER");
+        let _ = writeln!(p, "inter.broker.listener.name=INTERNAL");
+        let _ = writeln!(p, "log.dirs={}", node.dir.join("data").display());
+        // Replicated like production where the cluster has the nodes; tolerant of one node down.
+        for key in ["offsets.topic.replication.factor", "transaction.state.log.replication.factor"] {
+            let _ = writeln!(p, "{key}={rf}");
+        }
+        let _ = writeln!(p, "share.coordinator.state.topic.replication.factor={rf}");
+        let _ = writeln!(p, "default.replication.factor={rf}");
+        for key in ["transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr", "min.insync.replicas"] {
+            let _ = writeln!(p, "{key}=1");
+        }
+        // Start-up speed on a 2-core machine: fewer internal partitions, no rebalance delay.
+        let _ = writeln!(p, "offsets.topic.num.partitions=5");
+        let _ = writeln!(p, "transaction.state.log.num.partitions=5");
+        let _ = writeln!(p, "group.initial.rebalance.delay.ms=0");
+        let _ = writeln!(p, "num.network.threads=2");
+        let _ = writeln!(p, "num.io.threads=4");
+        let _ = writeln!(p, "log.cleaner.dedupe.buffer.size=8388608");
+        if let Some(SaslUsers(users)) = &self.spec.sasl {
+            let _ = writeln!(p, "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512");
+            let plain_users: String =
+                users.iter().map(|(u, pw)| format!(" user_{u}=\"{}\"", pw.replace('"', "\\\""))).collect();
+            let _ = writeln!(
+                p,
+                "listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};"
+            );
+            for mech in ["scram-sha-256", "scram-sha-512"] {
+                let _ = writeln!(
+                    p,
+                    "listener.name.client.{mech}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                );
+            }
+        }
+        for (k, v) in &self.spec.properties {
+            let _ = writeln!(p, "{k}={v}");
+        }
+        p
+    }
+
+    /// Writes every node's properties and formats its storage (one JVM per node, in parallel).
+    fn format_all(&self) {
+        let mut formats = Vec::new();
+        let written: Vec<(i32, PathBuf, String)> = {
+            let nodes = self.nodes.lock().expect("nodes");
+            let voters: Vec<String> =
+                nodes.values().map(|v| format!("{}@127.0.0.1:{}", v.id, v.controller_port)).collect();
+            nodes.values().map(|n| (n.id, n.dir.clone(), self.properties(n, &voters))).collect()
+        };
+        for (id, dir, props) in written {
+            std::fs::create_dir_all(&dir).expect("node folder");
+            std::fs::write(dir.join("server.properties"), props).expect("server.properties");
+            let mut cmd = Command::new(kafka_bin("kafka-storage"));
+            cmd.arg("format").arg("-t").arg(&self.cluster_id).arg("-c").arg(dir.join("server.properties"));
+            if let Some(SaslUsers(users)) = &self.spec.sasl {
+                for (u, pw) in users {
+                    for mech in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+                        cmd.arg("--add-scram").arg(format!("{mech}=[name={u},password={pw}]"));
+                    }
+                }
+            }
+            let log = std::fs::File::create(dir.join("format.log")).expect("format log");
+            let err = log.try_clone().expect("format log");
+            formats.push((id, dir, cmd.stdout(log).stderr(err).spawn().expect("kafka-storage format")));
+        }
+        for (id, dir, mut child) in formats {
+            let status = child.wait().expect("kafka-storage format");
+            assert!(
+                status.success(),
+                "formatting node {id} of {} failed:\n{}",
+                self.spec.name,
+                tail(&dir.join("format.log"), 30)
+            );
+        }
+    }
+
+    fn launch(&self, id: i32) {
+        let mut nodes = self.nodes.lock().expect("nodes");
+        let node = nodes.get_mut(&id).expect("a node of this cluster");
+        let mut cmd = Command::new(kafka_bin("kafka-server-start"));
+        cmd.arg(node.dir.join("server.properties"))
+            .env("KAFKA_HEAP_OPTS", &self.spec.heap_opts)
+            // The launcher's default flags favour start-up; a benchmark's heap_opts may override them.
+            .env("KAFKA_OPTS", "-XX:TieredStopAtLevel=4");
+        node.process = Some(Watched::spawn(cmd, &node.dir.join("kafka.log"), &format!("{} node {id}", self.spec.name)));
+    }
+
+    /// Waits until every node in `ids` accepts connections and the cluster's metadata lists them all.
+    fn wait_ready(&self, ids: &[i32], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for &id in ids {
+            let port = self.port(id);
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                self.check_alive(id);
+                assert!(
+                    Instant::now() < deadline,
+                    "{} node {id} did not open its port:\n{}",
+                    self.spec.name,
+                    self.log_tail(id)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let consumer: BaseConsumer = self.client_config().create().expect("metadata client");
+        let want: Vec<i32> = self.spec.node_ids.clone();
+        loop {
+            if let Ok(md) = consumer.fetch_metadata(None, Duration::from_secs(5)) {
+                let mut have: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+                have.sort_unstable();
+                if have == want {
+                    return;
+                }
+            }
+            for &id in ids {
+                self.check_alive(id);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never listed all of {want:?}:\n{}",
+                self.spec.name,
+                self.log_tail(ids[0])
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn check_alive(&self, id: i32) {
+        let exited = {
+            let mut nodes = self.nodes.lock().expect("nodes");
+            nodes.get_mut(&id).and_then(|n| n.process.as_mut()).map(|p| p.exited()).unwrap_or(false)
+        };
+        assert!(!exited, "{} node {id} exited:\n{}", self.spec.name, self.log_tail(id));
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        self.stop();
+        drop(self.data.take());
+    }
+}
+
+/// A cluster started once per test binary and shared by its tests (isolated by unique topic and group names):
+/// a JVM start costs seconds, and CI must stay fast. Its processes end with the test binary.
+pub async fn shared_cluster() -> &'static KafkaCluster {
+    static SHARED: OnceLock<KafkaCluster> = OnceLock::new();
+    shared(&SHARED, || ClusterSpec::new("shared", &[1])).await
+}
+
+/// Two clusters shared by a test binary, `main` (nodes 1, 2, 3) and `failover` (nodes 4, 5, 6): different broker
+/// ids on purpose, franzgate's virtual node ids make them irrelevant to clients.
+pub async fn shared_pair() -> (&'static KafkaCluster, &'static KafkaCluster) {
+    static MAIN: OnceLock<KafkaCluster> = OnceLock::new();
+    static FAILOVER: OnceLock<KafkaCluster> = OnceLock::new();
+    let main = shared(&MAIN, || ClusterSpec::new("main", &[1, 2, 3]));
+    let failover = shared(&FAILOVER, || ClusterSpec::new("failover", &[4, 5, 6]));
+    tokio::join!(main, failover)
+}
+
+/// Fills `cell` once (other callers wait) on a blocking thread.
+pub async fn shared(cell: &'static OnceLock<KafkaCluster>, spec: fn() -> ClusterSpec) -> &'static KafkaCluster {
+    tokio::task::spawn_blocking(move || cell.get_or_init(|| KafkaCluster::start(spec())))
+        .await
+        .expect("cluster start thread")
+}
+
+/// MirrorMaker 2 in dedicated mode (`connect-mirror-maker mm2.properties`); stopped when dropped.
+pub struct MirrorMaker {
+    process: Watched,
+    dir: tempfile::TempDir,
+}
+
+impl MirrorMaker {
+    /// Starts MirrorMaker 2 with `properties` (the text of an mm2.properties file).
+    pub fn start(properties: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("franzgate-mm2-").tempdir().expect("mm2 folder");
+        let file = dir.path().join("mm2.properties");
+        std::fs::write(&file, properties).expect("mm2.properties");
+        let mut cmd = Command::new(kafka_bin("connect-mirror-maker"));
+        cmd.arg(&file);
+        let process = Watched::spawn(cmd, &dir.path().join("mm2.log"), "MirrorMaker 2");
+        Self { process, dir }
+    }
+
+    /// The seed's mm2.properties (IdentityReplicationPolicy, every topic and group, offsets synced, 10 s
+    /// refresh) between `main` and `failover`, with `extra` lines appended (e.g. shorter intervals for tests).
+    pub fn seed_properties(main: &str, failover: &str, extra: &str) -> String {
+        format!(
+            "clusters = main, failover\n\
+             main.bootstrap.servers = {main}\n\
+             failover.bootstrap.servers = {failover}\n\
+             main->failover.enabled = true\n\
+             replication.policy.class=org.apache.kafka.connect.mirror.IdentityReplicationPolicy\n\
+             main->failover.topics = .*\n\
+             refresh.topics.interval.seconds=10\n\
+             main.consumer.auto.offset.reset=earliest\n\
+             main->failover.groups = .*\n\
+             sync.group.offsets.enabled=true\n\
+             refresh.groups.interval.seconds=10\n\
+             replication.factor=1\n\
+             checkpoints.topic.replication.factor=1\n\
+             heartbeats.topic.replication.factor=1\n\
+             offset-syncs.topic.replication.factor=1\n\
+             offset.storage.replication.factor=1\n\
+             status.storage.replication.factor=1\n\
+             config.storage.replication.factor=1\n\
+             {extra}"
+        )
+    }
+
+    /// The last lines of MirrorMaker's log.
+    pub fn log_tail(&self) -> String {
+        tail(&self.dir.path().join("mm2.log"), 60)
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.process.exited()
+    }
+}
+
+/// A child process under a watchdog shell that ends it when this test process is gone; the watchdog writes
+/// the real process id to `<log>.pid` so a hard kill reaches the JVM itself.
+struct Watched {
+    shell: Child,
+    pid_file: PathBuf,
+    what: String,
+}
+
+impl Watched {
+    fn spawn(cmd: Command, log: &Path, what: &str) -> Self {
+        let pid_file = log.with_extension("pid");
+        let _ = std::fs::remove_file(&pid_file);
+        let mut line = String::new();
+        for part in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
+            let _ = write!(line, "{} ", shell_quote(&part.to_string_lossy()));
+        }
+        // The shell starts the process, records its pid, and polls the owner; when the owner dies it ends the
+        // process. SIGTERM to the shell (our drop) also ends it.
+        let script = format!(
+            "{line} >>{log} 2>&1 & child=$!; echo $child > {pid}; \
+             trap 'kill -9 $child 2>/dev/null; exit 0' TERM INT; \
+             while kill -0 {owner} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+             kill -9 $child 2>/dev/null; wait $child",
+            log = shell_quote(&log.to_string_lossy()),
+            pid = shell_quote(&pid_file.to_string_lossy()),
+            owner = std::process::id(),
+        );
+        let mut shell = Command::new("bash");
+        shell.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => shell.env(k, v),
+                None => shell.env_remove(k),
+            };
+        }
+        let shell = shell.spawn().unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        Self { shell, pid_file, what: what.to_string() }
+    }
+
+    fn child_pid(&self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&self.pid_file).ok().and_then(|s| s.trim().parse().ok()) {
+                return Some(pid);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL to the process itself, then the watchdog; waits for both.
+    fn kill_hard(&mut self) {
+        if let Some(pid) = self.child_pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let _ = self.shell.kill();
+        let _ = self.shell.wait();
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.shell.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.kill_hard();
+        let _ = &self.what;
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints).
+fn random_cluster_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = Vec::with_capacity(16);
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i ^ u64::from(std::process::id()));
+        bytes.extend_from_slice(&h.finish().to_be_bytes());
+    }
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(char::from(ALPHABET[((acc >> bits) & 63) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (6 - bits)) & 63) as usize]));
+    }
+    out
+}
+
+/// Runs a Kafka command-line tool to completion and returns its standard output; panics with its output when
+/// it fails.
+pub fn run_tool(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(kafka_bin(tool)).args(args).stdin(Stdio::null()).output().expect("running a Kafka tool");
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads `topic` on `cluster` from the beginning of every partition until `expected` records arrived or
+/// `timeout` passed (then returns what it has); waits for the topic to exist. Payloads as strings, in
+/// partition order then offset order.
+pub async fn read_topic(cluster: &KafkaCluster, topic: &str, expected: usize, timeout: Duration) -> Vec<String> {
+    let config = cluster.client_config();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || read_topic_blocking(config, &topic, expected, timeout))
+        .await
+        .expect("reader thread")
+}
+
+/// [`read_topic`] with any client settings (e.g. through a gateway), blocking.
+pub fn read_topic_blocking(mut config: ClientConfig, topic: &str, expected: usize, timeout: Duration) -> Vec<String> {
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let deadline = Instant::now() + timeout;
+    let consumer: BaseConsumer =
+        config.set("group.id", "franzgate-kit-reader").set("enable.auto.commit", "false").create().expect("reader");
+    let partitions = loop {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        let count =
+            md.ok().and_then(|md| md.topics().first().filter(|t| t.error().is_none()).map(|t| t.partitions().len()));
+        match count {
+            Some(n) if n > 0 => break n,
+            _ if Instant::now() > deadline => return Vec::new(),
+            _ => std::thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    while by_partition.values().map(Vec::len).sum::<usize>() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let text = m.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+            by_partition.entry(m.partition()).or_default().push(text);
+        }
+    }
+    by_partition.into_values().flatten().collect()
+}
