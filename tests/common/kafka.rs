@@ -58,6 +58,8 @@ pub struct ClusterSpec {
     pub sasl: Option<SaslUsers>,
     /// Extra broker properties (`key=value`), after the kit's defaults.
     pub properties: Vec<(String, String)>,
+    /// Node id -> the client port it advertises instead of its own (a TLS front or another proxy before it).
+    pub advertised_ports: BTreeMap<i32, u16>,
     /// JVM heap and flags; tests default to a small heap and quick start-up, benchmarks want a bigger heap
     /// and the full JIT.
     pub heap_opts: String,
@@ -71,6 +73,7 @@ impl ClusterSpec {
             node_ids: node_ids.to_vec(),
             sasl: None,
             properties: Vec::new(),
+            advertised_ports: BTreeMap::new(),
             heap_opts: "-Xms192m -Xmx384m".to_string(),
         }
     }
@@ -84,6 +87,12 @@ impl ClusterSpec {
     /// With an extra broker property.
     pub fn with_property(mut self, key: &str, value: &str) -> Self {
         self.properties.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Node `id` advertises `port` to clients instead of its own client port (something fronts it there).
+    pub fn advertising(mut self, id: i32, port: u16) -> Self {
+        self.advertised_ports.insert(id, port);
         self
     }
 
@@ -475,8 +484,9 @@ impl MirrorMaker {
     }
 }
 
-/// A child process under a watchdog shell that ends it when this test process is gone; the watchdog writes
-/// the real process id to `<log>.pid` so a hard kill reaches the JVM itself.
+/// A child process under a watchdog shell that ends it when this test process is gone, and then removes the
+/// process's folder (the one holding its log) and that folder's parent if empty: clusters kept in a `static`
+/// are never dropped. The watchdog writes the real process id to `<log>.pid` so a hard kill reaches the JVM.
 struct Watched {
     shell: Child,
     pid_file: PathBuf,
@@ -497,9 +507,11 @@ impl Watched {
             "{line} >>{log} 2>&1 & child=$!; echo $child > {pid}; \
              trap 'kill -9 $child 2>/dev/null; exit 0' TERM INT; \
              while kill -0 {owner} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $child 2>/dev/null; wait $child",
+             kill -9 $child 2>/dev/null; wait $child; \
+             if ! kill -0 {owner} 2>/dev/null; then rm -rf {dir}; rmdir \"$(dirname {dir})\" 2>/dev/null; fi",
             log = shell_quote(&log.to_string_lossy()),
             pid = shell_quote(&pid_file.to_string_lossy()),
+            dir = shell_quote(&log.parent().unwrap_or(Path::new("/nonexistent")).to_string_lossy()),
             owner = std::process::id(),
         );
         let mut shell = Command::new("bash");

@@ -1,21 +1,20 @@
-//! Shared harness for the integration tests: real tansu brokers, an in-process gateway, port allocation and
-//! raw-frame helpers. Every test gets its own brokers and ports, so tests run in parallel.
-#![allow(dead_code)]
+//! Shared harness for the integration tests: Apache Kafka clusters (the cluster kit in `kafka.rs`), an
+//! in-process gateway, port allocation and raw-frame helpers. Tests of one binary share a cluster where unique
+//! topic and group names isolate them, and run in parallel.
+#![allow(dead_code, unused_imports)]
 
 pub mod kafka;
 pub mod secure;
 
-pub use kafka::{free_port, tools_dir};
+pub use kafka::{ClusterSpec, KafkaCluster, MirrorMaker, free_port, shared_cluster, shared_pair, tools_dir};
 
 use std::net::TcpListener as StdListener;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use franzgate::{FilterRegistry, Gateway, GatewayConfig, RunningGateway};
 use rdkafka::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 
 /// `count` consecutive free loopback ports (the gateway needs one port per broker, in a row).
 pub fn free_ports(count: u16) -> u16 {
@@ -41,86 +40,15 @@ fn rand_u16() -> u16 {
     (h.finish() & 0xffff) as u16
 }
 
-/// A single-node tansu cluster (node id 111) kept in memory; killed when dropped.
-pub struct Tansu {
-    pub port: u16,
-    child: Child,
+/// A single-node Apache Kafka cluster of the test's own (node id 1), for a test that kills its broker or
+/// needs one no other test touches; most tests share [`shared_cluster`] instead.
+pub async fn own_kafka(name: &str) -> KafkaCluster {
+    KafkaCluster::start_async(ClusterSpec::new(name, &[1])).await
 }
 
-impl Tansu {
-    pub async fn start() -> Self {
-        Self::start_on(free_ports(1)).await
-    }
-
-    pub async fn start_on(port: u16) -> Self {
-        Self::start_with(port, "tansu_cluster").await
-    }
-
-    pub async fn start_with(port: u16, cluster_id: &str) -> Self {
-        Self::spawn(port, port, cluster_id, &[]).await
-    }
-
-    /// A broker listening on `port` that advertises `advertised_port` (another process may front it), with
-    /// extra command-line arguments.
-    pub async fn spawn(port: u16, advertised_port: u16, cluster_id: &str, extra: &[&str]) -> Self {
-        let storage = format!("memory://tansu{port}/");
-        Self::spawn_with_storage(port, advertised_port, cluster_id, &storage, None, extra).await
-    }
-
-    /// A broker keeping its data in a SQLite file in `dir`, so it survives a restart (users created before
-    /// `--authentication` is switched on, say).
-    pub async fn spawn_sqlite(port: u16, dir: &std::path::Path, extra: &[&str]) -> Self {
-        Self::spawn_with_storage(port, port, "sqlite_cluster", "sqlite://tansu.db", Some(dir), extra).await
-    }
-
-    async fn spawn_with_storage(
-        port: u16,
-        advertised_port: u16,
-        cluster_id: &str,
-        storage: &str,
-        dir: Option<&std::path::Path>,
-        extra: &[&str],
-    ) -> Self {
-        let bin = tools_dir().join("bin/tansu");
-        assert!(bin.exists(), "{} missing: run scripts/install-deps.sh", bin.display());
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised = format!("tcp://127.0.0.1:{advertised_port}");
-        let mut command = Command::new(bin);
-        command
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
-            .args(["--storage-engine", storage, "--cluster-id", cluster_id])
-            .args(extra)
-            .env_remove("CLUSTER_ID")
-            // FRANZGATE_TEST_TANSU_LOG=1 (with RUST_LOG) shows the brokers' logs, which go to stdout.
-            .stdout(if std::env::var_os("FRANZGATE_TEST_TANSU_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        if let Some(dir) = dir {
-            command.current_dir(dir);
-        }
-        let child = command.spawn().expect("spawn tansu");
-        wait_for_port(port).await;
-        Self { port, child }
-    }
-
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The broker's process id (the soak samples its CPU time); `None` once it has exited.
-    #[allow(dead_code)]
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Kills the broker (a backend failure).
-    pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
-    }
+/// A name no other test of this run uses (topics and groups on a shared cluster).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:04x}{:04x}", rand_u16(), rand_u16())
 }
 
 pub async fn wait_for_port(port: u16) {

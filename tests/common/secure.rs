@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Tansu, free_ports, wait_for_port};
+use super::free_ports;
 
 /// A certificate authority and the files it issued, in a temporary directory.
 pub struct Pki {
@@ -99,26 +99,10 @@ pub async fn tls_front(pki: &Pki, port: u16, broker_port: u16) -> tokio::task::J
     })
 }
 
-/// A tansu broker that requires SASL SCRAM from every client, with `users` (name, password, SHA-512 or
-/// SHA-256) created by `tansu user create`. tansu with `--authentication` admits no one until a user exists, so
-/// the users are created on a first run without it, on SQLite storage that the authenticating run reopens.
-pub async fn tansu_with_scram_users(users: &[(&str, &str, bool)]) -> (Tansu, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_ports(1);
-    let mut setup = Tansu::spawn_sqlite(port, dir.path(), &[]).await;
-    for (user, password, sha512) in users {
-        let output = tokio::process::Command::new(super::tools_dir().join("bin/tansu"))
-            .args(["user", "create", "--broker", &format!("tcp://127.0.0.1:{port}"), user, password])
-            .args(["--mechanism", if *sha512 { "scram512" } else { "scram256" }])
-            .output()
-            .await
-            .expect("run tansu user create");
-        assert!(output.status.success(), "tansu user create {user}: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    setup.kill().await;
-    let secured = Tansu::spawn_sqlite(port, dir.path(), &["--authentication"]).await;
-    wait_for_port(port).await;
-    (secured, dir)
+/// A single-node Kafka cluster whose client listener requires SASL (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 all
+/// accept each of `users`, given as name and password).
+pub async fn kafka_with_sasl_users(users: &[(&str, &str)]) -> super::KafkaCluster {
+    super::KafkaCluster::start_async(super::ClusterSpec::new("sasl", &[1]).with_sasl(users)).await
 }
 
 /// What a recording filter saw of each request: who sent it, and which virtual broker it addressed.
