@@ -2,15 +2,13 @@
 # Installs what the tests and the demo need on a fresh machine, and nothing when it is already there.
 #   - Apache Kafka (broker in KRaft mode, command-line tools, MirrorMaker 2) from Maven Central into a cache
 #     outside the checkout, with small launchers in $FRANZGATE_TOOLS/kafka/bin (kafka-topics, ...);
-#   - tansu (Kafka-compatible broker) built from crates.io into the same cache, because the
-#     build takes 15 to 30 minutes and every clone on this machine can reuse it;
 #   - kafka-python (an independent client implementation) in a virtualenv beside it;
 #   - the system packages the rdkafka crate needs to build librdkafka.
-# Prints the tansu path on the last line of stdout-free logs: callers read $FRANZGATE_TOOLS/bin/tansu.
+# Callers find Kafka's launchers in $FRANZGATE_TOOLS/kafka/bin and Python in $FRANZGATE_TOOLS/venv.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 TOOLS="${FRANZGATE_TOOLS:-$HOME/.cache/franzgate-tools}"
-TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
 mkdir -p "$TOOLS"
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
@@ -50,12 +48,15 @@ if [ -f "$KAFKA_DIR/libs/kafka_2.13-$KAFKA_VERSION.jar" ] && [ -f "$KAFKA_DIR/in
    && cmp -s scripts/kafka/pom.xml "$KAFKA_DIR/pom.xml"; then
   log "Apache Kafka $KAFKA_VERSION present in $KAFKA_DIR"
 else
-  command -v java >/dev/null || { log "java is missing: install a JDK 17+ (apt-get install openjdk-17-jdk-headless)"; exit 1; }
-  command -v mvn >/dev/null || {
-    log "installing maven"
+  # Kafka 4.x brokers need Java 17 or newer; Maven fetches the jars. Both from Debian when missing.
+  need_java=()
+  command -v java >/dev/null || need_java+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || need_java+=(maven)
+  if [ ${#need_java[@]} -gt 0 ]; then
+    log "installing ${need_java[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq maven >/dev/null
-  }
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_java[@]}" >/dev/null
+  fi
   log "fetching Apache Kafka $KAFKA_VERSION (broker, tools, MirrorMaker 2) from Maven Central into $KAFKA_DIR"
   rm -rf "$KAFKA_DIR" && mkdir -p "$KAFKA_DIR/bin" "$KAFKA_DIR/config"
   cp scripts/kafka/pom.xml "$KAFKA_DIR/pom.xml"
@@ -88,19 +89,4 @@ launcher connect-mirror-maker org.apache.kafka.connect.mirror.MirrorMaker "-Xms2
 if [ ! -f "$KAFKA_DIR/installed" ]; then
   "$KAFKA_DIR/bin/kafka-topics" --version >&2
   echo "$KAFKA_VERSION" > "$KAFKA_DIR/installed"
-fi
-
-# tansu, with dynostore (memory:// storage, most tests) and libsql (sqlite:// storage, which survives a restart:
-# the SASL tests create SCRAM users, then restart the broker with --authentication).
-[ "${FRANZGATE_NO_TANSU:-}" = 1 ] && exit 0
-TANSU_FEATURES="dynostore,libsql"
-if [ -x "$TOOLS/bin/tansu" ] && "$TOOLS/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION" \
-   && [ "$(cat "$TOOLS/tansu.features" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
-  log "tansu $TANSU_VERSION ($TANSU_FEATURES) present at $TOOLS/bin/tansu"
-else
-  log "building tansu $TANSU_VERSION with $TANSU_FEATURES into $TOOLS (15 to 30 minutes on 2 cores, once per machine)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" --root "$TOOLS" \
-    --target-dir "$TOOLS/tansu-target" --force >&2
-  rm -rf "$TOOLS/tansu-target"
-  echo "$TANSU_FEATURES" > "$TOOLS/tansu.features"
 fi
