@@ -30,13 +30,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# kafka-python in its own virtualenv (independent client for the end-to-end check).
-if [ -x "$TOOLS/venv/bin/python" ] && "$TOOLS/venv/bin/python" -c 'import kafka' 2>/dev/null; then
-  log "kafka-python present in $TOOLS/venv"
+# kafka-python 3.x in its own virtualenv (independent client for the end-to-end checks). The installed
+# version is checked, not just `import kafka`: an older venv (2.x) is upgraded in place.
+KAFKA_PYTHON_SERIES="3."
+kafka_python_version() {
+  "$TOOLS/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("kafka-python"))' 2>/dev/null || true
+}
+if [ -x "$TOOLS/venv/bin/python" ] && [[ "$(kafka_python_version)" == "$KAFKA_PYTHON_SERIES"* ]]; then
+  log "kafka-python $(kafka_python_version) present in $TOOLS/venv"
 else
-  log "installing kafka-python into $TOOLS/venv"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install -q 'kafka-python==2.2.*' >&2
+  log "installing kafka-python ${KAFKA_PYTHON_SERIES}x into $TOOLS/venv (found: $(kafka_python_version))"
+  [ -x "$TOOLS/venv/bin/pip" ] || python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q --upgrade 'kafka-python>=3,<4' >&2
+  [[ "$(kafka_python_version)" == "$KAFKA_PYTHON_SERIES"* ]] || { log "kafka-python 3.x did not install"; exit 1; }
 fi
 
 # Apache Kafka from Maven Central: every runtime jar of the broker, the tools and MirrorMaker 2 in one folder
