@@ -63,6 +63,8 @@ pub struct ClusterSpec {
     /// JVM heap and flags; tests default to a small heap and quick start-up, benchmarks want a bigger heap
     /// and the full JIT.
     pub heap_opts: String,
+    /// Node id -> a fixed client port instead of a free one (the demo uses the seed's 19092-19094).
+    pub client_ports: BTreeMap<i32, u16>,
 }
 
 impl ClusterSpec {
@@ -75,7 +77,14 @@ impl ClusterSpec {
             properties: Vec::new(),
             advertised_ports: BTreeMap::new(),
             heap_opts: "-Xms192m -Xmx384m".to_string(),
+            client_ports: BTreeMap::new(),
         }
+    }
+
+    /// With fixed client ports, one per node id in order (the caller checked they are free).
+    pub fn with_ports(mut self, ports: &[u16]) -> Self {
+        self.client_ports = self.node_ids.iter().copied().zip(ports.iter().copied()).collect();
+        self
     }
 
     /// With SASL users on the client listener.
@@ -136,7 +145,7 @@ impl KafkaCluster {
                 let dir = data.path().join(format!("node-{id}"));
                 let node = Node {
                     id,
-                    client_port: free_port(),
+                    client_port: spec.client_ports.get(&id).copied().unwrap_or_else(free_port),
                     controller_port: free_port(),
                     internal_port: free_port(),
                     dir,
