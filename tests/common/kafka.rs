@@ -263,10 +263,12 @@ impl KafkaCluster {
             "listeners=CLIENT://127.0.0.1:{},INTERNAL://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
             node.client_port, node.internal_port, node.controller_port
         );
+        // A fronted node (see `ClusterSpec::advertising`) tells clients the front's port.
+        let advertised = self.spec.advertised_ports.get(&node.id).copied().unwrap_or(node.client_port);
         let _ = writeln!(
             p,
             "advertised.listeners=CLIENT://127.0.0.1:{},INTERNAL://127.0.0.1:{}",
-            node.client_port, node.internal_port
+            advertised, node.internal_port
         );
         let _ = writeln!(
             p,
