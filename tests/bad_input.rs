@@ -3,12 +3,16 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Tansu, TestGateway, api_versions_v0, assert_gateway_serves, closed_by_peer, free_ports, read_frame};
+use common::{
+    TestGateway, api_versions_v0, assert_gateway_serves, closed_by_peer, free_ports, own_kafka, read_frame,
+    shared_cluster,
+};
 use franzgate::FilterRegistry;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 async fn connect(port: u16) -> TcpStream {
     TcpStream::connect(("127.0.0.1", port)).await.expect("connect to gateway")
@@ -28,15 +32,27 @@ async fn assert_still_healthy(stream: &mut TcpStream) {
     assert_eq!(&frame[..4], &2i32.to_be_bytes());
 }
 
-async fn gateway_and_broker(gateway_keys: &str) -> (Tansu, TestGateway) {
-    let broker = Tansu::start().await;
-    let gateway = TestGateway::start_full(&broker.bootstrap(), gateway_keys, "", FilterRegistry::with_builtins()).await;
-    (broker, gateway)
+/// A gateway in front of the binary's shared Kafka cluster (these tests never touch the broker's state).
+async fn gateway_on_shared_kafka(gateway_keys: &str) -> TestGateway {
+    let kafka = shared_cluster().await;
+    TestGateway::start_full(&kafka.bootstrap(), gateway_keys, "", FilterRegistry::with_builtins()).await
+}
+
+/// Forwards every connection on `listener` to `target` (a broker appearing at the listener's address).
+fn forward(listener: TcpListener, target: u16) {
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else { continue };
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_frame_closes_only_its_session_before_anything_is_allocated() {
-    let (_broker, gateway) = gateway_and_broker("  max_frame_bytes: 4096\n").await;
+    let gateway = gateway_on_shared_kafka("  max_frame_bytes: 4096\n").await;
     let mut healthy = healthy_session(gateway.port_start).await;
 
     let mut bad = connect(gateway.port_start).await;
@@ -53,7 +69,7 @@ async fn an_oversized_frame_closes_only_its_session_before_anything_is_allocated
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_frame_closes_its_session() {
-    let (_broker, gateway) = gateway_and_broker("").await;
+    let gateway = gateway_on_shared_kafka("").await;
     let mut healthy = healthy_session(gateway.port_start).await;
 
     let mut bad = connect(gateway.port_start).await;
@@ -67,7 +83,7 @@ async fn a_truncated_frame_closes_its_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_close_their_session() {
-    let (_broker, gateway) = gateway_and_broker("").await;
+    let gateway = gateway_on_shared_kafka("").await;
     let mut healthy = healthy_session(gateway.port_start).await;
 
     // An HTTP request: its first four bytes read as a ~1.1 GB frame length.
@@ -98,11 +114,11 @@ async fn garbage_bytes_close_their_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_api_key_is_forwarded_and_the_brokers_answer_stands() {
-    let (_broker, gateway) = gateway_and_broker("").await;
+    let gateway = gateway_on_shared_kafka("").await;
     let mut healthy = healthy_session(gateway.port_start).await;
 
-    // tansu closes a connection that sends an api key it does not know; through the gateway the client sees
-    // the same, and only that session ends. (That the bytes are forwarded untouched is unit-tested in
+    // Kafka closes a connection that sends an api key it does not know (it cannot parse the request header);
+    // through the gateway the client sees the same, and only that session ends. (That the bytes are forwarded untouched is unit-tested in
     // src/upstream.rs.)
     let mut unknown = connect(gateway.port_start).await;
     let payload = [0x03u8, 0xe7, 0, 0, 0, 0, 0, 5, 0, 4, b't', b'e', b's', b't'];
@@ -116,7 +132,7 @@ async fn an_unknown_api_key_is_forwarded_and_the_brokers_answer_stands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_mid_request_or_before_its_answer_harms_no_one() {
-    let (_broker, gateway) = gateway_and_broker("").await;
+    let gateway = gateway_on_shared_kafka("").await;
     let mut healthy = healthy_session(gateway.port_start).await;
 
     for _ in 0..20 {
@@ -139,16 +155,18 @@ async fn a_client_that_disconnects_mid_request_or_before_its_answer_harms_no_one
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_goes_away_closes_its_sessions_and_the_gateway_serves_again_when_it_returns() {
-    let port = free_ports(1);
-    let mut broker = Tansu::start_on(port).await;
+    // A cluster of this test's own: its broker is killed.
+    let broker = Arc::new(own_kafka("killed").await);
     let gateway = TestGateway::start(&broker.bootstrap(), "").await;
     let mut session = healthy_session(gateway.port_start).await;
 
-    broker.kill().await;
+    let killed = broker.clone();
+    tokio::task::spawn_blocking(move || killed.kill(1)).await.expect("kill");
     assert!(closed_by_peer(&mut session).await, "the session closes when its backend connection closes");
 
-    // The gateway itself survived: once a broker is back on that address, new sessions are served.
-    let _broker = Tansu::start_on(port).await;
+    // The gateway itself survived: once the broker is back on that address, new sessions are served.
+    let restarted = broker.clone();
+    tokio::task::spawn_blocking(move || restarted.restart(1)).await.expect("restart");
     assert_gateway_serves(gateway.port_start).await;
 }
 
@@ -162,8 +180,10 @@ async fn no_reachable_bootstrap_broker_closes_the_session_and_the_gateway_keeps_
     session.write_all(&api_versions_v0(1)).await.expect("write");
     assert!(closed_by_peer(&mut session).await, "after trying every bootstrap broker, the session is closed");
 
-    // The second bootstrap broker comes up: the next session reaches it.
-    let _broker = Tansu::start_on(dead + 1).await;
+    // The second bootstrap broker comes up: the next session reaches it. (A Kafka node's port is the kit's
+    // choice, so the shared broker appears at that address through a forwarder.)
+    let kafka = shared_cluster().await;
+    forward(TcpListener::bind(("127.0.0.1", dead + 1)).await.expect("bind the second address"), kafka.port(1));
     assert_gateway_serves(gateway.port_start).await;
 }
 
@@ -209,7 +229,7 @@ fn a_config_typo_is_refused_at_start_naming_the_file_and_key() {
 /// request is refused, that one connection closes, and the gateway keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_array_count_before_authentication_cannot_abort_the_gateway() {
-    let broker = Tansu::start().await;
+    let broker = shared_cluster().await;
     let keys = format!(
         "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
         common::secure::user_entry("alice", &common::secure::hashed_credentials("alice-secret"))

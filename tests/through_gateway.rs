@@ -1,4 +1,4 @@
-//! A real tansu broker behind the gateway, driven by librdkafka (the `rdkafka` crate): topics, 10,000 records
+//! A real Apache Kafka broker (the binary's shared 1-node cluster) behind the gateway, driven by librdkafka (the `rdkafka` crate): topics, 10,000 records
 //! with acks=all, consumption by assignment and by consumer group, and metadata that shows only the gateway.
 
 mod common;
@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Tansu, TestGateway, client_config, create_topic};
+use common::{TestGateway, client_config, create_topic, shared_cluster, unique};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -63,33 +63,34 @@ fn assert_complete_and_ordered(seen: &HashMap<i32, Vec<usize>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_records_round_trip_in_order_through_the_gateway() {
-    let broker = Tansu::start().await;
-    let gateway = TestGateway::start(&broker.bootstrap(), "").await;
+    let kafka = shared_cluster().await;
+    let gateway = TestGateway::start(&kafka.bootstrap(), "").await;
     let bootstrap = gateway.bootstrap();
-    create_topic(&bootstrap, "orders", PARTITIONS).await;
-    produce_all(&bootstrap, "orders").await;
+    let orders = unique("orders");
+    create_topic(&bootstrap, &orders, PARTITIONS).await;
+    produce_all(&bootstrap, &orders).await;
 
     // By assignment.
     let consumer: StreamConsumer = client_config(&bootstrap)
-        .set("group.id", "unused-assign")
+        .set("group.id", unique("unused-assign"))
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        assignment.add_partition_offset("orders", p, Offset::Beginning).expect("offset");
+        assignment.add_partition_offset(&orders, p, Offset::Beginning).expect("offset");
     }
     consumer.assign(&assignment).expect("assign");
     assert_complete_and_ordered(&consume_all(&consumer).await);
 
     // By consumer group (JoinGroup/SyncGroup/OffsetCommit through the gateway's coordinator rewrite).
     let grouped: StreamConsumer = client_config(&bootstrap)
-        .set("group.id", "orders-readers")
+        .set("group.id", unique("orders-readers"))
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .create()
         .expect("group consumer");
-    grouped.subscribe(&["orders"]).expect("subscribe");
+    grouped.subscribe(&[orders.as_str()]).expect("subscribe");
     assert_complete_and_ordered(&consume_all(&grouped).await);
     grouped.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).expect("commit through the gateway");
     let committed = grouped.committed(Duration::from_secs(10)).expect("committed offsets");
@@ -99,27 +100,28 @@ async fn ten_thousand_records_round_trip_in_order_through_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_lists_topics_and_shows_only_gateway_addresses() {
-    let broker = Tansu::start().await;
-    let gateway = TestGateway::start(&broker.bootstrap(), "").await;
+    let kafka = shared_cluster().await;
+    let gateway = TestGateway::start(&kafka.bootstrap(), "").await;
     let bootstrap = gateway.bootstrap();
-    create_topic(&bootstrap, "listed-a", 1).await;
-    create_topic(&bootstrap, "listed-b", 3).await;
+    let (listed_a, listed_b) = (unique("listed-a"), unique("listed-b"));
+    create_topic(&bootstrap, &listed_a, 1).await;
+    create_topic(&bootstrap, &listed_b, 3).await;
 
     let client: BaseConsumer = client_config(&bootstrap).create().expect("client");
     let metadata = client.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
     let topics: Vec<_> = metadata.topics().iter().map(|t| t.name().to_string()).collect();
-    assert!(topics.contains(&"listed-a".to_string()) && topics.contains(&"listed-b".to_string()), "{topics:?}");
-    let listed_b = metadata.topics().iter().find(|t| t.name() == "listed-b").expect("listed-b");
+    assert!(topics.contains(&listed_a) && topics.contains(&listed_b), "{topics:?}");
+    let listed_b = metadata.topics().iter().find(|t| t.name() == listed_b).expect("listed-b");
     assert_eq!(listed_b.partitions().len(), 3);
 
     assert!(!metadata.brokers().is_empty());
     for b in metadata.brokers() {
         assert_eq!(b.host(), "127.0.0.1");
-        assert_eq!(b.port(), i32::from(gateway.port_start), "advertised the gateway's port, not tansu's");
-        assert_eq!(b.id(), 0, "tansu's node id 111 is presented as virtual node 0");
+        assert_eq!(b.port(), i32::from(gateway.port_start), "advertised the gateway's port, not Kafka's");
+        assert_eq!(b.id(), 0, "Kafka's node id 1 is presented as virtual node 0");
     }
     for p in listed_b.partitions() {
         assert_eq!(p.leader(), 0, "partition leaders use virtual ids");
     }
-    assert_ne!(broker.port, gateway.port_start);
+    assert_ne!(kafka.port(1), gateway.port_start);
 }
