@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::secure::{gateway_yaml, hashed_credentials, user_entry};
-use common::{ADMIN, Tansu, TestGateway, client_config, create_topic};
+use common::{ADMIN, TestGateway, client_config, create_topic, own_kafka, shared_cluster, unique};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -31,8 +31,8 @@ fn client(bootstrap: &str, user: &str) -> ClientConfig {
     c
 }
 
-/// Sends `count` one-record batches, each acknowledged before the next.
-async fn produce(bootstrap: &str, user: &str, count: usize) {
+/// Sends `count` one-record batches to `topic`, each acknowledged before the next.
+async fn produce(bootstrap: &str, topic: &str, user: &str, count: usize) {
     let producer: FutureProducer = client(bootstrap, user)
         .set("acks", "all")
         .set("linger.ms", "0")
@@ -44,7 +44,7 @@ async fn produce(bootstrap: &str, user: &str, count: usize) {
     let value = vec![b'x'; VALUE_LEN];
     for _ in 0..count {
         producer
-            .send(FutureRecord::<(), _>::to("billing").partition(0).payload(&value), Duration::from_secs(20))
+            .send(FutureRecord::<(), _>::to(topic).partition(0).payload(&value), Duration::from_secs(20))
             .await
             .map_err(|(e, _)| e)
             .expect("acknowledged");
@@ -52,14 +52,14 @@ async fn produce(bootstrap: &str, user: &str, count: usize) {
 }
 
 /// Reads the whole partition once, from the beginning.
-fn consume(bootstrap: &str, user: &str, expected: usize) {
+fn consume(bootstrap: &str, topic: &str, user: &str, expected: usize) {
     let consumer: BaseConsumer = client(bootstrap, user)
-        .set("group.id", format!("{user}-readers"))
+        .set("group.id", unique(&format!("{user}-readers")))
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset("billing", 0, Offset::Beginning).expect("offset");
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("offset");
     consumer.assign(&assignment).expect("assign");
     let mut read = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -74,22 +74,22 @@ fn consume(bootstrap: &str, user: &str, expected: usize) {
 }
 
 /// One usage row of the JSON report.
-fn row<'a>(report: &'a serde_json::Value, cluster: &str, principal: &str) -> &'a serde_json::Value {
+fn row<'a>(report: &'a serde_json::Value, cluster: &str, principal: &str, topic: &str) -> &'a serde_json::Value {
     report["totals"]
         .as_array()
         .and_then(|rows| {
-            rows.iter().find(|r| r["cluster"] == cluster && r["principal"] == principal && r["topic"] == "billing")
+            rows.iter().find(|r| r["cluster"] == cluster && r["principal"] == principal && r["topic"] == topic)
         })
         .unwrap_or_else(|| panic!("no row for {principal} on {cluster}: {report}"))
 }
 
 /// A sample of a parsed Prometheus scrape.
-fn sample(scrape: &prometheus_parse::Scrape, metric: &str, cluster: &str, principal: &str) -> f64 {
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, cluster: &str, principal: &str, topic: &str) -> f64 {
     let found = scrape.samples.iter().find(|s| {
         s.metric == metric
             && s.labels.get("cluster") == Some(cluster)
             && s.labels.get("principal") == Some(principal)
-            && s.labels.get("topic") == Some("billing")
+            && s.labels.get("topic") == Some(topic)
             && s.labels.get("client_id") == Some(&format!("{principal}-app"))
     });
     match found.map(|s| &s.value) {
@@ -100,10 +100,11 @@ fn sample(scrape: &prometheus_parse::Scrape, metric: &str, cluster: &str, princi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_counted_per_principal_and_topic_on_each_cluster_across_a_switch() {
-    let main = Tansu::start().await;
-    let failover = Tansu::start().await;
-    create_topic(&main.bootstrap(), "billing", 1).await;
-    create_topic(&failover.bootstrap(), "billing", 1).await;
+    // The failover is a cluster of this test's own; main is the binary's shared one.
+    let (main, failover) = tokio::join!(shared_cluster(), own_kafka("failover"));
+    let topic = unique("billing");
+    create_topic(&main.bootstrap(), &topic, 1).await;
+    create_topic(&failover.bootstrap(), &topic, 1).await;
     let keys = format!(
         "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}, {}]\n  \
          admin_users: [{{username: {}, password: {}, admin: true}}]\n  switch_drain_timeout_ms: 5000\n  \
@@ -121,13 +122,13 @@ async fn usage_is_counted_per_principal_and_topic_on_each_cluster_across_a_switc
     let gateway = TestGateway::from_yaml(&gateway_yaml(&keys, &clusters, "filters: [{type: chargeback}]\n")).await;
     let bootstrap = gateway.bootstrap();
 
-    produce(&bootstrap, "alice", 6).await;
-    produce(&bootstrap, "bob", 4).await;
-    consume(&bootstrap, "alice", 10);
+    produce(&bootstrap, &topic, "alice", 6).await;
+    produce(&bootstrap, &topic, "bob", 4).await;
+    consume(&bootstrap, &topic, "alice", 10);
     gateway.switch_to("failover").await;
-    produce(&bootstrap, "alice", 3).await;
-    produce(&bootstrap, "bob", 5).await;
-    consume(&bootstrap, "bob", 8);
+    produce(&bootstrap, &topic, "alice", 3).await;
+    produce(&bootstrap, &topic, "bob", 5).await;
+    consume(&bootstrap, &topic, "bob", 8);
 
     let (status, report) = gateway.admin_call("GET", "/admin/chargeback/v1", Some(ADMIN)).await;
     assert_eq!(status, 200, "{report}");
@@ -139,7 +140,7 @@ async fn usage_is_counted_per_principal_and_topic_on_each_cluster_across_a_switc
         ("failover", "bob", 5, 8),
     ];
     for (cluster, principal, produced, consumed) in expected {
-        let r = row(&report, cluster, principal);
+        let r = row(&report, cluster, principal, &topic);
         assert_eq!(r["producedBytes"], produced * BATCH, "{principal} produced on {cluster}: {r}");
         assert_eq!(r["producedRecords"], produced, "{r}");
         assert_eq!(r["producedBatches"], produced, "{r}");
@@ -156,9 +157,9 @@ async fn usage_is_counted_per_principal_and_topic_on_each_cluster_across_a_switc
     let text = franzgate::admin::client::call_text(&gateway.admin(), "/metrics", ADMIN).await.expect("metrics");
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid exposition");
     for (cluster, principal, produced, consumed) in expected {
-        let produced_bytes = sample(&scrape, "franzgate_chargeback_produced_bytes_total", cluster, principal);
+        let produced_bytes = sample(&scrape, "franzgate_chargeback_produced_bytes_total", cluster, principal, &topic);
         assert_eq!(produced_bytes, (produced * BATCH) as f64, "{principal} on {cluster}");
-        let consumed_bytes = sample(&scrape, "franzgate_chargeback_consumed_bytes_total", cluster, principal);
+        let consumed_bytes = sample(&scrape, "franzgate_chargeback_consumed_bytes_total", cluster, principal, &topic);
         assert_eq!(consumed_bytes, (consumed * BATCH) as f64, "{principal} on {cluster}");
     }
     let switches = scrape.samples.iter().find(|s| s.metric == "franzgate_cluster_switches_total");
@@ -182,12 +183,13 @@ async fn usage_is_counted_per_principal_and_topic_on_each_cluster_across_a_switc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_flushed_to_a_kafka_topic_for_billing_pipelines() {
-    let broker = Tansu::start().await;
-    create_topic(&broker.bootstrap(), "billing", 1).await;
-    create_topic(&broker.bootstrap(), "_franzgate_chargeback", 1).await;
-    let keys = "  chargeback: {flush_topic: _franzgate_chargeback, flush_interval_seconds: 1}\n";
+    let broker = shared_cluster().await;
+    let (topic, flush_topic) = (unique("billing"), unique("_franzgate_chargeback"));
+    create_topic(&broker.bootstrap(), &topic, 1).await;
+    create_topic(&broker.bootstrap(), &flush_topic, 1).await;
+    let keys = format!("  chargeback: {{flush_topic: {flush_topic}, flush_interval_seconds: 1}}\n");
     let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
-    let gateway = TestGateway::from_yaml(&gateway_yaml(keys, &cluster, "filters: [{type: chargeback}]\n")).await;
+    let gateway = TestGateway::from_yaml(&gateway_yaml(&keys, &cluster, "filters: [{type: chargeback}]\n")).await;
 
     let producer: FutureProducer = client_config(&gateway.bootstrap())
         .set("client.id", "billing-app")
@@ -197,20 +199,20 @@ async fn usage_is_flushed_to_a_kafka_topic_for_billing_pipelines() {
         .expect("producer");
     let value = vec![b'x'; VALUE_LEN];
     for _ in 0..3 {
-        let record = FutureRecord::<(), _>::to("billing").partition(0).payload(&value);
+        let record = FutureRecord::<(), _>::to(&topic).partition(0).payload(&value);
         producer.send(record, Duration::from_secs(20)).await.map_err(|(e, _)| e).expect("acknowledged");
     }
 
     // Rows arrive within a few flush intervals; their producedBytes add up to what was produced.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let produced = loop {
-        let rows: Vec<serde_json::Value> = common::read_all(&broker.bootstrap(), "_franzgate_chargeback")
+        let rows: Vec<serde_json::Value> = common::read_all(&broker.bootstrap(), &flush_topic)
             .iter()
             .map(|v| serde_json::from_str(v).expect("each record is a JSON row"))
             .collect();
         let produced: u64 = rows
             .iter()
-            .filter(|r| r["topic"] == "billing" && r["principal"] == "ANONYMOUS" && r["clientId"] == "billing-app")
+            .filter(|r| r["topic"] == topic.as_str() && r["principal"] == "ANONYMOUS" && r["clientId"] == "billing-app")
             .filter_map(|r| r["producedBytes"].as_u64())
             .sum();
         if produced >= 3 * BATCH || std::time::Instant::now() > deadline {

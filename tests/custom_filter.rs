@@ -1,5 +1,5 @@
 //! The custom filter of examples/custom_filter.rs, registered by name, declared in YAML, driven end to end by
-//! librdkafka against a real broker.
+//! librdkafka against a real Apache Kafka broker (the binary's shared cluster).
 
 mod common;
 #[allow(dead_code)]
@@ -8,14 +8,14 @@ mod custom_filter;
 
 use std::time::Duration;
 
-use common::{Tansu, TestGateway, client_config, create_topic};
+use common::{KafkaCluster, TestGateway, client_config, create_topic, shared_cluster, unique};
 use franzgate::FilterRegistry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
-async fn gateway_with_policy(broker: &Tansu, error: &str) -> TestGateway {
+async fn gateway_with_policy(broker: &KafkaCluster, error: &str) -> TestGateway {
     let mut registry = FilterRegistry::with_builtins();
     registry.register(custom_filter::TopicPolicyFactory).expect("register");
     let yaml = format!(
@@ -39,17 +39,17 @@ fn high_watermark(bootstrap: &str, topic: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_to_a_denied_topic_gets_policy_violation_and_others_pass() {
-    let broker = Tansu::start().await;
-    let gateway = gateway_with_policy(&broker, "POLICY_VIOLATION").await;
+    let broker = shared_cluster().await;
+    let gateway = gateway_with_policy(broker, "POLICY_VIOLATION").await;
     let bootstrap = gateway.bootstrap();
-    create_topic(&bootstrap, "restricted.payments", 1).await;
-    create_topic(&bootstrap, "public", 1).await;
+    let (denied_topic, public) = (unique("restricted.payments"), unique("public"));
+    create_topic(&bootstrap, &denied_topic, 1).await;
+    create_topic(&bootstrap, &public, 1).await;
 
     let producer: FutureProducer =
         client_config(&bootstrap).set("acks", "all").set("linger.ms", "20").create().expect("producer");
     // Sent together so librdkafka puts both topics in one Produce request: the filter must split it.
-    let (denied, allowed) =
-        tokio::join!(send(&producer, "restricted.payments", "secret"), send(&producer, "public", "hello"));
+    let (denied, allowed) = tokio::join!(send(&producer, &denied_topic, "secret"), send(&producer, &public, "hello"));
     match denied {
         Err(KafkaError::MessageProduction(code)) => {
             assert_eq!(code, RDKafkaErrorCode::PolicyViolation)
@@ -59,17 +59,18 @@ async fn produce_to_a_denied_topic_gets_policy_violation_and_others_pass() {
     assert!(allowed.is_ok(), "the allowed topic in the same batch is acknowledged: {allowed:?}");
 
     // Nothing reached the broker for the denied topic; the allowed record did.
-    assert_eq!(high_watermark(&broker.bootstrap(), "restricted.payments"), 0);
-    assert_eq!(high_watermark(&broker.bootstrap(), "public"), 1);
+    assert_eq!(high_watermark(&broker.bootstrap(), &denied_topic), 0);
+    assert_eq!(high_watermark(&broker.bootstrap(), &public), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_error_code_is_configurable() {
-    let broker = Tansu::start().await;
-    let gateway = gateway_with_policy(&broker, "TOPIC_AUTHORIZATION_FAILED").await;
-    create_topic(&gateway.bootstrap(), "restricted.audit", 1).await;
+    let broker = shared_cluster().await;
+    let gateway = gateway_with_policy(broker, "TOPIC_AUTHORIZATION_FAILED").await;
+    let audit = unique("restricted.audit");
+    create_topic(&gateway.bootstrap(), &audit, 1).await;
     let producer: FutureProducer = client_config(&gateway.bootstrap()).create().expect("producer");
-    match send(&producer, "restricted.audit", "x").await {
+    match send(&producer, &audit, "x").await {
         Err(KafkaError::MessageProduction(code)) => {
             assert_eq!(code, RDKafkaErrorCode::TopicAuthorizationFailed)
         }

@@ -6,16 +6,16 @@ mod common;
 use std::time::Duration;
 
 use common::secure::gateway_yaml;
-use common::{ADMIN, Tansu, TestGateway, api_versions_v0, closed_by_peer, read_frame};
+use common::{ADMIN, TestGateway, api_versions_v0, closed_by_peer, read_frame, shared_cluster, unique};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-async fn gateway(keys: &str) -> (Tansu, TestGateway) {
-    let broker = Tansu::start().await;
+/// A gateway with `keys` in front of the binary's shared Kafka cluster.
+async fn gateway(keys: &str) -> TestGateway {
+    let broker = shared_cluster().await;
     let keys = format!("{keys}  admin_users: [{{username: {}, password: {}, admin: true}}]\n", ADMIN.0, ADMIN.1);
     let cluster = format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap());
-    let gateway = TestGateway::from_yaml(&gateway_yaml(&keys, &cluster, "")).await;
-    (broker, gateway)
+    TestGateway::from_yaml(&gateway_yaml(&keys, &cluster, "")).await
 }
 
 /// A connection that has been served once (so it is registered and counted).
@@ -32,7 +32,7 @@ async fn metrics(gateway: &TestGateway) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_per_address_limit_are_closed_and_places_come_back() {
-    let (_broker, gateway) = gateway("  max_connections_per_ip: 2\n").await;
+    let gateway = gateway("  max_connections_per_ip: 2\n").await;
     let port = gateway.port_start;
     let first = served(port).await;
     let _second = served(port).await;
@@ -60,7 +60,7 @@ async fn connections_over_the_per_address_limit_are_closed_and_places_come_back(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_global_limit_are_closed() {
-    let (_broker, gateway) = gateway("  max_connections: 1\n  max_connections_per_ip: 0\n").await;
+    let gateway = gateway("  max_connections: 1\n  max_connections_per_ip: 0\n").await;
     let port = gateway.port_start;
     let _only = served(port).await;
     let mut second = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
@@ -71,7 +71,7 @@ async fn connections_over_the_global_limit_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
-    let (_broker, gateway) = gateway("  idle_timeout_ms: 300\n").await;
+    let gateway = gateway("  idle_timeout_ms: 300\n").await;
     let mut idle = served(gateway.port_start).await;
     assert!(closed_by_peer(&mut idle).await, "closed after 300 ms without requests");
     let text = metrics(&gateway).await;
@@ -80,7 +80,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_size_and_in_flight_limits_are_counted_when_reached() {
-    let (_broker, gateway) = gateway("  max_frame_bytes: 1024\n  max_in_flight_per_session: 1\n").await;
+    let gateway = gateway("  max_frame_bytes: 1024\n  max_in_flight_per_session: 1\n").await;
     let port = gateway.port_start;
     // Five pipelined requests with room for one in flight: every one is still answered, in order.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
@@ -111,7 +111,7 @@ async fn before_authentication_frames_are_limited_to_512_kib_and_after_it_to_max
         "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
         common::secure::user_entry("alice", &common::secure::hashed_credentials("alice-secret"))
     );
-    let (_broker, gateway) = gateway(&keys).await;
+    let gateway = gateway(&keys).await;
     let port = gateway.port_start;
     // An unauthenticated client announcing a 600 KiB frame is closed before the gateway buffers it.
     let mut early = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
@@ -124,11 +124,12 @@ async fn before_authentication_frames_are_limited_to_512_kib_and_after_it_to_max
         .set("sasl.mechanisms", "PLAIN")
         .set("sasl.username", "alice")
         .set("sasl.password", "alice-secret");
-    common::create_topic_with(config.clone(), "large", 1).await;
+    let large = unique("large");
+    common::create_topic_with(config.clone(), &large, 1).await;
     let producer: FutureProducer = config.set("acks", "all").create().expect("producer");
     let value = "v".repeat(700 * 1024);
     producer
-        .send(FutureRecord::<(), _>::to("large").payload(&value), Duration::from_secs(20))
+        .send(FutureRecord::<(), _>::to(&large).payload(&value), Duration::from_secs(20))
         .await
         .map_err(|(e, _)| e)
         .expect("a large record after authentication");

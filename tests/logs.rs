@@ -7,12 +7,13 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{ADMIN, Tansu, free_ports, wait_for_port};
+use common::{ADMIN, free_ports, own_kafka, shared_cluster, wait_for_port};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_audit_lines_for_every_switch_and_sigterm_shuts_down_gracefully() {
-    let (main, failover) = (Tansu::start().await, Tansu::start().await);
+    // Two real clusters, so the switch moves between distinct backends: the binary's shared one and one of its own.
+    let (main, failover) = tokio::join!(shared_cluster(), own_kafka("failover"));
     let (port, http) = (free_ports(2), free_ports(1));
     let users = format!("[{{username: {}, password: {}, admin: true}}]", ADMIN.0, ADMIN.1);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_franzgate"))
