@@ -65,6 +65,17 @@ pub struct ClusterSpec {
     pub heap_opts: String,
     /// Node id -> a fixed client port instead of a free one (the demo uses the seed's 19092-19094).
     pub client_ports: BTreeMap<i32, u16>,
+    /// With TLS, the client listener is SSL (SASL_SSL with users): Kafka's own PEM key store and trust store.
+    pub tls: Option<ClusterTls>,
+}
+
+/// PEM files for a cluster's SSL client listener: the CA that clients trust, the brokers' certificate (chain)
+/// and its unencrypted PKCS#8 key. The kit copies them into each node's folder at start.
+#[derive(Clone, Debug)]
+pub struct ClusterTls {
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
 }
 
 impl ClusterSpec {
@@ -78,6 +89,7 @@ impl ClusterSpec {
             advertised_ports: BTreeMap::new(),
             heap_opts: "-Xms192m -Xmx384m".to_string(),
             client_ports: BTreeMap::new(),
+            tls: None,
         }
     }
 
@@ -102,6 +114,17 @@ impl ClusterSpec {
     /// Node `id` advertises `port` to clients instead of its own client port (something fronts it there).
     pub fn advertising(mut self, id: i32, port: u16) -> Self {
         self.advertised_ports.insert(id, port);
+        self
+    }
+
+    /// With an SSL client listener (SASL_SSL with [`Self::with_sasl`]) serving `cert_pem` (chain) and `key_pem`
+    /// (PKCS#8, unencrypted), for clients that trust `ca_pem`.
+    pub fn with_tls(mut self, ca_pem: &Path, cert_pem: &Path, key_pem: &Path) -> Self {
+        self.tls = Some(ClusterTls {
+            ca_pem: ca_pem.to_path_buf(),
+            cert_pem: cert_pem.to_path_buf(),
+            key_pem: key_pem.to_path_buf(),
+        });
         self
     }
 
@@ -196,16 +219,36 @@ impl KafkaCluster {
         &self.spec.name
     }
 
-    /// rdkafka settings that reach this cluster directly (with its SASL credentials, if any: the first user).
+    /// The CA certificate (PEM) that clients of a TLS cluster trust: a copy in the cluster's own folder, which
+    /// lives as long as the cluster.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.spec.tls.as_ref()?;
+        let nodes = self.nodes.lock().expect("nodes");
+        nodes.values().next().map(|n| n.dir.join("ca.pem"))
+    }
+
+    /// The client listener's security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub fn security_protocol(&self) -> &'static str {
+        match (self.spec.sasl.is_some(), self.spec.tls.is_some()) {
+            (false, false) => "PLAINTEXT",
+            (false, true) => "SSL",
+            (true, false) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        }
+    }
+
+    /// rdkafka settings that reach this cluster directly (with its SASL credentials, if any: the first user;
+    /// with its CA, if TLS).
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.bootstrap()).set("socket.timeout.ms", "10000");
+        c.set("security.protocol", self.security_protocol());
+        if let Some(ca) = self.ca_file() {
+            c.set("ssl.ca.location", ca.to_string_lossy().as_ref());
+        }
         if let Some(SaslUsers(users)) = &self.spec.sasl {
             if let Some((user, password)) = users.first() {
-                c.set("security.protocol", "SASL_PLAINTEXT")
-                    .set("sasl.mechanism", "SCRAM-SHA-256")
-                    .set("sasl.username", user)
-                    .set("sasl.password", password);
+                c.set("sasl.mechanism", "SCRAM-SHA-256").set("sasl.username", user).set("sasl.password", password);
             }
         }
         c
@@ -254,7 +297,7 @@ impl KafkaCluster {
         let n = self.spec.node_ids.len();
         let rf = n.min(3);
         let mut p = String::new();
-        let client_protocol = if self.spec.sasl.is_some() { "SASL_PLAINTEXT" } else { "PLAINTEXT" };
+        let client_protocol = self.security_protocol();
         let _ = writeln!(p, "process.roles=broker,controller");
         let _ = writeln!(p, "node.id={}", node.id);
         let _ = writeln!(p, "controller.quorum.voters={}", voters.join(","));
@@ -308,6 +351,14 @@ impl KafkaCluster {
                 );
             }
         }
+        if self.spec.tls.is_some() {
+            // Kafka's PEM key store: keystore.pem (written at format time) holds the PKCS#8 key and the chain.
+            let _ = writeln!(p, "listener.name.client.ssl.keystore.type=PEM");
+            let _ =
+                writeln!(p, "listener.name.client.ssl.keystore.location={}", node.dir.join("keystore.pem").display());
+            let _ = writeln!(p, "listener.name.client.ssl.truststore.type=PEM");
+            let _ = writeln!(p, "listener.name.client.ssl.truststore.location={}", node.dir.join("ca.pem").display());
+        }
         for (k, v) in &self.spec.properties {
             let _ = writeln!(p, "{k}={v}");
         }
@@ -325,6 +376,14 @@ impl KafkaCluster {
         };
         for (id, dir, props) in written {
             std::fs::create_dir_all(&dir).expect("node folder");
+            if let Some(tls) = &self.spec.tls {
+                let read = |path: &Path| {
+                    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+                };
+                let keystore = format!("{}\n{}", read(&tls.key_pem).trim_end(), read(&tls.cert_pem));
+                std::fs::write(dir.join("keystore.pem"), keystore).expect("keystore.pem");
+                std::fs::write(dir.join("ca.pem"), read(&tls.ca_pem)).expect("ca.pem");
+            }
             std::fs::write(dir.join("server.properties"), props).expect("server.properties");
             let mut cmd = Command::new(kafka_bin("kafka-storage"));
             cmd.arg("format").arg("-t").arg(&self.cluster_id).arg("-c").arg(dir.join("server.properties"));
