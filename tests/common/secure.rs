@@ -1,14 +1,11 @@
-//! Security fixtures: a throw-away PKI (rcgen), a TLS front for brokers that do not serve TLS themselves, SCRAM
-//! users on a tansu broker started with `--authentication`, and a filter recording who sent what.
+//! Security fixtures: a throw-away PKI (rcgen), Kafka clusters whose client listener requires SASL (PLAIN and
+//! SCRAM users) or TLS (Kafka's own PEM key store), and a filter recording who sent what.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use tokio::net::{TcpListener, TcpStream};
-
-use super::free_ports;
 
 /// A certificate authority and the files it issued, in a temporary directory.
 pub struct Pki {
@@ -72,31 +69,12 @@ impl Pki {
     }
 }
 
-/// Terminates TLS on `port` and forwards the bytes to a broker's plain port: a broker that requires TLS.
-/// (tansu 0.6 accepts `--cert/--key` but never wires its TLS acceptor, so TLS is put in front of it.)
-pub async fn tls_front(pki: &Pki, port: u16, broker_port: u16) -> tokio::task::JoinHandle<()> {
-    let issued = pki.server("broker", &["127.0.0.1", "localhost"]);
-    let certs = franzgate::tls::load_certs(&issued.cert).expect("cert");
-    let key = franzgate::tls::load_key(&issued.key).expect("key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind TLS front");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // Plaintext clients fail the handshake and are dropped: the "broker" requires TLS.
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                let Ok(mut broker) = TcpStream::connect(("127.0.0.1", broker_port)).await else { return };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
-            });
-        }
-    })
+/// A single-node Kafka cluster spec whose client listener is SSL, served by Kafka itself from PEM files: a
+/// server certificate from `pki` for 127.0.0.1 and localhost. Its clients trust `pki.ca_file` (or the cluster's
+/// `ca_file()`, a copy that lives as long as the cluster). The files are copied at start: `pki` may go then.
+pub fn kafka_tls_spec(pki: &Pki, name: &str) -> super::ClusterSpec {
+    let broker = pki.server(&format!("{name}-broker"), &["127.0.0.1", "localhost"]);
+    super::ClusterSpec::new(name, &[1]).with_tls(&pki.ca_file, &broker.cert, &broker.key)
 }
 
 /// A single-node Kafka cluster whose client listener requires SASL (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 all
