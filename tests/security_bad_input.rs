@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::secure::{gateway_yaml, hashed_credentials, user_entry};
-use common::{Tansu, TestGateway, closed_by_peer, read_frame};
+use common::{TestGateway, closed_by_peer, read_frame, shared_cluster};
 use franzgate_auth::jwt::{TokenClaims, issue};
 use franzgate_auth::plain::encode_plain;
 use franzgate_auth::scram::{ScramClient, ScramMechanism};
@@ -198,7 +198,7 @@ async fn bad_credentials_and_out_of_order_messages_never_reach_the_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_v0_raw_tokens_authenticate_and_then_requests_flow() {
-    let broker = Tansu::start().await;
+    let broker = shared_cluster().await;
     let gateway = sasl_gateway(&broker.bootstrap()).await;
     let mut stream = TcpStream::connect(("127.0.0.1", gateway.port_start)).await.expect("connect");
     assert_eq!(handshake(&mut stream, 0, "PLAIN").await.error_code, 0);
@@ -210,7 +210,8 @@ async fn handshake_v0_raw_tokens_authenticate_and_then_requests_flow() {
     assert!(reply.is_empty(), "PLAIN's server answer is empty: {reply:?}");
     let request = MetadataRequest::default().with_topics(None);
     let response: MetadataResponse = call(&mut stream, ApiKey::Metadata, 4, &request).await.expect("answered");
-    assert_eq!(response.brokers.len(), 1, "tansu's one broker, through the gateway");
+    assert_eq!(response.brokers.len(), 1, "the Kafka cluster's one broker, through the gateway");
+    assert_eq!(response.cluster_id.as_deref(), Some(broker.cluster_id()), "the answer came from that cluster");
     assert_eq!(gateway.running.auth_counts(), (1, 0));
 }
 
@@ -222,7 +223,11 @@ fn security_misconfiguration_is_refused_at_start_up_naming_the_key() {
     assert!(e.starts_with("gw.yaml: gateway.tls: required"), "{e}");
     let e = load("gateway: {routing: host}\nclusters: {main: {bootstrap.servers: 'a:1'}}");
     assert!(e.contains("gateway.routing"), "{e}");
-    let e = load("gateway: {security_protocol: SASL_PLAINTEXT}\nclusters: {main: {bootstrap.servers: 'a:1'}}");
+    // Without virtual clusters there is no state topic to keep a generated token secret in, so SASL needs users
+    // or a token secret.
+    let e = load(
+        "gateway: {security_protocol: SASL_PLAINTEXT, virtual_clusters: {enabled: false}}\nclusters: {main: {bootstrap.servers: 'a:1'}}",
+    );
     assert!(e.starts_with("gw.yaml: gateway.authentication: required"), "{e}");
     let e = load(
         "gateway: {security_protocol: SASL_PLAINTEXT, authentication: {users: [{username: a, credentials: [x]}]}}\nclusters: {main: {bootstrap.servers: 'a:1'}}",
