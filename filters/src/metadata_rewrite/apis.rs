@@ -83,8 +83,9 @@ fn metadata(body: &mut MetadataResponse, nodes: &NodeRewriter<'_>, cluster_id: O
 
 fn find_coordinator(body: &mut FindCoordinatorResponse, nodes: &NodeRewriter<'_>) {
     // v0-3 answer one key in the top-level fields; v4+ answer many in `coordinators`. Unused fields are at
-    // their defaults (node id -1), which the rewriter leaves alone.
-    if body.node_id.0 >= 0 {
+    // their defaults, which the rewriter leaves alone: a v4+ answer decodes with top-level node id 0 (not -1),
+    // and giving it a virtual id fails encoding at v4+ ("a field is set that is not available").
+    if body.coordinators.is_empty() && body.node_id.0 >= 0 {
         nodes.observe([(body.node_id.0, body.host.as_str(), body.port)]);
         if let Some((id, host, port)) = nodes.address(body.node_id) {
             (body.node_id, body.host, body.port) = (id, host, port);

@@ -125,7 +125,8 @@ async fn find_coordinator_is_rewritten_in_both_shapes() {
             .with_host(StrBytes::from_static_str("kafka"))
             .with_port(9000 + id)
     };
-    let v4 = FindCoordinatorResponse::default().with_node_id(BrokerId(-1)).with_coordinators(vec![
+    // The top-level fields as a real v4+ answer decodes (node id 0): left alone, so the answer encodes at v4+.
+    let v4 = FindCoordinatorResponse::default().with_coordinators(vec![
         coordinator("g1", 5),
         coordinator("g2", 3),
         coordinator("g3", -1),
@@ -134,6 +135,9 @@ async fn find_coordinator_is_rewritten_in_both_shapes() {
     let ResponseKind::FindCoordinator(r) = response else { panic!() };
     let got: Vec<_> = r.coordinators.iter().map(|c| (c.node_id.0, c.port)).collect();
     assert_eq!(got, vec![(0, 6969), (1, 6970), (-1, 9000 - 1)], "an errored coordinator (-1) is left alone");
+    assert_eq!((r.node_id.0, r.host.as_str(), r.port), (0, "", 0), "v0-3 fields untouched");
+    let mut buf = bytes::BytesMut::new();
+    franzgate_api::kafka_protocol::protocol::Encodable::encode(&r, &mut buf, 6).expect("encodes at v6");
 }
 
 #[tokio::test]
