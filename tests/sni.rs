@@ -1,22 +1,57 @@
-//! Host routing: one TLS port serves the bootstrap and every broker of a 3-broker cluster (librdkafka's mock
-//! cluster), the broker chosen by the TLS server name (SNI) the client sends. The client is kafka-python,
-//! whose name resolution the test can point at loopback.
+//! Host routing: one TLS port serves the bootstrap and every broker of a real 3-node Apache Kafka cluster
+//! (node ids 11, 12, 13), the broker chosen by the TLS server name (SNI) the client sends. The client is
+//! kafka-python 3.x, whose name resolution the test can point at loopback. (librdkafka's mock cluster, used
+//! here before, answers ApiVersions v4 with UNSUPPORTED_VERSION, which kafka-python 3.x cannot decode.)
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::secure::{Pki, gateway_recording, gateway_yaml};
-use common::{api_versions_v0, tools_dir};
+use common::{ClusterSpec, KafkaCluster, api_versions_v0, tools_dir, unique};
 use kafka_protocol::messages::ApiKey;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const DOMAIN: &str = "gateway.test";
+
+/// Backend node ids, presented to clients as virtual brokers 0, 1, 2.
+const NODES: [i32; 3] = [11, 12, 13];
+
+/// The binary's 3-node cluster.
+async fn three_nodes() -> &'static KafkaCluster {
+    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+    common::kafka::shared(&CLUSTER, || ClusterSpec::new("sni", &NODES)).await
+}
+
+/// Creates `topic` with one single-replica partition per node (partition p on `NODES[p]`) and waits for its
+/// leaders.
+async fn topic_led_by_each_node(cluster: &KafkaCluster, topic: &str) {
+    let admin: AdminClient<_> = cluster.client_config().create().expect("admin client");
+    let assignment: Vec<&[i32]> = NODES.iter().map(std::slice::from_ref).collect();
+    let new_topic = NewTopic::new(topic, 3, TopicReplication::Variable(&assignment));
+    for r in admin.create_topics(&[new_topic], &AdminOptions::new()).await.expect("create_topics") {
+        r.expect("topic created");
+    }
+    let direct: BaseConsumer = cluster.client_config().create().expect("direct client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let leaders: Vec<_> = direct
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| md.topics().first().map(|t| t.partitions().iter().map(|p| p.leader()).collect()))
+            .unwrap_or_default();
+        if leaders == NODES {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "leaders of {topic} never settled: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 fn broker_name(id: i32) -> String {
     format!("brokermain{id}-{DOMAIN}")
@@ -56,20 +91,18 @@ fn tls_client(pki: &Pki) -> tokio_rustls::TlsConnector {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tls_port_serves_the_bootstrap_and_every_broker_by_server_name() {
-    let mock = MockCluster::new(3).expect("mock cluster");
-    mock.create_topic("spread", 3, 1).expect("topic");
-    for partition in 0..3 {
-        mock.partition_leader("spread", partition, Some(partition + 1)).expect("leader");
-    }
+    let kafka = three_nodes().await;
+    let topic = unique("spread");
+    topic_led_by_each_node(kafka, &topic).await;
     let pki = Pki::new();
-    let (gateway, seen) = sni_gateway(&pki, &mock.bootstrap_servers()).await;
+    let (gateway, seen) = sni_gateway(&pki, &kafka.bootstrap()).await;
     let port = gateway.port_start;
 
     let python = tools_dir().join("venv/bin/python");
     assert!(python.exists(), "{} missing: run scripts/install-deps.sh", python.display());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_sni.py");
     let output = tokio::process::Command::new(python)
-        .args([script, &format!("{DOMAIN}:{port}"), &pki.ca_file.to_string_lossy(), DOMAIN])
+        .args([script, &format!("{DOMAIN}:{port}"), &pki.ca_file.to_string_lossy(), DOMAIN, &topic])
         .output()
         .await
         .expect("run kafka-python");
@@ -89,9 +122,9 @@ async fn one_tls_port_serves_the_bootstrap_and_every_broker_by_server_name() {
     nodes.dedup();
     assert_eq!(nodes, vec![0, 1, 2], "produce requests reached the gateway under every broker name");
     assert_eq!(gateway.running.accepted_per_port().keys().copied().collect::<Vec<_>>(), vec![port]);
-    let direct: BaseConsumer = common::client_config(&mock.bootstrap_servers()).create().expect("direct");
+    let direct: BaseConsumer = kafka.client_config().create().expect("direct");
     for partition in 0..3 {
-        let (_, high) = direct.fetch_watermarks("spread", partition, Duration::from_secs(10)).expect("watermarks");
+        let (_, high) = direct.fetch_watermarks(&topic, partition, Duration::from_secs(10)).expect("watermarks");
         assert_eq!(high, 10, "partition {partition} holds its records on its own leader");
     }
 }
@@ -110,7 +143,7 @@ async fn api_versions_over_tls(pki: &Pki, port: u16, name: ServerName<'static>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_names_missing_sni_and_plaintext_are_refused_and_the_port_keeps_serving() {
-    let broker = common::Tansu::start().await;
+    let broker = three_nodes().await;
     let pki = Pki::new();
     let (gateway, seen) = sni_gateway(&pki, &broker.bootstrap()).await;
     let port = gateway.port_start;

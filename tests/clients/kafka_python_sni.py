@@ -1,16 +1,23 @@
 """SNI routing with kafka-python (an implementation independent of librdkafka).
 
-Usage: kafka_python_sni.py BOOTSTRAP CA_FILE DOMAIN
+Usage: kafka_python_sni.py BOOTSTRAP CA_FILE DOMAIN [TOPIC]
 Every host name ending in DOMAIN resolves to 127.0.0.1 (no DNS in tests), so the only thing telling the
 gateway's single TLS port which broker a connection wants is the TLS server name (SNI) kafka-python sends.
-Produces 10 records to each of partitions 0..2 of `spread` (each led by a different broker), reads them back,
-and prints the brokers the cluster advertises.
+Produces 10 records to each of partitions 0..2 of TOPIC (default `spread`; each led by a different broker),
+reads them back, and prints the brokers the cluster advertises.
 """
 import json
+import logging
+import os
 import socket
 import sys
 
+# KAFKA_PYTHON_DEBUG=1 in the test's environment logs every request and response (kafka-python debug).
+if os.environ.get("KAFKA_PYTHON_DEBUG"):
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+
 bootstrap, cafile, domain = sys.argv[1], sys.argv[2], sys.argv[3]
+topic = sys.argv[4] if len(sys.argv) > 4 else "spread"
 _resolve = socket.getaddrinfo
 
 
@@ -25,18 +32,17 @@ socket.getaddrinfo = resolve
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 tls = dict(security_protocol="SSL", ssl_cafile=cafile, ssl_check_hostname=True)
-# (No KafkaAdminClient: librdkafka's mock cluster names a controller, id 0, that is not among its brokers.)
 
 producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **tls)
-futures = [producer.send("spread", value=f"{p}-{i}".encode(), partition=p) for p in range(3) for i in range(10)]
+futures = [producer.send(topic, value=f"{p}-{i}".encode(), partition=p) for p in range(3) for i in range(10)]
 for f in futures:
     f.get(timeout=30)
 producer.close()
 
 consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=10000, **tls)
-assert "spread" in consumer.topics()
-brokers = sorted((b.nodeId, b.host, b.port) for b in consumer._client.cluster.brokers())
-partitions = [TopicPartition("spread", p) for p in range(3)]
+assert topic in consumer.topics()
+brokers = sorted((b.node_id, b.host, b.port) for b in consumer._client.cluster.brokers())  # 3.x: node_id
+partitions = [TopicPartition(topic, p) for p in range(3)]
 consumer.assign(partitions)
 consumer.seek_to_beginning(*partitions)
 seen = {p: [] for p in range(3)}
