@@ -565,7 +565,9 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let report = tokio::runtime::Runtime::new()?.block_on(run_demo(&bin, &ports, &mut std::io::stdout()))?;
-    let ok = report.through_gateway1 == ["tom", "laura", "alice"]
+    let ok = report.mirrored == ["tom", "laura"]
+        && report.through_gateway1 == ["tom", "laura", "alice"]
+        && report.through_gateway2 == ["tom", "laura", "alice"]
         && report.main_after == ["tom", "laura"]
         && report.failover_after == ["tom", "laura", "alice"]
         && report.after_switch_back == ["tom", "laura"];
