@@ -286,6 +286,12 @@ impl KafkaCluster {
         }
     }
 
+    /// The process id of node `id`'s JVM while it runs (for resource measurements, e.g. the soak's CPU).
+    pub fn pid(&self, id: i32) -> Option<u32> {
+        let nodes = self.nodes.lock().expect("nodes");
+        nodes.get(&id).and_then(|n| n.process.as_ref()).and_then(Watched::child_pid).and_then(|p| u32::try_from(p).ok())
+    }
+
     /// The last lines of node `id`'s log, for failure messages.
     pub fn log_tail(&self, id: i32) -> String {
         let dir = self.nodes.lock().expect("nodes").get(&id).map(|n| n.dir.clone());
@@ -551,6 +557,11 @@ impl MirrorMaker {
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
         self.process.exited()
+    }
+
+    /// The process id of MirrorMaker's JVM (for resource measurements).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.child_pid().and_then(|p| u32::try_from(p).ok())
     }
 }
 
