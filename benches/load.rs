@@ -1,84 +1,165 @@
-//! End-to-end load comparison, in ONE run against the same broker: (a) direct to the broker, (b) through
-//! franzgate with routing and metadata rewrite only (one cluster), (c) through franzgate with the full default
-//! chain (a failover configured, so the cluster selector runs too). The gateway is the release `franzgate`
-//! binary in its own process, so its CPU time and memory are read from /proc.
+//! End-to-end load comparison: produce and consume throughput direct to Apache Kafka and through franzgate, on
+//! a 1-broker and a 3-broker cluster in ONE run. The clusters come from the cluster kit (tests/common/kafka.rs)
+//! with a benchmark JVM (1 GiB heap, the full JIT); the gateway is the release `franzgate` binary in its own
+//! process (routing and metadata rewrite, the default chain with one cluster), so its CPU time and memory are
+//! read from /proc.
 //!
-//! Measures, with librdkafka clients (the `rdkafka` crate):
-//! - produce and consume throughput (MB/s, records/s) for 100 B and 1 KiB records, acks=1 and acks=all,
-//!   1 and 16 client connections, against tansu; and against librdkafka's mock cluster, a broker fast enough
-//!   that the gateway's own cost shows;
-//! - produce latency (p50, p99, p99.9) at half of the direct path's saturation rate;
-//! - the gateway's CPU seconds per GB moved, idle RSS, peak RSS, and RSS holding 10,000 idle connections.
+//! Every configuration runs LOAD_REPEATS times, direct and gateway interleaved (the order alternates each
+//! round), and each round gives one gateway/direct ratio; the table shows the median rates and the ratios'
+//! mean ± stdev and min–max: on a 2-core machine the broker, the gateway and the load generator share the cores
+//! and one run alone says little.
 //!
-//! Run: `cargo bench --bench load` (needs tansu: `scripts/install-deps.sh`). `LOAD_SCALE=0.2` shrinks volumes.
-//! A benchmark: it prints; nothing is asserted about time.
+//! The load generator is librdkafka (the `rdkafka` crate, one producer or one consumer in this process) by
+//! default: on this machine it consumed about 3x faster than Kafka's own `kafka-consumer-perf-test` and produced
+//! as fast as `kafka-producer-perf-test`, and it starts no JVM per run (README, "Performance").
+//! `LOAD_TOOL=java` uses the Kafka perf tools from the kit's tools dir instead (full JIT, 512 MiB heap).
+//!
+//! Run: `cargo bench --bench load` (needs Kafka: `scripts/install-deps.sh`). It prints progress on stderr and a
+//! ready-to-paste markdown report on stdout. Knobs (environment):
+//! - `LOAD_SCALE` (default 1.0): multiplies the record counts (1 KiB: 1,000,000 records, 100 B: 3,000,000);
+//!   `LOAD_SCALE=0.1` is a quick look (a few minutes);
+//! - `LOAD_REPEATS` (default 3): rounds per configuration;
+//! - `LOAD_BROKERS` (default `1,3`): the cluster sizes, each a fresh cluster;
+//! - `LOAD_SIZES` (default `1024,100`): record sizes in bytes;
+//! - `LOAD_ACKS` (default `all`): producer acks;
+//! - `LOAD_PARTITIONS` (default 12): partitions per topic (replication factor: min(brokers, 3));
+//! - `LOAD_TOOL` (`rdkafka` or `java`, default `rdkafka`);
+//! - `LOAD_PARTS` (default `throughput,resources`): `resources` adds idle RSS and 10,000 idle connections;
+//! - `LOAD_GATEWAY_ENV="K=V K2=V2"`: variables for the gateway process only (allocator experiments).
+//!
+//! A benchmark: it prints; nothing is asserted about time. Under `cargo test` (no `--bench` argument) it only
+//! prints how to run it.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/common/kafka.rs"]
+mod kafka;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Tansu, free_ports, wait_for_port};
+use kafka::{ClusterSpec, KafkaCluster};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
-const PARTITIONS: i32 = 16;
-
-/// One way to reach the broker.
-struct Target {
-    name: &'static str,
-    bootstrap: String,
-    /// The gateway process, for (b) and (c).
-    gateway: Option<Gateway>,
+/// Knobs, from the environment.
+struct Knobs {
+    scale: f64,
+    repeats: usize,
+    brokers: Vec<i32>,
+    sizes: Vec<usize>,
+    acks: String,
+    partitions: i32,
+    tool: Tool,
+    parts: String,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Java,
+    Rdkafka,
+}
+
+impl Knobs {
+    fn from_env() -> Self {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        let list = |k: &str, d: &str| -> Vec<String> {
+            var(k, d).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        };
+        Self {
+            scale: var("LOAD_SCALE", "1").parse().expect("LOAD_SCALE: a number"),
+            repeats: var("LOAD_REPEATS", "3").parse().expect("LOAD_REPEATS: a count"),
+            brokers: list("LOAD_BROKERS", "1,3").iter().map(|s| s.parse().expect("LOAD_BROKERS: counts")).collect(),
+            sizes: list("LOAD_SIZES", "1024,100").iter().map(|s| s.parse().expect("LOAD_SIZES: bytes")).collect(),
+            acks: var("LOAD_ACKS", "all"),
+            partitions: var("LOAD_PARTITIONS", "12").parse().expect("LOAD_PARTITIONS: a count"),
+            tool: match var("LOAD_TOOL", "rdkafka").as_str() {
+                "java" => Tool::Java,
+                "rdkafka" => Tool::Rdkafka,
+                other => panic!("LOAD_TOOL: java or rdkafka, not {other}"),
+            },
+            parts: var("LOAD_PARTS", "throughput,resources"),
+        }
+    }
+
+    fn part(&self, name: &str) -> bool {
+        self.parts.split(',').any(|p| p.trim() == name)
+    }
+
+    /// Records per run for one record size.
+    fn records(&self, size: usize) -> usize {
+        let base = if size <= 256 { 3_000_000.0 } else { 1_000_000.0 * 1024.0 / size as f64 };
+        ((base * self.scale) as usize).max(1000)
+    }
+}
+
+/// A child process that the kernel kills when this process's main thread ends (a benchmark killed with ^C
+/// leaves no gateway or load generator behind). Spawn only from the main thread.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+/// The gateway, the release binary in its own process.
 struct Gateway {
     child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
 }
 
 impl Gateway {
-    fn start(bin: &Path, clusters: &str) -> (Self, String) {
-        let port = free_ports(2);
-        let dir = std::env::temp_dir().join(format!("franzgate-load-{port}"));
-        std::fs::create_dir_all(&dir).expect("tmp dir");
-        let config = dir.join("gateway.yaml");
+    fn start(bin: &Path, bootstrap: &str) -> Self {
+        let port = free_ports(4);
+        let dir = tempfile::Builder::new().prefix("franzgate-load-").tempdir().expect("tmp dir");
+        let config = dir.path().join("gateway.yaml");
         let yaml = format!(
-            "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port}\n  port_count: 2\n  \
-             http_port: 0\n  admin_users: [{{username: a, password: b, admin: true}}]\nclusters:\n{clusters}"
+            "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port}\n  port_count: 4\n  \
+             http_port: 0\n  admin_users: [{{username: a, password: b, admin: true}}]\n\
+             clusters:\n  main:\n    bootstrap.servers: {bootstrap}\n"
         );
         std::fs::write(&config, yaml).expect("config");
-        // LOAD_GATEWAY_ENV="K=V K2=V2" passes variables to the gateway process only (allocator experiments).
         let extra_env: Vec<(String, String)> = std::env::var("LOAD_GATEWAY_ENV")
             .unwrap_or_default()
             .split_whitespace()
             .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
-        let child = std::process::Command::new(bin)
-            .envs(extra_env)
-            .args(["--config", &config.display().to_string(), "--log", "warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start franzgate");
-        (Self { child }, format!("127.0.0.1:{port}"))
+        let child = die_with_parent(
+            Command::new(bin)
+                .envs(extra_env)
+                .args(["--config", &config.display().to_string(), "--log", "warn"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+        )
+        .spawn()
+        .expect("start franzgate");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the gateway did not open port {port} in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, _dir: dir }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// User + system CPU seconds so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields overall.
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
         let fields: Vec<&str> = after.split_whitespace().collect();
@@ -88,7 +169,7 @@ impl Gateway {
 
     /// (VmRSS, VmHWM) in KiB.
     fn rss_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -108,199 +189,275 @@ impl Drop for Gateway {
     }
 }
 
+/// `count` consecutive free loopback ports (the gateway opens one per broker, in a row).
+fn free_ports(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = kafka::free_port().clamp(20_000, 60_000);
+        let held: Vec<_> = (0..count).map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
+        if held.len() == usize::from(count) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports found");
+}
+
 fn client(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap).set("message.timeout.ms", "60000").set("socket.timeout.ms", "30000");
+    c.set("bootstrap.servers", bootstrap).set("message.timeout.ms", "120000").set("socket.timeout.ms", "30000");
     c
 }
 
-async fn create_topic(bootstrap: &str, topic: &str) {
+fn create_topic(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
     let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
-    let topics = [NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))];
-    for r in admin.create_topics(&topics, &AdminOptions::new()).await.expect("create") {
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))];
+    for r in rt.block_on(admin.create_topics(&topics, &AdminOptions::new())).expect("create") {
         r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
     }
 }
 
-/// Counts deliveries and failures, and records latency when the opaque carries a send time.
+fn delete_topic(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str) {
+    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
+    if let Ok(results) = rt.block_on(admin.delete_topics(&[topic], &AdminOptions::new())) {
+        for r in results {
+            if let Err((t, e)) = r {
+                eprintln!("delete {t}: {e}");
+            }
+        }
+    }
+}
+
+/// A rate: (MB/s, records/s); MB = 10^6 bytes.
+type Rate = (f64, f64);
+
+fn rate(records: f64, size: usize, seconds: f64) -> Rate {
+    (records * size as f64 / seconds / 1e6, records / seconds)
+}
+
+/// Runs a Kafka perf tool with the full JIT (the launchers default to C1 for quick start-up); its stdout.
+fn java_tool(tool: &str, args: &[String]) -> String {
+    let out = die_with_parent(
+        Command::new(kafka::kafka_bin(tool))
+            .args(args)
+            .env("KAFKA_OPTS", "-XX:TieredStopAtLevel=4")
+            .env("KAFKA_HEAP_OPTS", "-Xms512m -Xmx512m")
+            .stdin(Stdio::null()),
+    )
+    .output()
+    .expect("running a Kafka perf tool");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The number before `unit` in `line` ("123.4 records/sec" -> 123.4).
+fn number_before(line: &str, unit: &str) -> Option<f64> {
+    let before = &line[..line.find(unit)?];
+    before.split_whitespace().last()?.trim_start_matches('(').parse().ok()
+}
+
+/// Produces `records` of `size` bytes; its rate.
+fn produce(knobs: &Knobs, bootstrap: &str, topic: &str, size: usize, records: usize) -> Rate {
+    match knobs.tool {
+        Tool::Java => {
+            let args: Vec<String> = [
+                "--bootstrap-server",
+                bootstrap,
+                "--topic",
+                topic,
+                "--num-records",
+                &records.to_string(),
+                "--record-size",
+                &size.to_string(),
+                "--throughput",
+                "-1",
+                "--command-property",
+                &format!("acks={}", knobs.acks),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let out = java_tool("kafka-producer-perf-test", &args);
+            // The summary: "N records sent, R records/sec (M MB/sec), ... avg latency, ...".
+            let summary = out
+                .lines()
+                .rev()
+                .find(|l| l.contains("records sent") && l.contains("avg latency"))
+                .unwrap_or_else(|| panic!("no summary in the producer's output:\n{out}"));
+            let sent = number_before(summary, "records sent").unwrap_or(0.0);
+            assert_eq!(sent as usize, records, "every record sent and acknowledged: {summary}");
+            let per_second = number_before(summary, "records/sec").expect("records/sec");
+            (per_second * size as f64 / 1e6, per_second)
+        }
+        Tool::Rdkafka => {
+            let seconds = rdkafka_produce(bootstrap, topic, size, &knobs.acks, records);
+            rate(records as f64, size, seconds)
+        }
+    }
+}
+
+/// Consumes `records` of `size` bytes from the beginning of `topic`; its rate.
+fn consume(knobs: &Knobs, bootstrap: &str, topic: &str, size: usize, records: usize, partitions: i32) -> Rate {
+    match knobs.tool {
+        Tool::Java => {
+            let args: Vec<String> = [
+                "--bootstrap-server",
+                bootstrap,
+                "--topic",
+                topic,
+                "--num-records",
+                &records.to_string(),
+                "--group",
+                &format!("{topic}-reader"),
+                "--timeout",
+                "60000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let out = java_tool("kafka-consumer-perf-test", &args);
+            // A header line and a values line, comma-separated; fetch.* excludes the group join.
+            let mut lines = out.lines().filter(|l| l.contains(','));
+            let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+            let values: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+            let field = |name: &str| -> f64 {
+                header
+                    .iter()
+                    .position(|h| *h == name)
+                    .and_then(|i| values.get(i))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in the consumer's output:\n{out}"))
+            };
+            let consumed = field("data.consumed.in.nMsg");
+            assert!(consumed as usize >= records, "only {consumed} of {records} records consumed:\n{out}");
+            let per_second = field("fetch.nMsg.sec");
+            (per_second * size as f64 / 1e6, per_second)
+        }
+        Tool::Rdkafka => {
+            let seconds = rdkafka_consume(bootstrap, topic, partitions, records)
+                .unwrap_or_else(|got| panic!("only {got} of {records} records from {topic} within 60 s"));
+            rate(records as f64, size, seconds)
+        }
+    }
+}
+
+/// Counts deliveries and failures.
 #[derive(Default)]
 struct Deliveries {
     ok: AtomicUsize,
     failed: AtomicUsize,
-    latencies: Mutex<Vec<Duration>>,
-}
-
-/// Send times travel as the delivery opaque: nanoseconds since this instant, plus one (0 = not timed).
-static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-
-fn stamp() -> usize {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as usize + 1
 }
 
 struct Ctx(std::sync::Arc<Deliveries>);
 impl ClientContext for Ctx {}
 impl ProducerContext for Ctx {
-    type DeliveryOpaque = usize;
-    fn delivery(&self, result: &DeliveryResult<'_>, sent: usize) {
-        match result {
-            Ok(_) => {
-                self.0.ok.fetch_add(1, Ordering::Relaxed);
-                if sent > 0 {
-                    let now = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as usize + 1;
-                    if let Ok(mut l) = self.0.latencies.lock() {
-                        l.push(Duration::from_nanos((now - sent) as u64));
-                    }
-                }
-            }
-            Err(_) => {
-                self.0.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let counter = if result.is_ok() { &self.0.ok } else { &self.0.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Produces `records` of `size` bytes over `connections` producer instances; returns the seconds taken.
-fn produce(bootstrap: &str, topic: &str, size: usize, acks: &str, connections: usize, records: usize) -> f64 {
+/// librdkafka (its default batching, linger.ms=5): produces `records` of `size` bytes; the seconds taken.
+fn rdkafka_produce(bootstrap: &str, topic: &str, size: usize, acks: &str, records: usize) -> f64 {
     let payload = vec![b'x'; size];
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..connections {
-            let payload = &payload;
-            scope.spawn(move || {
-                let deliveries = std::sync::Arc::new(Deliveries::default());
-                let producer: BaseProducer<Ctx> =
-                    client(bootstrap).set("acks", acks).create_with_context(Ctx(deliveries.clone())).expect("producer");
-                let mine = records / connections;
-                let mut sent = 0;
-                while sent < mine {
-                    match producer.send(BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0).payload(payload)) {
-                        Ok(()) => sent += 1,
-                        Err((_, _)) => {
-                            producer.poll(Duration::from_millis(1));
-                        }
-                    }
-                }
-                producer.flush(Duration::from_secs(120)).expect("flush");
-                assert_eq!(deliveries.failed.load(Ordering::Relaxed), 0, "deliveries failed");
-                assert_eq!(deliveries.ok.load(Ordering::Relaxed), mine, "every record acknowledged");
-            });
-        }
-    });
-    started.elapsed().as_secs_f64()
-}
-
-/// Consumes `records` from `topic` with `connections` consumers splitting its partitions; returns the seconds
-/// taken, or how many records arrived before a 60 s deadline.
-fn consume(bootstrap: &str, topic: &str, connections: usize, records: usize) -> Result<f64, usize> {
-    let started = Instant::now();
-    let total = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for c in 0..connections {
-            let total = &total;
-            scope.spawn(move || {
-                // librdkafka's default fetch sizes (fetch.max.bytes 50 MiB, 1 MiB per partition).
-                let consumer: BaseConsumer = client(bootstrap).set("group.id", "load").create().expect("consumer");
-                let mut assignment = TopicPartitionList::new();
-                for p in (0..PARTITIONS).filter(|p| *p as usize % connections == c) {
-                    assignment.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
-                }
-                consumer.assign(&assignment).expect("assign");
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while total.load(Ordering::Relaxed) < records && Instant::now() < deadline {
-                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                        debug_assert!(m.payload().is_some());
-                        total.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    let consumed = total.load(Ordering::Relaxed);
-    if consumed < records {
-        eprintln!("consume from {bootstrap} topic {topic}: only {consumed} of {records} records within 60 s");
-        return Err(consumed);
-    }
-    Ok(started.elapsed().as_secs_f64())
-}
-
-/// A producer in the latency configuration (linger.ms=0). A `ThreadedProducer` serves delivery reports
-/// continuously on its own thread, so a report's time is the acknowledgement's.
-fn latency_producer(bootstrap: &str, acks: &str) -> (ThreadedProducer<Ctx>, std::sync::Arc<Deliveries>) {
     let deliveries = std::sync::Arc::new(Deliveries::default());
-    let producer = client(bootstrap)
-        .set("acks", acks)
-        .set("linger.ms", "0")
-        .create_with_context(Ctx(deliveries.clone()))
-        .expect("producer");
-    (producer, deliveries)
-}
-
-/// The records/s one producer sustains in the latency configuration.
-fn saturation(bootstrap: &str, topic: &str, acks: &str, size: usize) -> f64 {
-    let (producer, deliveries) = latency_producer(bootstrap, acks);
-    let payload = vec![b's'; size];
+    let producer: BaseProducer<Ctx> =
+        client(bootstrap).set("acks", acks).create_with_context(Ctx(deliveries.clone())).expect("producer");
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(3) {
-        if producer.send(BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0).payload(&payload)).is_err() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    // Acknowledged, not merely queued: librdkafka's queue absorbs a burst, so the time runs through the flush.
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    deliveries.ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Produces at `rate` records/s for `seconds`; returns the sorted delivery latencies.
-fn latency(bootstrap: &str, topic: &str, acks: &str, size: usize, rate: f64, seconds: f64) -> Vec<Duration> {
-    let (producer, deliveries) = latency_producer(bootstrap, acks);
-    let payload = vec![b'y'; size];
-    let started = Instant::now();
-    let total = (rate * seconds) as usize;
-    // Paced in 1 ms slices, sleeping between them: a spinning pacer would take a whole core from the broker
-    // and the gateway on a 2-core machine and measure its own interference.
-    let mut sent = 0usize;
-    while sent < total {
-        let due = ((started.elapsed().as_secs_f64() * rate) as usize).min(total);
-        while sent < due {
-            let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, stamp()).payload(&payload);
-            match producer.send(record) {
-                Ok(()) => sent += 1,
-                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+    let mut sent = 0;
+    while sent < records {
+        match producer.send(BaseRecord::<(), [u8], ()>::to(topic).payload(&payload)) {
+            Ok(()) => sent += 1,
+            Err(_) => {
+                producer.poll(Duration::from_millis(1));
             }
         }
-        std::thread::sleep(Duration::from_millis(1));
     }
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    let mut l = deliveries.latencies.lock().map(|l| l.clone()).unwrap_or_default();
-    l.sort();
-    l
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(deliveries.failed.load(Ordering::Relaxed), 0, "deliveries failed");
+    assert_eq!(deliveries.ok.load(Ordering::Relaxed), records, "every record acknowledged");
+    seconds
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// librdkafka: reads `records` from every partition of `topic` (assigned, no group); the seconds taken, or how
+/// many records arrived before a 60 s deadline.
+fn rdkafka_consume(bootstrap: &str, topic: &str, partitions: i32, records: usize) -> Result<f64, usize> {
+    let consumer: BaseConsumer = client(bootstrap).set("group.id", "load").create().expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
+    let started = Instant::now();
+    consumer.assign(&assignment).expect("assign");
+    let deadline = started + Duration::from_secs(60);
+    let mut got = 0;
+    while got < records && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            debug_assert!(m.payload().is_some());
+            got += 1;
+        }
+    }
+    if got < records { Err(got) } else { Ok(started.elapsed().as_secs_f64()) }
+}
+
+/// Rates of one configuration over the rounds, direct and through the gateway (same index = same round).
+#[derive(Default)]
+struct Samples {
+    direct: Vec<Rate>,
+    gateway: Vec<Rate>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn mean_stdev(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// The gateway's resource use over one cluster's rounds.
+struct Resources {
+    brokers: i32,
+    cpu_seconds: f64,
+    bytes: f64,
+    peak_rss_kib: u64,
 }
 
 /// RSS of a fresh gateway idle, then holding 10,000 idle client connections.
-async fn idle_connections(bin: &Path, tansu: &str) -> (u64, u64, usize) {
-    let (gateway, bootstrap) = Gateway::start(bin, &format!("  main:\n    bootstrap.servers: {tansu}\n"));
-    let port: u16 = bootstrap.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    wait_for_port(port).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+fn idle_connections(bin: &Path, bootstrap: &str) -> (u64, u64, usize) {
+    let gateway = Gateway::start(bin, bootstrap);
+    std::thread::sleep(Duration::from_millis(500));
     let (idle, _) = gateway.rss_kib();
     let mut held = Vec::new();
     for _ in 0..10_000 {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        match TcpStream::connect(("127.0.0.1", gateway.port)) {
             Ok(s) => held.push(s),
             Err(_) => break,
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::thread::sleep(Duration::from_secs(1));
     let (loaded, _) = gateway.rss_kib();
     (idle, loaded, held.len())
+}
+
+fn uptime_load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -310,169 +467,177 @@ fn main() {
         println!("load bench: run with `cargo bench --bench load`");
         return;
     }
-    let scale: f64 = std::env::var("LOAD_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    // LOAD_PARTS=throughput,latency,resources,mock (default: all) runs a subset.
-    let parts = std::env::var("LOAD_PARTS").unwrap_or_else(|_| "throughput,latency,resources,mock".into());
-    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    let knobs = Knobs::from_env();
     let bin = Path::new(env!("CARGO_BIN_EXE_franzgate"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let started = Instant::now();
+    let load_before = uptime_load();
+    // (brokers, "produce"/"consume", size) -> samples
+    let mut results: BTreeMap<(i32, &str, usize), Samples> = BTreeMap::new();
+    // The table's row order: as measured (cluster, size, produce before consume).
+    let mut rows: Vec<(i32, &str, usize)> = Vec::new();
+    let mut resources = Vec::new();
+    let mut idle = None;
+
+    for &brokers in &knobs.brokers {
+        let ids: Vec<i32> = (1..=brokers).collect();
+        let t = Instant::now();
+        let cluster = KafkaCluster::start(ClusterSpec::new(&format!("load{brokers}"), &ids).with_jvm("-Xms1g -Xmx1g"));
+        eprintln!("{brokers}-broker cluster up in {:.1} s", t.elapsed().as_secs_f64());
+        let gateway = Gateway::start(bin, &cluster.bootstrap());
+        let direct = cluster.bootstrap();
+        let through = gateway.bootstrap();
+        let rf = brokers.min(3);
+        let (mut cpu, mut bytes) = (0.0, 0.0);
+        if knobs.part("throughput") {
+            // A warm-up round (not counted): the broker's JIT and page cache, the gateway's buffers.
+            let warm = format!("load-warmup-{brokers}");
+            create_topic(&rt, &direct, &warm, knobs.partitions, rf);
+            let n = knobs.records(1024) / 4;
+            produce(&knobs, &direct, &warm, 1024, n);
+            consume(&knobs, &through, &warm, 1024, n, knobs.partitions);
+            delete_topic(&rt, &direct, &warm);
+            for round in 0..knobs.repeats {
+                for &size in &knobs.sizes {
+                    let records = knobs.records(size);
+                    let order: [bool; 2] = if round % 2 == 0 { [false, true] } else { [true, false] };
+                    for via_gateway in order {
+                        let (name, bootstrap) = if via_gateway { ("gw", &through) } else { ("direct", &direct) };
+                        let topic = format!("load-{brokers}b-{size}-{name}-{round}");
+                        create_topic(&rt, &direct, &topic, knobs.partitions, rf);
+                        let cpu_before = gateway.cpu_seconds();
+                        let p = produce(&knobs, bootstrap, &topic, size, records);
+                        let c = consume(&knobs, bootstrap, &topic, size, records, knobs.partitions);
+                        if via_gateway {
+                            cpu += gateway.cpu_seconds() - cpu_before;
+                            bytes += 2.0 * (records * size) as f64;
+                        }
+                        delete_topic(&rt, &direct, &topic);
+                        for (op, r) in [("produce", p), ("consume", c)] {
+                            if !rows.contains(&(brokers, op, size)) {
+                                rows.push((brokers, op, size));
+                            }
+                            let s = results.entry((brokers, op, size)).or_default();
+                            if via_gateway { s.gateway.push(r) } else { s.direct.push(r) }
+                        }
+                        eprintln!(
+                            "{brokers} broker(s) round {} {size} B {name}: produce {:.1} MB/s, consume {:.1} MB/s ({:.0} s so far)",
+                            round + 1,
+                            p.0,
+                            c.0,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            }
+        }
+        resources.push(Resources { brokers, cpu_seconds: cpu, bytes, peak_rss_kib: gateway.rss_kib().1 });
+        if knobs.part("resources") && idle.is_none() {
+            idle = Some(idle_connections(bin, &direct));
+        }
+        drop(gateway);
+        drop(cluster);
+    }
+
+    let load_after = uptime_load();
     let mut report = String::new();
-    runtime.block_on(async {
-        let broker = Tansu::start().await;
-        let spare = Tansu::start().await; // the failover of target (c); never switched to
-        let (gw_b, boot_b) = Gateway::start(bin, &format!("  main:\n    bootstrap.servers: {}\n", broker.bootstrap()));
-        let (gw_c, boot_c) = Gateway::start(
-            bin,
-            &format!(
-                "  main:\n    bootstrap.servers: {}\n  failover:\n    bootstrap.servers: {}\n    gateway.roles: failover\n",
-                broker.bootstrap(),
-                spare.bootstrap()
-            ),
-        );
-        for b in [&boot_b, &boot_c] {
-            wait_for_port(b.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")).await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let idle_b = gw_b.rss_kib().0;
-        eprintln!("gateway pids: routing+rewrite {} full chain {}", gw_b.pid(), gw_c.pid());
-        let mut targets = [
-            Target { name: "direct", bootstrap: broker.bootstrap(), gateway: None },
-            Target { name: "gw routing+rewrite", bootstrap: boot_b, gateway: Some(gw_b) },
-            Target { name: "gw full chain", bootstrap: boot_c, gateway: Some(gw_c) },
-        ];
-        let cpu_start: Vec<f64> = targets.iter().map(|t| t.gateway.as_ref().map_or(0.0, Gateway::cpu_seconds)).collect();
-        let mut moved = [0f64; 3];
-        let mut scenario = 0;
-
-        if part("throughput") {
-        writeln!(report, "\n## Throughput against tansu (MB/s, records/s; ratio = gateway / direct)\n").ok();
-        writeln!(report, "| scenario | direct | gw routing+rewrite | ratio | gw full chain | ratio |").ok();
-        writeln!(report, "|---|---|---|---|---|---|").ok();
-        for size in [100usize, 1024] {
-            for acks in ["1", "all"] {
-                for conns in [1usize, 16] {
-                    let records = ((if size == 100 { 200_000.0 } else { 60_000.0 }) * scale) as usize / conns * conns;
-                    let mb = (records * size) as f64 / 1e6;
-                    let mut produce_rates = Vec::new();
-                    let mut consume_rates = Vec::new();
-                    for (i, t) in targets.iter_mut().enumerate() {
-                        scenario += 1;
-                        let topic = format!("load-{scenario}");
-                        create_topic(&t.bootstrap, &topic).await;
-                        let secs = produce(&t.bootstrap, &topic, size, acks, conns, records);
-                        produce_rates.push((mb / secs, records as f64 / secs));
-                        // A stalled consume shows as 0 MB/s in the table, and its warning names the target.
-                        let secs = consume(&t.bootstrap, &topic, conns, records).unwrap_or(f64::INFINITY);
-                        consume_rates.push((mb / secs, records as f64 / secs));
-                        moved[i] += 2.0 * mb;
-                    }
-                    for (what, rates) in [("produce", &produce_rates), ("consume", &consume_rates)] {
-                        let cell = |r: (f64, f64)| format!("{:.1} MB/s, {:.0} rec/s", r.0, r.1);
-                        writeln!(
-                            report,
-                            "| {what} {size} B acks={acks} conns={conns} | {} | {} | {:.2}x | {} | {:.2}x |",
-                            cell(rates[0]),
-                            cell(rates[1]),
-                            rates[1].0 / rates[0].0,
-                            cell(rates[2]),
-                            rates[2].0 / rates[0].0
-                        )
-                        .ok();
-                    }
-                    eprintln!("done: {size} B acks={acks} conns={conns}");
-                }
-            }
-        }
-        }
-        // CPU per GB counts the throughput section only: the latency runs move traffic not counted in `moved`.
-        let cpu_used: Vec<f64> = targets
-            .iter()
-            .zip(&cpu_start)
-            .map(|(t, start)| t.gateway.as_ref().map_or(0.0, |g| g.cpu_seconds() - start))
-            .collect();
-
-        if part("latency") {
-        writeln!(report, "\n## Produce latency, 1 KiB, 1 connection, linger.ms=0, at half the direct path's saturation, ms\n").ok();
-        writeln!(report, "| acks | target | rate rec/s | p50 | p99 | p99.9 | added p50 | added p99 |").ok();
-        writeln!(report, "|---|---|---|---|---|---|---|---|").ok();
-        for acks in ["1", "all"] {
-            scenario += 1;
-            let topic = format!("load-{scenario}");
-            create_topic(&targets[0].bootstrap, &topic).await;
-            // LOAD_LATENCY_RATE=<records/s> measures at a fixed rate instead of half the burst saturation.
-            let rate = match std::env::var("LOAD_LATENCY_RATE").ok().and_then(|r| r.parse::<f64>().ok()) {
-                Some(rate) => rate,
-                None => saturation(&targets[0].bootstrap, &topic, acks, 1024) / 2.0,
-            };
-            let mut direct = (0.0, 0.0);
-            for t in &targets {
-                scenario += 1;
-                let topic = format!("load-{scenario}");
-                create_topic(&t.bootstrap, &topic).await;
-                let l = latency(&t.bootstrap, &topic, acks, 1024, rate, 5.0 * scale.max(0.4));
-                let (p50, p99, p999) = (percentile(&l, 0.5), percentile(&l, 0.99), percentile(&l, 0.999));
-                if t.gateway.is_none() {
-                    direct = (p50, p99);
-                }
-                writeln!(
-                    report,
-                    "| {acks} | {} | {rate:.0} | {p50:.2} | {p99:.2} | {p999:.2} | {:+.2} | {:+.2} |",
-                    t.name,
-                    p50 - direct.0,
-                    p99 - direct.1
-                )
-                .ok();
-            }
-        }
-
-        }
-
-        if part("resources") {
-        writeln!(report, "\n## Gateway resources\n").ok();
-        writeln!(report, "| target | CPU s | GB moved | CPU s per GB | peak RSS |").ok();
-        writeln!(report, "|---|---|---|---|---|").ok();
-        for (i, t) in targets.iter().enumerate() {
-            if let Some(g) = &t.gateway {
-                let cpu = cpu_used[i];
-                let gb = moved[i] / 1000.0;
-                writeln!(report, "| {} | {cpu:.2} | {gb:.2} | {:.2} | {} MiB |", t.name, cpu / gb, g.rss_kib().1 / 1024)
-                    .ok();
-            }
-        }
-        writeln!(report, "\nidle RSS (gateway started, before any client): {} KiB", idle_b).ok();
-        let (idle, loaded, held) = idle_connections(bin, &broker.bootstrap()).await;
+    let tool = match knobs.tool {
+        Tool::Java => "kafka-producer-perf-test / kafka-consumer-perf-test",
+        Tool::Rdkafka => "librdkafka (rdkafka crate)",
+    };
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    writeln!(
+        report,
+        "\nCommit `{commit}`, {cores} cores ({cpu}); load generator: {tool}; acks={}, {} partitions, replication \
+         factor min(brokers, 3); {} rounds, LOAD_SCALE={}; {:.0} s; load average before {load_before}, after \
+         {load_after}.\n",
+        knobs.acks,
+        knobs.partitions,
+        knobs.repeats,
+        knobs.scale,
+        started.elapsed().as_secs_f64()
+    )
+    .ok();
+    let busiest = [&load_before, &load_after]
+        .iter()
+        .filter_map(|l| l.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+        .fold(0.0, f64::max);
+    if busiest > cores as f64 {
         writeln!(
             report,
-            "RSS with {held} idle client connections: {} KiB ({:.1} KiB per connection over an idle {} KiB)",
-            loaded,
-            (loaded.saturating_sub(idle)) as f64 / held.max(1) as f64,
-            idle
+            "**Measured while the machine was shared** (1-minute load average up to {busiest:.1} on {cores} cores): \
+             noisy numbers.\n"
         )
         .ok();
+    }
+    if knobs.part("throughput") {
+        writeln!(
+            report,
+            "| brokers | scenario | direct (median) | franzgate (median) | ratio mean ± stdev | ratio min–max |"
+        )
+        .ok();
+        writeln!(report, "|---|---|---|---|---|---|").ok();
+        for (brokers, op, size) in &rows {
+            let s = &results[&(*brokers, *op, *size)];
+            let ratios: Vec<f64> = s.direct.iter().zip(&s.gateway).map(|(d, g)| g.0 / d.0).collect();
+            let (mean, stdev) = mean_stdev(&ratios);
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let cell = |v: &[Rate]| {
+                format!(
+                    "{:.1} MB/s, {:.0}k rec/s",
+                    median(v.iter().map(|r| r.0).collect()),
+                    median(v.iter().map(|r| r.1).collect()) / 1000.0
+                )
+            };
+            let what = if *op == "produce" {
+                format!("produce {size} B acks={}", knobs.acks)
+            } else {
+                format!("consume {size} B")
+            };
+            writeln!(
+                report,
+                "| {brokers} | {what} | {} | {} | {mean:.2} ± {stdev:.2} | {min:.2}–{max:.2} |",
+                cell(&s.direct),
+                cell(&s.gateway)
+            )
+            .ok();
         }
-        drop(targets);
-        if !part("mock") {
-            return;
+        writeln!(report, "\n| brokers | gateway CPU s | GB through the gateway | CPU s per GB | peak RSS |").ok();
+        writeln!(report, "|---|---|---|---|---|").ok();
+        for r in &resources {
+            let gb = r.bytes / 1e9;
+            writeln!(
+                report,
+                "| {} | {:.1} | {gb:.2} | {:.2} | {} MiB |",
+                r.brokers,
+                r.cpu_seconds,
+                r.cpu_seconds / gb,
+                r.peak_rss_kib / 1024
+            )
+            .ok();
         }
-
-        // The mock cluster answers from memory in-process: a broker that hides less of the gateway's cost.
-        let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-        let (gw_m, boot_m) = Gateway::start(bin, &format!("  main:\n    bootstrap.servers: {}\n", mock.bootstrap_servers()));
-        wait_for_port(boot_m.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")).await;
-        writeln!(report, "\n## Against librdkafka's mock cluster (produce, 1 KiB, acks=1, 1 connection)\n").ok();
-        writeln!(report, "| what | direct | gw routing+rewrite | ratio |").ok();
-        writeln!(report, "|---|---|---|---|").ok();
-        let records = (60_000.0 * scale) as usize;
-        let mb = (records * 1024) as f64 / 1e6;
-        // Produce only: consuming from librdkafka 2.12's mock cluster crawls even directly (under 1 MB/s).
-        let mut rows = Vec::new();
-        for (i, b) in [mock.bootstrap_servers(), boot_m.clone()].iter().enumerate() {
-            let topic = format!("mock-{i}");
-            mock.create_topic(&topic, PARTITIONS, 1).expect("mock topic");
-            rows.push(mb / produce(b, &topic, 1024, "1", 1, records));
-        }
-        writeln!(report, "| produce MB/s | {:.1} | {:.1} | {:.2}x |", rows[0], rows[1], rows[1] / rows[0]).ok();
-        drop(gw_m);
-    });
+    }
+    if let Some((idle, loaded, held)) = idle {
+        writeln!(
+            report,
+            "\nIdle RSS {idle} KiB; with {held} idle client connections {loaded} KiB ({:.1} KiB per connection).",
+            loaded.saturating_sub(idle) as f64 / held.max(1) as f64
+        )
+        .ok();
+    }
     println!("{report}");
 }
