@@ -42,10 +42,13 @@ use crate::vcluster_state::StateStore;
 /// The cluster id clients see when a failover is configured and `cluster_id` is not set.
 pub const DEFAULT_CLUSTER_ID: &str = "franzgate";
 
+/// How long start-up waits for the state topic when the token secret must be read from it or written to it.
+const TOKEN_SECRET_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A validated gateway, ready to start.
 pub struct Gateway {
     /// What listeners and sessions share once started.
-    shared: Arc<Shared>,
+    shared: Shared,
     /// Where listeners and the admin API bind.
     bind_host: String,
     /// The admin API's port.
@@ -60,8 +63,29 @@ pub struct Gateway {
     state_store: Option<Arc<StateStore>>,
     /// The service-account token secret.
     token_secret: Option<Vec<u8>>,
+    /// Set when no token secret is configured and the gateway generates one (shared through the state topic).
+    generated: Option<GeneratedSecret>,
     /// The admin API's body limit.
     admin_max_body: usize,
+}
+
+/// A token secret this instance generated, to be settled against the state topic at start-up: another instance
+/// may have written one first, and then the chain is rebuilt with that one before any client is served.
+struct GeneratedSecret {
+    /// This instance's candidate (32 random bytes, base64url), which the chain was built with.
+    candidate: String,
+    /// What rebuilding the chain with another secret needs.
+    registry: FilterRegistry,
+    /// The filter list, the SASL filter's config included.
+    filters: Vec<FilterSpec>,
+    /// The SASL filter's position in `filters`.
+    sasl: usize,
+    /// The SASL filter's config (its secret replaced on a rebuild).
+    auth: franzgate_filters::sasl::SaslConfig,
+    /// What the factories get.
+    ctx: FilterContext,
+    /// Names the configuration in errors.
+    source: String,
 }
 
 /// What every listener and session shares.
@@ -158,11 +182,19 @@ impl Gateway {
             vclusters: vclusters.clone(),
         };
         let mut filters = config.filters.clone();
+        // With no token secret configured, one is generated here and settled against the state topic at start.
+        let candidate = match config.generates_token_secret() {
+            true => Some(generate_token_secret().map_err(|e| ConfigFileError::new(source, e))?),
+            false => None,
+        };
+        let mut auth = config.gateway.authentication.clone().unwrap_or_default();
+        if let Some(candidate) = &candidate {
+            auth.token_secret = Some(candidate.clone());
+        }
         // SASL termination goes outermost: no other filter, and not the backend, sees an unauthenticated request.
         let sasl = franzgate_filters::sasl::TYPE_NAME;
         if config.gateway.security_protocol.uses_sasl() && !filters.iter().any(|f| f.kind == sasl) {
-            let auth = config.gateway.authentication.clone().unwrap_or_default();
-            let value = serde_yaml::to_value(auth).map_err(|e| ConfigFileError::new(source, e.to_string()))?;
+            let value = serde_yaml::to_value(&auth).map_err(|e| ConfigFileError::new(source, e.to_string()))?;
             filters.insert(0, FilterSpec { kind: sasl.to_string(), config: value });
         }
         // Tenant names are rewritten right inside SASL termination (wherever the YAML placed it), so every later
@@ -176,6 +208,18 @@ impl Gateway {
             filters.insert(after_sasl, FilterSpec { kind: prefix.to_string(), config: serde_yaml::Value::Null });
         }
         let chain = registry.build_chain(&filters, &ctx, source)?;
+        let generated = match (candidate, filters.iter().position(|f| f.kind == sasl)) {
+            (Some(candidate), Some(sasl)) => Some(GeneratedSecret {
+                candidate,
+                registry: registry.clone(),
+                filters: filters.clone(),
+                sasl,
+                auth: auth.clone(),
+                ctx: ctx.clone(),
+                source: source.to_string(),
+            }),
+            _ => None,
+        };
         let mut metrics = if config.gateway.filter_latency_metrics {
             GatewayMetrics::with_filters(chain.names())
         } else {
@@ -242,13 +286,7 @@ impl Gateway {
             timeout: shared.upstream.connect_timeout,
             max_frame: shared.upstream.max_frame,
         });
-        let token_secret = config
-            .gateway
-            .authentication
-            .as_ref()
-            .and_then(|a| a.token_secret.clone())
-            .filter(|s| !s.is_empty())
-            .map(String::into_bytes);
+        let token_secret = auth.token_secret.clone().filter(|s| !s.is_empty()).map(String::into_bytes);
         let vc = &config.gateway.virtual_clusters;
         let state_store = token_secret.as_ref().filter(|_| vc.enabled).map(|_| {
             Arc::new(StateStore::new(
@@ -266,8 +304,9 @@ impl Gateway {
             vclusters,
             state_store,
             token_secret,
+            generated,
             admin_max_body: config.gateway.admin_max_body_bytes,
-            shared: Arc::new(shared),
+            shared,
             bind_host: config.gateway.bind_host.clone(),
             http_port: config.gateway.http_port,
             admin_users,
@@ -280,12 +319,43 @@ impl Gateway {
     }
 
     /// Binds the first broker port, then serves until shut down. Other ports open as brokers are discovered.
+    ///
+    /// With a generated token secret, the state topic is read first (within a minute, retrying while the
+    /// cluster is unreachable): the secret in it is adopted, or this instance's is written there, before the
+    /// admin API and the broker ports serve anyone.
     pub async fn start(self) -> std::io::Result<RunningGateway> {
-        let shared = self.shared;
+        let mut shared = self.shared;
         let first = bind(&self.bind_host, shared.advertised.port_start).await?;
         let (ports_tx, ports) = watch::channel(BTreeSet::from([shared.advertised.port_start]));
         let admin = bind(&self.bind_host, self.http_port).await?;
         let admin_addr = admin.local_addr()?;
+        let mut token_secret = self.token_secret;
+        let mut loaded = None;
+        if let (Some(generated), Some(store)) = (self.generated, &self.state_store) {
+            let established = store.establish_token_secret_within(&generated.candidate, TOKEN_SECRET_WAIT).await;
+            let established = established.map_err(|reason| {
+                std::io::Error::other(format!(
+                    "no GATEWAY_USER_POOL_SECRET_KEY, and the generated token secret could not be read from or \
+                     written to the state topic `{}` of cluster `{}` within {TOKEN_SECRET_WAIT:?}: {reason}; make \
+                     the cluster reachable, or set GATEWAY_USER_POOL_SECRET_KEY",
+                    store.topic,
+                    shared.selector.active().cluster.name
+                ))
+            })?;
+            if established.secret != generated.candidate {
+                shared.chain = generated.rebuild(&established.secret).map_err(std::io::Error::other)?;
+            }
+            let origin = if established.written_here { "generated by this instance" } else { "read from the topic" };
+            warn!(
+                topic = %store.topic,
+                "GATEWAY_USER_POOL_SECRET_KEY is not set: service-account tokens are signed with a generated secret \
+                 ({origin}), kept in the state topic and shared by every gateway instance using it; set \
+                 GATEWAY_USER_POOL_SECRET_KEY to choose your own"
+            );
+            token_secret = Some(established.secret.into_bytes());
+            loaded = Some(established.records);
+        }
+        let shared = Arc::new(shared);
         let mut tasks = JoinSet::new();
         let admin_state = Arc::new(AdminState {
             selector: shared.selector.clone(),
@@ -298,14 +368,18 @@ impl Gateway {
             accepted: shared.accepted.clone(),
             vclusters: self.vclusters.clone(),
             state_store: self.state_store.clone(),
-            token_secret: self.token_secret,
+            token_secret,
             max_body: self.admin_max_body,
             draining: shared.port_stops.draining(),
         });
         if let Some(store) = &self.state_store {
             // Tenants are known before the first client arrives; an unreachable cluster is retried by the
             // refresh loop meanwhile.
-            match store.refresh().await {
+            let result = match loaded {
+                Some(records) => Ok(records),
+                None => store.refresh().await,
+            };
+            match result {
                 Ok(n) => {
                     info!(topic = %store.topic, records = n, vclusters = self.vclusters.list().len(), "virtual-cluster state loaded")
                 }
@@ -345,6 +419,29 @@ impl Gateway {
             tasks.spawn(open_discovered_ports(shared.clone(), self.bind_host.clone(), ports_tx));
         }
         Ok(RunningGateway { shared, ports, tasks, admin_addr })
+    }
+}
+
+/// 32 bytes from the operating system's CSPRNG, base64url: the text is the HMAC key, as a configured
+/// `GATEWAY_USER_POOL_SECRET_KEY` is.
+fn generate_token_secret() -> Result<String, String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("cannot generate a token secret: no randomness from the operating system: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+// === impl GeneratedSecret ===
+
+impl GeneratedSecret {
+    /// The filter chain again, its SASL filter verifying tokens signed with `secret`.
+    fn rebuild(mut self, secret: &str) -> Result<FilterChain, String> {
+        self.auth.token_secret = Some(secret.to_string());
+        let value = serde_yaml::to_value(&self.auth).map_err(|e| e.to_string())?;
+        let spec = self.filters.get_mut(self.sasl).ok_or("the SASL filter is missing from the chain")?;
+        spec.config = value;
+        self.registry.build_chain(&self.filters, &self.ctx, &self.source).map_err(|e| e.to_string())
     }
 }
 

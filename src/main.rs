@@ -12,11 +12,13 @@ use tracing_subscriber::EnvFilter;
 /// response passes through the filter chain declared in the YAML config.
 ///
 /// Without --config, franzgate runs from environment variables alone, like Conduktor Gateway's container:
-/// GATEWAY_ADVERTISED_HOST, GATEWAY_PORT_START, GATEWAY_PORT_COUNT, GATEWAY_BIND_HOST, GATEWAY_HTTP_PORT,
-/// GATEWAY_ADMIN_API_USERS, GATEWAY_CLUSTER_ID, GATEWAY_SECURITY_PROTOCOL, GATEWAY_ROUTING_MECHANISM,
-/// GATEWAY_SSL_* and GATEWAY_USER_POOL_SECRET_KEY, and the clusters from GATEWAY_BACKEND_KAFKA_SELECTOR
-/// ('file : { path: /cluster-config.yaml}') or KAFKA_<ID>_<PROPERTY> (KAFKA_MAIN_BOOTSTRAP_SERVERS, ...).
-/// With --config, the same variables override the file.
+/// GATEWAY_ADVERTISED_HOST, GATEWAY_PORT_START (or GATEWAY_START_PORT), GATEWAY_PORT_COUNT, GATEWAY_BIND_HOST,
+/// GATEWAY_HTTP_PORT, GATEWAY_ADMIN_API_USERS, GATEWAY_CLUSTER_ID, GATEWAY_SECURITY_PROTOCOL, GATEWAY_MODE,
+/// GATEWAY_ROUTING_MECHANISM, GATEWAY_SSL_*, GATEWAY_FEATURE_FLAGS_* and GATEWAY_USER_POOL_SECRET_KEY (when unset
+/// with SASL, a secret is generated and kept in the state topic), and the clusters from
+/// GATEWAY_BACKEND_KAFKA_SELECTOR ('file : { path: /cluster-config.yaml}') or KAFKA_<ID>_<PROPERTY>
+/// (KAFKA_MAIN_BOOTSTRAP_SERVERS, ...). With --config, the same variables override the file. Any other GATEWAY_*
+/// variable is reported at start-up as unknown.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -127,6 +129,13 @@ fn check_config(file: &PathBuf) -> ExitCode {
                 );
             }
             println!("filter chain (outermost first): {}", gateway.chain_names().join(" -> "));
+            if config.generates_token_secret() {
+                println!(
+                    "service-account tokens: no GATEWAY_USER_POOL_SECRET_KEY; a secret is generated at start-up and \
+                     kept in state topic {}",
+                    g.virtual_clusters.state_topic
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

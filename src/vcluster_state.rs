@@ -7,13 +7,16 @@
 //! failover cluster every tenant: after a switch the store reads the new active cluster's copy from the start.
 //! Records are JSON [`StateRecord`]s keyed by [`StateRecord::key`]; the latest per key wins, and a tombstone
 //! forgets its key.
+//!
+//! The topic also keeps the service-account token secret when the gateway generates one (no
+//! `GATEWAY_USER_POOL_SECRET_KEY`): see [`StateStore::establish_token_secret`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use franzgate_api::selector::ClusterSelector;
-use franzgate_api::vcluster::{StateRecord, VClusterError, VirtualClusters};
+use franzgate_api::vcluster::{SecretString, StateRecord, TOKEN_SECRET_KEY, VClusterError, VirtualClusters};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -39,6 +42,19 @@ pub struct StateStore {
     pub refresh_interval: Duration,
     /// (cluster, next offset) read so far; held across a read or a write so they do not interleave.
     position: Mutex<Option<(String, i64)>>,
+    /// The first token secret in the active cluster's topic, read since the topic was last read from its start.
+    first_secret: std::sync::Mutex<Option<String>>,
+}
+
+/// The token secret the gateway instances share, and where it came from.
+#[derive(Debug)]
+pub struct EstablishedSecret {
+    /// The secret.
+    pub secret: String,
+    /// True when this instance wrote it; false when another instance had written it first.
+    pub written_here: bool,
+    /// State records read from the topic meanwhile (virtual clusters and accounts included).
+    pub records: usize,
 }
 
 /// Why an admin change was not made.
@@ -71,7 +87,66 @@ impl StateStore {
         max_frame: usize,
         refresh_interval: Duration,
     ) -> Self {
-        Self { registry, selector, backends, topic, timeout, max_frame, refresh_interval, position: Mutex::new(None) }
+        Self {
+            registry,
+            selector,
+            backends,
+            topic,
+            timeout,
+            max_frame,
+            refresh_interval,
+            position: Mutex::new(None),
+            first_secret: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The token secret every gateway instance using this topic signs and verifies service-account tokens
+    /// with: the first one in the topic if there is one, else `candidate`, written there. When two instances
+    /// write at once, the first record in the topic wins and the other instance adopts it; that instance then
+    /// writes the winner again, so that compaction, which keeps the latest record per key, keeps the winner.
+    /// Reads the whole topic (the virtual-cluster state with it).
+    pub async fn establish_token_secret(&self, candidate: &str) -> Result<EstablishedSecret, String> {
+        let mut position = self.position.lock().await;
+        let mut records = self.refresh_locked(&mut position).await?;
+        if let Some(secret) = self.first_secret() {
+            // Ours when an earlier attempt wrote it but could not read it back.
+            let written_here = secret == candidate;
+            return Ok(EstablishedSecret { secret, written_here, records });
+        }
+        self.append(&token_secret_record(candidate)).await?;
+        records += self.refresh_locked(&mut position).await?;
+        let secret = self.first_secret().ok_or("the token secret just written is not in the topic")?;
+        let written_here = secret == candidate;
+        if !written_here {
+            info!(topic = %self.topic, "another gateway instance wrote its token secret first: using that one");
+            self.append(&token_secret_record(&secret)).await?;
+        }
+        Ok(EstablishedSecret { secret, written_here, records })
+    }
+
+    /// [`Self::establish_token_secret`], retried until `wait` has passed (the cluster may still be starting).
+    pub async fn establish_token_secret_within(
+        &self,
+        candidate: &str,
+        wait: Duration,
+    ) -> Result<EstablishedSecret, String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.establish_token_secret(candidate).await {
+                Ok(established) => return Ok(established),
+                Err(reason) if tokio::time::Instant::now() + pause < deadline => {
+                    warn!(topic = %self.topic, %reason, "cannot read or write the token secret in the state topic yet; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(reason) => return Err(reason),
+            }
+        }
+    }
+
+    fn first_secret(&self) -> Option<String> {
+        self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Re-reads the topic every interval until `shutdown`.
@@ -121,6 +196,9 @@ impl StateStore {
             // Another cluster became active: read its copy from the start (it may hold what this one did not).
             _ => 0,
         };
+        if from == 0 {
+            *self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        }
         let mut leader = match client.leader().await? {
             Some(leader) => leader,
             None => {
@@ -145,8 +223,22 @@ impl StateStore {
     fn apply_read(&self, record: &ReadRecord) {
         let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
         match &record.value {
+            // A deleted secret: the next one written counts as the first (instances running keep theirs).
+            None if key == TOKEN_SECRET_KEY => {
+                *self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+            }
             None => self.registry.remove_key(&key),
             Some(value) => match serde_json::from_slice::<StateRecord>(value) {
+                Ok(StateRecord::TokenSecret { secret }) if key == TOKEN_SECRET_KEY => {
+                    let mut first = self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    match first.as_ref() {
+                        None => *first = Some(secret.0),
+                        Some(kept) if *kept != secret.0 => {
+                            debug!(offset = record.offset, "a later token secret record: the first one stands")
+                        }
+                        Some(_) => {}
+                    }
+                }
                 Ok(state) if state.key() == key => {
                     if !self.registry.apply(&state) {
                         debug!(offset = record.offset, %key, "state record older than, or conflicting with, the state: ignored");
@@ -181,5 +273,51 @@ impl StateStore {
             timeout: self.timeout,
             max_frame: self.max_frame,
         }
+    }
+}
+
+fn token_secret_record(secret: &str) -> StateRecord {
+    StateRecord::TokenSecret { secret: SecretString(secret.to_string()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use franzgate_api::topology::BackendCluster;
+
+    use super::*;
+
+    fn store() -> StateStore {
+        let cluster = Arc::new(BackendCluster::new("main", Vec::new()));
+        let selector = Arc::new(ClusterSelector::new(vec![cluster]).expect("one cluster"));
+        let registry = Arc::new(VirtualClusters::new(false));
+        let (timeout, refresh) = (Duration::from_secs(1), Duration::from_secs(1));
+        StateStore::new(registry, selector, BackendSecurityMap::default(), "_state".into(), timeout, 1 << 20, refresh)
+    }
+
+    fn read(offset: i64, record: Option<&StateRecord>, key: &str) -> ReadRecord {
+        let value = record.map(|r| Bytes::from(serde_json::to_vec(r).expect("json")));
+        ReadRecord { offset, key: Some(Bytes::from(key.to_string())), value }
+    }
+
+    #[test]
+    fn the_first_token_secret_in_the_topic_stands_until_its_key_is_deleted() {
+        let store = store();
+        let vcluster = StateRecord::VirtualCluster { name: "teamA".into(), prefix: "teamA".into() };
+        store.apply_read(&read(0, Some(&vcluster), "vcluster/teamA"));
+        assert_eq!(store.first_secret(), None);
+        for (offset, secret) in [(1, "first"), (2, "second"), (3, "first")] {
+            store.apply_read(&read(offset, Some(&token_secret_record(secret)), TOKEN_SECRET_KEY));
+        }
+        assert_eq!(store.first_secret().as_deref(), Some("first"), "a racing instance's later record loses");
+        assert!(store.registry.get("teamA").is_some(), "virtual-cluster records still apply");
+        // A secret record under another key is not the secret.
+        store.apply_read(&read(4, Some(&token_secret_record("forged")), "vcluster/x"));
+        assert_eq!(store.first_secret().as_deref(), Some("first"));
+        // Deleted: the next secret written is the one.
+        store.apply_read(&read(5, None, TOKEN_SECRET_KEY));
+        assert_eq!(store.first_secret(), None);
+        store.apply_read(&read(6, Some(&token_secret_record("rotated")), TOKEN_SECRET_KEY));
+        assert_eq!(store.first_secret().as_deref(), Some("rotated"));
+        assert!(store.registry.get("teamA").is_some(), "deleting the secret deletes no virtual cluster");
     }
 }

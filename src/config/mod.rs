@@ -334,23 +334,44 @@ impl GatewayConfig {
                 tracing::warn!("{source}: gateway.tls is set but security_protocol {protocol} does not use TLS");
             }
         }
-        if g.security_protocol.uses_sasl() && g.authentication.is_none() {
+        let generated = self.generates_token_secret();
+        if g.security_protocol.uses_sasl() && g.authentication.is_none() && !generated {
             return Err(ConfigFileError::new(
                 source,
                 format!(
                     "gateway.authentication: required with security_protocol {protocol} (users, or a token_secret \
-                     via GATEWAY_USER_POOL_SECRET_KEY)"
+                     via GATEWAY_USER_POOL_SECRET_KEY) unless the gateway generates the token secret, which needs \
+                     gateway.virtual_clusters.enabled (the state topic keeps the secret) and no \
+                     sasl-authentication filter of your own in `filters:`"
                 ),
             ));
         }
         if let Some(auth) = &g.authentication {
-            franzgate_filters::sasl::UserDirectory::from_config(auth)
+            let mut auth = auth.clone();
+            if generated {
+                // Checked as it will run: with the secret generated at start-up.
+                auth.token_secret = Some("generated at start-up".into());
+            }
+            franzgate_filters::sasl::UserDirectory::from_config(&auth)
                 .map_err(|e| ConfigFileError::new(source, format!("gateway.authentication.{e}")))?;
         }
         if g.routing == RoutingMechanism::Host && g.sni.host_prefix.is_empty() && g.sni.separator.is_empty() {
             return Err(ConfigFileError::new(source, "gateway.sni: host_prefix and separator cannot both be empty"));
         }
         Ok(())
+    }
+
+    /// Whether the gateway generates the service-account token secret at start-up: SASL clients, neither users
+    /// nor a token secret configured, virtual clusters enabled (the secret is kept in their state topic, so every
+    /// gateway instance using that topic shares it), and the SASL filter added by the gateway itself rather than
+    /// listed in `filters:` with a config of its own.
+    pub fn generates_token_secret(&self) -> bool {
+        let g = &self.gateway;
+        let auth = g.authentication.as_ref();
+        let no_secret = auth.and_then(|a| a.token_secret.as_deref()).is_none_or(str::is_empty);
+        let no_users = auth.is_none_or(|a| a.users.is_empty());
+        let own_sasl_filter = self.filters.iter().any(|f| f.kind == franzgate_filters::sasl::TYPE_NAME);
+        g.security_protocol.uses_sasl() && no_secret && no_users && g.virtual_clusters.enabled && !own_sasl_filter
     }
 
     /// The address clients are told to use; `primary_cluster` names host-routing brokers unless
@@ -477,17 +498,85 @@ mod tests {
         assert!(config.admin_users().1, "no GATEWAY_ADMIN_API_USERS: the default user, flagged for a warning");
     }
 
+    /// SASL with neither users nor a token secret, and no state topic to keep a generated secret in.
+    const SASL_WITHOUT_STATE_TOPIC: &str =
+        "gateway: {security_protocol: SASL_PLAINTEXT, virtual_clusters: {enabled: false}}";
+
     #[test]
     fn multi_line_messages_have_single_spaces() {
         let host_routing = GatewayConfig::from_yaml("gateway: {routing: host}", "gw.yaml").expect_err("no TLS");
-        let sasl =
-            GatewayConfig::from_yaml("gateway: {security_protocol: SASL_PLAINTEXT}", "gw.yaml").expect_err("no auth");
+        let sasl = GatewayConfig::from_yaml(SASL_WITHOUT_STATE_TOPIC, "gw.yaml").expect_err("no auth");
         let jks =
             GatewayConfig::load(None, &Env::from_pairs([("GATEWAY_SSL_KEY_STORE_PATH", "/k.jks")])).expect_err("JKS");
         for e in [host_routing, sasl, jks] {
             let e = e.to_string();
             assert!(!e.contains("  "), "a line continuation left a run of spaces: {e}");
         }
+    }
+
+    /// The seed's gateway1 (Conduktor Gateway 2.x/3.0 variables), with no token secret.
+    const GATEWAY1: &[(&str, &str)] = &[
+        ("KAFKA_MAIN_BOOTSTRAP_SERVERS", "kafka1:9092"),
+        ("GATEWAY_ADVERTISED_HOST", "localhost"),
+        ("GATEWAY_MODE", "VCLUSTER"),
+        ("GATEWAY_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ("GATEWAY_FEATURE_FLAGS_MULTI_TENANCY", "true"),
+        ("GATEWAY_FEATURE_FLAGS_ANALYTICS", "false"),
+        ("GATEWAY_CLUSTER_ID", "gateway-cluster"),
+        ("GATEWAY_ADMIN_API_USERS", "[{username: admin, password: conduktor, admin: true}]"),
+    ];
+
+    fn env_with(extra: &[(&'static str, &'static str)]) -> Env {
+        Env::from_pairs(GATEWAY1.iter().chain(extra).copied())
+    }
+
+    #[test]
+    fn the_seed_gateway1_variables_start_a_gateway_that_generates_its_token_secret() {
+        let (config, source) = GatewayConfig::load(None, &env_with(&[])).expect("gateway1's variables load");
+        assert!(config.generates_token_secret());
+        assert!(config.gateway.virtual_clusters.enabled);
+        assert_eq!(config.gateway.cluster_id.as_deref(), Some("gateway-cluster"));
+        let gateway = crate::Gateway::new(&config, &crate::FilterRegistry::with_builtins(), &source);
+        let names = gateway.expect("the gateway builds").chain_names();
+        assert_eq!(names.first().map(String::as_str), Some("sasl-authentication"), "{names:?}");
+        // gateway2 differs by its port, under Conduktor's older name.
+        let (config, _) = GatewayConfig::load(None, &env_with(&[("GATEWAY_START_PORT", "7969")])).expect("loads");
+        assert_eq!(config.gateway.port_start, 7969);
+    }
+
+    #[test]
+    fn a_configured_secret_or_users_mean_nothing_is_generated() {
+        let (config, _) = GatewayConfig::load(None, &env_with(&[("GATEWAY_USER_POOL_SECRET_KEY", "s")])).expect("ok");
+        assert!(!config.generates_token_secret());
+        use franzgate_auth::scram::{ScramCredential, ScramMechanism};
+        let credential = ScramCredential::generate(ScramMechanism::Sha256, "pw", 4096).expect("credential");
+        let users = format!(
+            "gateway:\n  security_protocol: SASL_PLAINTEXT\n  authentication:\n    \
+             users: [{{username: u, credentials: ['{credential}']}}]\n"
+        );
+        let config = GatewayConfig::from_yaml(&users, "gw.yaml").expect("valid");
+        assert!(!config.generates_token_secret());
+        let plaintext = GatewayConfig::from_yaml("{}", "gw.yaml").expect("valid");
+        assert!(!plaintext.generates_token_secret(), "no SASL, no tokens to verify");
+    }
+
+    #[test]
+    fn without_virtual_clusters_there_is_nowhere_to_keep_a_generated_secret() {
+        let security = Env::from_pairs([
+            ("KAFKA_MAIN_BOOTSTRAP_SERVERS", "kafka1:9092"),
+            ("GATEWAY_MODE", "GATEWAY_SECURITY"),
+            ("GATEWAY_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ]);
+        let generated = GatewayConfig::load(None, &security).map(|(c, _)| c.generates_token_secret());
+        assert_eq!(generated.ok(), Some(true), "virtual clusters are on by default");
+        let off = Env::from_pairs([
+            ("KAFKA_MAIN_BOOTSTRAP_SERVERS", "kafka1:9092"),
+            ("GATEWAY_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("GATEWAY_FEATURE_FLAGS_MULTI_TENANCY", "false"),
+        ]);
+        let e = GatewayConfig::load(None, &off).expect_err("no state topic").to_string();
+        assert!(e.starts_with("environment: gateway.authentication: required with security_protocol SASL_PLAINTEXT"));
+        assert!(e.contains("gateway.virtual_clusters.enabled"), "{e}");
     }
 
     #[test]
