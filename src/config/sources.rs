@@ -687,4 +687,12 @@ mod tests {
             assert!(uses >= 2, "{known} is in KNOWN_VARIABLES but nothing reads it");
         }
     }
+
+    #[test]
+    fn the_readme_documents_every_known_variable() {
+        let readme = include_str!("../../README.md");
+        for known in KNOWN_VARIABLES {
+            assert!(readme.contains(&format!("`{known}")), "README.md does not document {known}");
+        }
+    }
 }
