@@ -4,8 +4,8 @@
 //! recovers, no session hangs, and the gateway keeps serving.
 //!
 //! librdkafka's mock cluster injects the faults it knows; the reset mid-response comes from a forwarding
-//! front that cuts one connection with a TCP RST (it never answers anything itself); the kill is a real tansu
-//! process killed and started again.
+//! front that cuts one connection with a TCP RST (it never answers anything itself) before a real Apache Kafka
+//! broker; the kill is a real Kafka broker killed with SIGKILL and started again on its ports and data.
 
 mod common;
 
@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Tansu, TestGateway, api_versions_v0, assert_gateway_serves, client_config, read_frame};
+use common::{
+    ClusterSpec, KafkaCluster, TestGateway, api_versions_v0, assert_gateway_serves, client_config, read_frame,
+};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -179,10 +181,10 @@ async fn cutting_front(port: u16, target: u16) -> Arc<AtomicUsize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_reset_in_the_middle_of_a_response_is_recovered_from() {
-    // tansu advertises the front, so every connection to it, the gateway's included, crosses the front.
-    let (plain, front) = (common::free_ports(1), common::free_ports(1));
-    let broker = Tansu::spawn(plain, front, "cut_cluster", &[]).await;
-    let cuts = cutting_front(front, broker.port).await;
+    // The broker advertises the front, so every connection to it, the gateway's included, crosses the front.
+    let front = common::free_port();
+    let broker = KafkaCluster::start_async(ClusterSpec::new("cut", &[1]).advertising(1, front)).await;
+    let cuts = cutting_front(front, broker.port(1)).await;
     let direct = format!("127.0.0.1:{front}");
     common::create_topic(&direct, "big", 1).await;
     // Large records, so a Fetch response is large enough to be cut.
@@ -199,14 +201,15 @@ async fn a_connection_reset_in_the_middle_of_a_response_is_recovered_from() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_and_restarted_is_reconnected_to_and_the_gateway_never_exits() {
-    let mut broker = Tansu::start().await;
-    let port = broker.port;
+    let broker = Arc::new(common::own_kafka("killed").await);
     let gateway = TestGateway::start(&broker.bootstrap(), "").await;
     let config = client_config(&gateway.bootstrap());
     common::create_topic(&gateway.bootstrap(), "survivor", 1).await;
-    produce_all(&config, "survivor", 0, &values("first", 5)).await;
+    let first = values("first", 5);
+    produce_all(&config, "survivor", 0, &first).await;
 
-    broker.kill().await;
+    let killed = broker.clone();
+    tokio::task::spawn_blocking(move || killed.kill(1)).await.expect("kill");
     // While the broker is gone the gateway answers what it can itself, closes sessions that need the backend,
     // and keeps accepting.
     let mut stream = TcpStream::connect(("127.0.0.1", gateway.port_start)).await.expect("gateway still accepts");
@@ -214,11 +217,12 @@ async fn a_broker_killed_and_restarted_is_reconnected_to_and_the_gateway_never_e
     let answer = tokio::time::timeout(Duration::from_secs(20), read_frame(&mut stream)).await;
     assert!(matches!(answer, Ok(None)), "no backend: the session closes rather than hangs");
 
-    // tansu comes back on the same port (memory storage: the topic is made again, as a restored cluster would
-    // have it), and the same client configuration works through the gateway.
-    let _restarted = Tansu::start_on(port).await;
-    common::create_topic(&format!("127.0.0.1:{port}"), "survivor", 1).await;
+    // The broker comes back on the same ports and data (log recovery after the crash), and the same client
+    // configuration works through the gateway; the records acknowledged before the crash are still there.
+    let restarted = broker.clone();
+    tokio::task::spawn_blocking(move || restarted.restart(1)).await.expect("restart");
     let after = values("after", 5);
     produce_all(&config, "survivor", 0, &after).await;
-    assert_eq!(common::read_all(&gateway.bootstrap(), "survivor"), after);
+    let all: Vec<String> = first.into_iter().chain(after).collect();
+    assert_eq!(common::read_all(&gateway.bootstrap(), "survivor"), all);
 }

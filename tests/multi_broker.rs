@@ -1,24 +1,59 @@
-//! Port-per-broker routing over a 3-broker cluster (librdkafka's mock cluster), one partition led by each
-//! broker: the client must reach each leader through that broker's own gateway port.
+//! Port-per-broker routing over a real 3-node Apache Kafka cluster (node ids 11, 12, 13), one partition led by
+//! each node: the client must reach each leader through that broker's own gateway port, for produce and fetch.
 
 mod common;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{TestGateway, client_config};
+use common::{ClusterSpec, KafkaCluster, TestGateway, client_config, unique};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// Node ids far from the virtual ids 0, 1, 2 the gateway presents, so a leaked backend id would show.
+const NODES: [i32; 3] = [11, 12, 13];
+
+/// The binary's 3-node cluster.
+async fn three_nodes() -> &'static KafkaCluster {
+    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+    common::kafka::shared(&CLUSTER, || ClusterSpec::new("three", &NODES)).await
+}
+
+/// Creates `topic` with one single-replica partition per node: partition p lives (and is led) on `NODES[p]`.
+async fn topic_led_by_each_node(cluster: &KafkaCluster, topic: &str) {
+    let admin: AdminClient<_> = cluster.client_config().create().expect("admin client");
+    let assignment: Vec<&[i32]> = NODES.iter().map(std::slice::from_ref).collect();
+    let results = admin
+        .create_topics(&[NewTopic::new(topic, 3, TopicReplication::Variable(&assignment))], &AdminOptions::new())
+        .await
+        .expect("create_topics");
+    for r in results {
+        r.expect("topic created");
+    }
+    // Wait until every partition has its leader (a fresh topic's leaders appear shortly after creation).
+    let direct: BaseConsumer = cluster.client_config().create().expect("direct client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let leaders: Vec<_> = direct
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| md.topics().first().map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())).collect()))
+            .unwrap_or_default();
+        if leaders == vec![(0, NODES[0]), (1, NODES[1]), (2, NODES[2])] {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "leaders of {topic} never settled: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_uses_each_brokers_gateway_port_and_produces_to_every_partition() {
-    let mock = MockCluster::new(3).expect("mock cluster");
-    mock.create_topic("spread", 3, 1).expect("topic");
-    for partition in 0..3 {
-        // Mock broker ids are 1..=3: partition p is led by broker p + 1.
-        mock.partition_leader("spread", partition, Some(partition + 1)).expect("leader");
-    }
-    let mut gateway = TestGateway::start(&mock.bootstrap_servers(), "").await;
+    let kafka = three_nodes().await;
+    let topic = unique("spread");
+    topic_led_by_each_node(kafka, &topic).await;
+    let mut gateway = TestGateway::start(&kafka.bootstrap(), "").await;
     let start = gateway.port_start;
     let ports = tokio::time::timeout(Duration::from_secs(10), gateway.running.wait_for_ports(3))
         .await
@@ -27,31 +62,44 @@ async fn the_client_uses_each_brokers_gateway_port_and_produces_to_every_partiti
 
     let bootstrap = gateway.bootstrap();
     let client: BaseConsumer = client_config(&bootstrap).create().expect("client");
-    let metadata = client.fetch_metadata(Some("spread"), Duration::from_secs(10)).expect("metadata");
+    let metadata = client.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
     let mut brokers: Vec<_> = metadata.brokers().iter().map(|b| (b.id(), b.host().to_string(), b.port())).collect();
     brokers.sort();
     let expected: Vec<_> = (0..3).map(|v| (v, "127.0.0.1".to_string(), i32::from(start) + v)).collect();
     assert_eq!(brokers, expected, "three virtual brokers, each on its own gateway port");
     let leaders: Vec<_> = metadata.topics()[0].partitions().iter().map(|p| (p.id(), p.leader())).collect();
-    assert_eq!(leaders, vec![(0, 0), (1, 1), (2, 2)], "backend brokers 1,2,3 are virtual nodes 0,1,2");
+    assert_eq!(leaders, vec![(0, 0), (1, 1), (2, 2)], "backend nodes 11,12,13 are virtual nodes 0,1,2");
 
     let producer: FutureProducer = client_config(&bootstrap).set("acks", "all").create().expect("producer");
     for i in 0..30 {
         let partition = i % 3;
+        let value = format!("{partition}-{}", i / 3);
         let delivery = producer
-            .send(FutureRecord::<(), _>::to("spread").partition(partition).payload("x"), Duration::from_secs(10))
+            .send(FutureRecord::<(), _>::to(&topic).partition(partition).payload(&value), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
             .expect("a wrongly routed produce would get NOT_LEADER_OR_FOLLOWER and never be acknowledged");
         assert_eq!(delivery.partition, partition);
     }
 
-    // The records are on the real leaders, read directly from the mock cluster.
-    let direct: BaseConsumer = client_config(&mock.bootstrap_servers()).create().expect("direct client");
+    // The records are on the real leaders, read directly from the cluster.
+    let direct: BaseConsumer = kafka.client_config().create().expect("direct client");
     for partition in 0..3 {
-        let (_, high) = direct.fetch_watermarks("spread", partition, Duration::from_secs(10)).expect("watermarks");
-        assert_eq!(high, 10, "partition {partition}");
+        let (_, high) = direct.fetch_watermarks(&topic, partition, Duration::from_secs(10)).expect("watermarks");
+        assert_eq!(high, 10, "partition {partition} on node {}", NODES[partition as usize]);
     }
+    // Fetches reach each leader through its port too: every partition reads back in order through the gateway.
+    let config = client_config(&bootstrap);
+    let read = {
+        let topic = topic.clone();
+        tokio::task::spawn_blocking(move || {
+            common::kafka::read_topic_blocking(config, &topic, 30, Duration::from_secs(30))
+        })
+        .await
+        .expect("reader")
+    };
+    let expected: Vec<String> = (0..3).flat_map(|p| (0..10).map(move |i| format!("{p}-{i}"))).collect();
+    assert_eq!(read, expected, "each partition read from its leader through the gateway");
     let accepted = gateway.running.accepted_per_port();
     for port in [start, start + 1, start + 2] {
         assert!(accepted.get(&port).copied().unwrap_or(0) > 0, "no client connection on {port}: {accepted:?}");
@@ -60,20 +108,21 @@ async fn the_client_uses_each_brokers_gateway_port_and_produces_to_every_partiti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_first_seen_in_metadata_later_gets_its_port_opened() {
-    // The start-up probe finds nothing (no broker yet), so only the first port is open.
+    // The start-up probe finds nothing (no broker at the bootstrap address), so only the first port is open.
     let dead = common::free_ports(1);
     let mut gateway = TestGateway::start(&format!("127.0.0.1:{dead}"), "").await;
     let start = gateway.port_start;
     assert_eq!(gateway.running.ports().into_iter().collect::<Vec<_>>(), vec![start]);
 
-    // A client's Metadata response then reveals a 3-broker cluster: its brokers' ports open.
-    let mock = MockCluster::new(3).expect("mock cluster");
+    // Metadata then reveals the 3-node cluster (as a client's Metadata response would): its brokers' ports open.
+    let kafka = three_nodes().await;
     let cluster = gateway.running.selector().clusters()[0].clone();
-    let brokers: Vec<_> = mock
-        .bootstrap_servers()
-        .split(',')
-        .enumerate()
-        .map(|(i, a)| (i as i32 + 1, franzgate_api::topology::BrokerAddress::parse(a).ok()))
+    let brokers: Vec<_> = NODES
+        .iter()
+        .map(|&id| {
+            let address = format!("127.0.0.1:{}", kafka.port(id));
+            (id, franzgate_api::topology::BrokerAddress::parse(&address).ok())
+        })
         .collect();
     cluster.nodes.observe(brokers);
     let ports =
@@ -81,5 +130,6 @@ async fn a_broker_first_seen_in_metadata_later_gets_its_port_opened() {
     assert_eq!(ports.into_iter().collect::<Vec<_>>(), vec![start, start + 1, start + 2]);
     for port in [start + 1, start + 2] {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the new port accepts connections");
+        common::assert_gateway_serves(port).await;
     }
 }

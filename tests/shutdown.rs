@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Tansu, api_versions_v0, free_ports, read_frame};
+use common::{api_versions_v0, free_ports, read_frame, shared_cluster};
 use franzgate::{FilterRegistry, Gateway, GatewayConfig, RunningGateway};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -72,7 +72,7 @@ async fn accepts(port: u16) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_requests_are_answered_before_the_gateway_stops() {
-    let broker = Tansu::start().await;
+    let broker = shared_cluster().await;
     let (gate, released) = (Arc::new(Semaphore::new(0)), Arc::new(AtomicUsize::new(0)));
     let held = HeldFactory { gate: gate.clone(), released: released.clone() };
     let (running, port) = start(&broker.bootstrap(), "", "filters: [{type: held}]\n", held).await;
