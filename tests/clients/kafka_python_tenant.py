@@ -8,7 +8,6 @@ their prefix. Exits non-zero on failure.
 import sys
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 bootstrap, user, token = sys.argv[1:4]
@@ -16,7 +15,7 @@ sasl = dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
             sasl_plain_username=user, sasl_plain_password=token)
 admin = KafkaAdminClient(bootstrap_servers=bootstrap, **sasl)
 try:
-    admin.create_topics([NewTopic("users", num_partitions=1, replication_factor=1)])
+    admin.create_topics({"users": {"num_partitions": 1, "replication_factor": 1}})
 except TopicAlreadyExistsError:
     pass
 producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **sasl)
@@ -41,7 +40,8 @@ topics = consumer.topics()
 consumer.close()
 assert "users" in topics, topics
 assert not any(t.startswith("teamPy") for t in topics), topics
-groups = [g[0] for g in admin.list_consumer_groups()]
+# kafka-python 3.x: list_groups() returns dicts (2.x: list_consumer_groups() returned tuples).
+groups = [g["group_id"] for g in admin.list_groups()]
 assert "py-readers" in groups, groups
 assert not any(g.startswith("teamPy") for g in groups), groups
 admin.close()
