@@ -19,17 +19,19 @@ pub const ADMIN: (&str, &str) = ("admin", "conduktor");
 pub struct Narrator<'a> {
     out: &'a mut (dyn Write + Send),
     step: usize,
+    started: std::time::Instant,
 }
 
 impl<'a> Narrator<'a> {
     pub fn new(out: &'a mut (dyn Write + Send)) -> Self {
-        Self { out, step: 0 }
+        Self { out, step: 0, started: std::time::Instant::now() }
     }
 
     /// A new step: its title and what it does.
     pub fn step(&mut self, title: &str, description: &str) -> anyhow::Result<()> {
         self.step += 1;
-        writeln!(self.out, "\n==> {}. {title}", self.step)?;
+        let at = self.started.elapsed().as_secs();
+        writeln!(self.out, "\n==> {}. {title}   [{}:{:02}]", self.step, at / 60, at % 60)?;
         if !description.is_empty() {
             writeln!(self.out, "{}", indent(description, "    "))?;
         }
