@@ -1,8 +1,10 @@
 //! Seeds the fuzz corpora with real client traffic (not a test: `cargo test --test capture_corpus -- --ignored`).
 //!
-//! rdkafka clients (admin, producer, group consumer) talk to tansu through the gateway; between the gateway
-//! and tansu (which advertises it) a recording front writes every request frame and every broker response
-//! body to `fuzz/corpus/<target>/`, in each target's input format.
+//! rdkafka clients (admin, producer, group consumer) talk to Apache Kafka through the gateway; between the
+//! gateway and Kafka (whose node advertises the front's port, so every connection crosses it) a recording front
+//! writes every request frame and every broker response body to `fuzz/corpus/<target>/` (the folders
+//! `scripts/fuzz.sh` seeds from), in each target's input format. `FRANZGATE_CORPUS_DIR` writes elsewhere
+//! (e.g. to look at a capture before replacing the committed seeds).
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Tansu, TestGateway, client_config};
+use common::{ClusterSpec, KafkaCluster, TestGateway, client_config, unique};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,29 +100,44 @@ async fn recording_front(port: u16, target: u16, corpus: Arc<Corpus>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes fuzz seeds; run by hand"]
 async fn capture_real_client_traffic_into_the_fuzz_corpora() {
-    let corpus = Arc::new(Corpus {
-        root: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus")),
-        written: Mutex::new(0),
-    });
-    let (plain, front) = (common::free_ports(1), common::free_ports(1));
-    let broker = Tansu::spawn(plain, front, "seed_cluster", &[]).await;
-    recording_front(front, broker.port, corpus.clone()).await;
+    let root = std::env::var_os("FRANZGATE_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus")));
+    let corpus = Arc::new(Corpus { root, written: Mutex::new(0) });
+    let front = common::free_port();
+    // A cluster of its own: its node advertises the front.
+    let broker = KafkaCluster::start_async(ClusterSpec::new("seeds", &[1]).advertising(1, front)).await;
+    recording_front(front, broker.port(1), corpus.clone()).await;
     let gateway = TestGateway::start(&format!("127.0.0.1:{front}"), "").await;
     let config = client_config(&gateway.bootstrap());
-    common::create_topic_with(config.clone(), "seeds", 1).await;
+    let topic = unique("seeds");
+    common::create_topic_with(config.clone(), &topic, 1).await;
     let producer: FutureProducer = config.clone().set("acks", "all").create().expect("producer");
     for i in 0..5 {
         let value = format!("seed-{i}");
-        let record = FutureRecord::to("seeds").key("k").payload(&value).partition(0);
+        let record = FutureRecord::to(&topic).key("k").payload(&value).partition(0);
         producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("sent");
     }
-    let consumer: StreamConsumer =
-        config.clone().set("group.id", "seeders").set("auto.offset.reset", "earliest").create().expect("consumer");
-    consumer.subscribe(&["seeds"]).expect("subscribe");
-    for _ in 0..5 {
-        let _ = tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await;
+    let consumer: StreamConsumer = config
+        .clone()
+        .set("group.id", unique("seeders"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic.as_str()]).expect("subscribe");
+    for i in 0..5 {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("record {i} consumed in time"))
+            .expect("consumed");
+        assert_eq!(rdkafka::Message::payload(&message), Some(format!("seed-{i}").as_bytes()));
     }
     consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).expect("commit");
     let written = *corpus.written.lock().expect("lock");
     assert!(written > 20, "seeds written: {written}");
+    // Every target got seeds, in the folders scripts/fuzz.sh reads.
+    for target in ["frames", "tenant_rewrite", "responses"] {
+        let seeds = std::fs::read_dir(corpus.root.join(target)).map(|d| d.count()).unwrap_or(0);
+        assert!(seeds > 0, "no seeds in {}", corpus.root.join(target).display());
+    }
 }
