@@ -24,7 +24,9 @@
 //! - `LOAD_ACKS` (default `all`): producer acks;
 //! - `LOAD_PARTITIONS` (default 12): partitions per topic (replication factor: min(brokers, 3));
 //! - `LOAD_TOOL` (`rdkafka` or `java`, default `rdkafka`);
-//! - `LOAD_PARTS` (default `throughput,resources`): `resources` adds idle RSS and 10,000 idle connections;
+//! - `LOAD_PARTS` (default `throughput,latency,resources`): `latency` is produce latency (1 KiB, one producer,
+//!   linger.ms=0) at `LOAD_LATENCY_RATE` records/s (default 2000) for 10 s x LOAD_SCALE (at least 3 s) per
+//!   round; `resources` adds idle RSS and 10,000 idle connections;
 //! - `LOAD_GATEWAY_ENV="K=V K2=V2"`: variables for the gateway process only (allocator experiments).
 //!
 //! A benchmark: it prints; nothing is asserted about time. Under `cargo test` (no `--bench` argument) it only
@@ -33,22 +35,19 @@
 #[path = "../tests/common/kafka.rs"]
 mod kafka;
 
+#[path = "load/clients.rs"]
+mod clients;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use clients::{Rate, consume, create_topic, delete_topic, produce};
 use kafka::{ClusterSpec, KafkaCluster};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 /// Knobs, from the environment.
 struct Knobs {
@@ -60,6 +59,7 @@ struct Knobs {
     partitions: i32,
     tool: Tool,
     parts: String,
+    latency_rate: f64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -86,7 +86,8 @@ impl Knobs {
                 "rdkafka" => Tool::Rdkafka,
                 other => panic!("LOAD_TOOL: java or rdkafka, not {other}"),
             },
-            parts: var("LOAD_PARTS", "throughput,resources"),
+            parts: var("LOAD_PARTS", "throughput,latency,resources"),
+            latency_rate: var("LOAD_LATENCY_RATE", "2000").parse().expect("LOAD_LATENCY_RATE: records/s"),
         }
     }
 
@@ -201,211 +202,6 @@ fn free_ports(count: u16) -> u16 {
     panic!("no {count} consecutive free ports found");
 }
 
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap).set("message.timeout.ms", "120000").set("socket.timeout.ms", "30000");
-    c
-}
-
-fn create_topic(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str, partitions: i32, rf: i32) {
-    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
-    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(rf))];
-    for r in rt.block_on(admin.create_topics(&topics, &AdminOptions::new())).expect("create") {
-        r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
-    }
-}
-
-fn delete_topic(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str) {
-    let admin: AdminClient<_> = client(bootstrap).create().expect("admin");
-    if let Ok(results) = rt.block_on(admin.delete_topics(&[topic], &AdminOptions::new())) {
-        for r in results {
-            if let Err((t, e)) = r {
-                eprintln!("delete {t}: {e}");
-            }
-        }
-    }
-}
-
-/// A rate: (MB/s, records/s); MB = 10^6 bytes.
-type Rate = (f64, f64);
-
-fn rate(records: f64, size: usize, seconds: f64) -> Rate {
-    (records * size as f64 / seconds / 1e6, records / seconds)
-}
-
-/// Runs a Kafka perf tool with the full JIT (the launchers default to C1 for quick start-up); its stdout.
-fn java_tool(tool: &str, args: &[String]) -> String {
-    let out = die_with_parent(
-        Command::new(kafka::kafka_bin(tool))
-            .args(args)
-            .env("KAFKA_OPTS", "-XX:TieredStopAtLevel=4")
-            .env("KAFKA_HEAP_OPTS", "-Xms512m -Xmx512m")
-            .stdin(Stdio::null()),
-    )
-    .output()
-    .expect("running a Kafka perf tool");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// The number before `unit` in `line` ("123.4 records/sec" -> 123.4).
-fn number_before(line: &str, unit: &str) -> Option<f64> {
-    let before = &line[..line.find(unit)?];
-    before.split_whitespace().last()?.trim_start_matches('(').parse().ok()
-}
-
-/// Produces `records` of `size` bytes; its rate.
-fn produce(knobs: &Knobs, bootstrap: &str, topic: &str, size: usize, records: usize) -> Rate {
-    match knobs.tool {
-        Tool::Java => {
-            let args: Vec<String> = [
-                "--bootstrap-server",
-                bootstrap,
-                "--topic",
-                topic,
-                "--num-records",
-                &records.to_string(),
-                "--record-size",
-                &size.to_string(),
-                "--throughput",
-                "-1",
-                "--command-property",
-                &format!("acks={}", knobs.acks),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let out = java_tool("kafka-producer-perf-test", &args);
-            // The summary: "N records sent, R records/sec (M MB/sec), ... avg latency, ...".
-            let summary = out
-                .lines()
-                .rev()
-                .find(|l| l.contains("records sent") && l.contains("avg latency"))
-                .unwrap_or_else(|| panic!("no summary in the producer's output:\n{out}"));
-            let sent = number_before(summary, "records sent").unwrap_or(0.0);
-            assert_eq!(sent as usize, records, "every record sent and acknowledged: {summary}");
-            let per_second = number_before(summary, "records/sec").expect("records/sec");
-            (per_second * size as f64 / 1e6, per_second)
-        }
-        Tool::Rdkafka => {
-            let seconds = rdkafka_produce(bootstrap, topic, size, &knobs.acks, records);
-            rate(records as f64, size, seconds)
-        }
-    }
-}
-
-/// Consumes `records` of `size` bytes from the beginning of `topic`; its rate.
-fn consume(knobs: &Knobs, bootstrap: &str, topic: &str, size: usize, records: usize, partitions: i32) -> Rate {
-    match knobs.tool {
-        Tool::Java => {
-            let args: Vec<String> = [
-                "--bootstrap-server",
-                bootstrap,
-                "--topic",
-                topic,
-                "--num-records",
-                &records.to_string(),
-                "--group",
-                &format!("{topic}-reader"),
-                "--timeout",
-                "60000",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let out = java_tool("kafka-consumer-perf-test", &args);
-            // A header line and a values line, comma-separated; fetch.* excludes the group join.
-            let mut lines = out.lines().filter(|l| l.contains(','));
-            let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
-            let values: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
-            let field = |name: &str| -> f64 {
-                header
-                    .iter()
-                    .position(|h| *h == name)
-                    .and_then(|i| values.get(i))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| panic!("no {name} in the consumer's output:\n{out}"))
-            };
-            let consumed = field("data.consumed.in.nMsg");
-            assert!(consumed as usize >= records, "only {consumed} of {records} records consumed:\n{out}");
-            let per_second = field("fetch.nMsg.sec");
-            (per_second * size as f64 / 1e6, per_second)
-        }
-        Tool::Rdkafka => {
-            let seconds = rdkafka_consume(bootstrap, topic, partitions, records)
-                .unwrap_or_else(|got| panic!("only {got} of {records} records from {topic} within 60 s"));
-            rate(records as f64, size, seconds)
-        }
-    }
-}
-
-/// Counts deliveries and failures.
-#[derive(Default)]
-struct Deliveries {
-    ok: AtomicUsize,
-    failed: AtomicUsize,
-}
-
-struct Ctx(std::sync::Arc<Deliveries>);
-impl ClientContext for Ctx {}
-impl ProducerContext for Ctx {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let counter = if result.is_ok() { &self.0.ok } else { &self.0.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// librdkafka (its default batching, linger.ms=5): produces `records` of `size` bytes; the seconds taken.
-fn rdkafka_produce(bootstrap: &str, topic: &str, size: usize, acks: &str, records: usize) -> f64 {
-    let payload = vec![b'x'; size];
-    let deliveries = std::sync::Arc::new(Deliveries::default());
-    let producer: BaseProducer<Ctx> =
-        client(bootstrap).set("acks", acks).create_with_context(Ctx(deliveries.clone())).expect("producer");
-    let started = Instant::now();
-    let mut sent = 0;
-    while sent < records {
-        match producer.send(BaseRecord::<(), [u8], ()>::to(topic).payload(&payload)) {
-            Ok(()) => sent += 1,
-            Err(_) => {
-                producer.poll(Duration::from_millis(1));
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120)).expect("flush");
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(deliveries.failed.load(Ordering::Relaxed), 0, "deliveries failed");
-    assert_eq!(deliveries.ok.load(Ordering::Relaxed), records, "every record acknowledged");
-    seconds
-}
-
-/// librdkafka: reads `records` from every partition of `topic` (assigned, no group); the seconds taken, or how
-/// many records arrived before a 60 s deadline.
-fn rdkafka_consume(bootstrap: &str, topic: &str, partitions: i32, records: usize) -> Result<f64, usize> {
-    let consumer: BaseConsumer = client(bootstrap).set("group.id", "load").create().expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
-    }
-    let started = Instant::now();
-    consumer.assign(&assignment).expect("assign");
-    let deadline = started + Duration::from_secs(60);
-    let mut got = 0;
-    while got < records && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            debug_assert!(m.payload().is_some());
-            got += 1;
-        }
-    }
-    if got < records { Err(got) } else { Ok(started.elapsed().as_secs_f64()) }
-}
-
 /// Rates of one configuration over the rounds, direct and through the gateway (same index = same round).
 #[derive(Default)]
 struct Samples {
@@ -478,6 +274,9 @@ fn main() {
     let mut rows: Vec<(i32, &str, usize)> = Vec::new();
     let mut resources = Vec::new();
     let mut idle = None;
+    // brokers -> (direct, gateway) per round: (p50, p99, p99.9) in ms.
+    type Quantiles = (f64, f64, f64);
+    let mut latencies: BTreeMap<i32, (Vec<Quantiles>, Vec<Quantiles>)> = BTreeMap::new();
 
     for &brokers in &knobs.brokers {
         let ids: Vec<i32> = (1..=brokers).collect();
@@ -531,6 +330,33 @@ fn main() {
                 }
             }
         }
+        if knobs.part("latency") {
+            let seconds = (10.0 * knobs.scale).max(3.0);
+            for round in 0..knobs.repeats {
+                let order: [bool; 2] = if round % 2 == 0 { [false, true] } else { [true, false] };
+                for via_gateway in order {
+                    let (name, bootstrap) = if via_gateway { ("gw", &through) } else { ("direct", &direct) };
+                    let topic = format!("latency-{brokers}b-{name}-{round}");
+                    create_topic(&rt, &direct, &topic, knobs.partitions, rf);
+                    let l = clients::latency(bootstrap, &topic, &knobs.acks, 1024, knobs.latency_rate, seconds);
+                    delete_topic(&rt, &direct, &topic);
+                    let q =
+                        (clients::percentile(&l, 0.5), clients::percentile(&l, 0.99), clients::percentile(&l, 0.999));
+                    let entry = latencies.entry(brokers).or_default();
+                    if via_gateway {
+                        entry.1.push(q)
+                    } else {
+                        entry.0.push(q)
+                    }
+                    eprintln!(
+                        "{brokers} broker(s) latency round {} {name}: p50 {:.2} ms, p99 {:.2} ms",
+                        round + 1,
+                        q.0,
+                        q.1
+                    );
+                }
+            }
+        }
         resources.push(Resources { brokers, cpu_seconds: cpu, bytes, peak_rss_kib: gateway.rss_kib().1 });
         if knobs.part("resources") && idle.is_none() {
             idle = Some(idle_connections(bin, &direct));
@@ -550,6 +376,13 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
+    // The gateway binary is built from the working tree: say so when its sources differ from the commit.
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--", "src", "api", "filters", "auth", "Cargo.toml", "Cargo.lock"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    let commit = format!("`{commit}`{}", if dirty { " plus uncommitted changes to the gateway's sources" } else { "" });
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -561,7 +394,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     writeln!(
         report,
-        "\nCommit `{commit}`, {cores} cores ({cpu}); load generator: {tool}; acks={}, {} partitions, replication \
+        "\nGateway at commit {commit}; {cores} cores ({cpu}); load generator: {tool}; acks={}, {} partitions, replication \
          factor min(brokers, 3); {} rounds, LOAD_SCALE={}; {:.0} s; load average before {load_before}, after \
          {load_after}.\n",
         knobs.acks,
@@ -629,6 +462,34 @@ fn main() {
                 r.peak_rss_kib / 1024
             )
             .ok();
+        }
+    }
+    if !latencies.is_empty() {
+        writeln!(
+            report,
+            "\nProduce latency, 1 KiB, one producer, linger.ms=0, acks={}, {:.0} records/s (ms, medians over the \
+             rounds; added = gateway − direct per round: median, min–max):\n",
+            knobs.acks, knobs.latency_rate
+        )
+        .ok();
+        writeln!(
+            report,
+            "| brokers | direct p50 / p99 / p99.9 | franzgate p50 / p99 / p99.9 | added p50 | added p99 |"
+        )
+        .ok();
+        writeln!(report, "|---|---|---|---|---|").ok();
+        for (brokers, (d, g)) in &latencies {
+            let med = |v: &[Quantiles], f: fn(&Quantiles) -> f64| median(v.iter().map(f).collect());
+            let cell =
+                |v: &[Quantiles]| format!("{:.2} / {:.2} / {:.2}", med(v, |q| q.0), med(v, |q| q.1), med(v, |q| q.2));
+            let added = |f: fn(&Quantiles) -> f64| {
+                let diffs: Vec<f64> = d.iter().zip(g).map(|(d, g)| f(g) - f(d)).collect();
+                let min = diffs.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!("{:+.2} ({:+.2} to {:+.2})", median(diffs), min, max)
+            };
+            writeln!(report, "| {brokers} | {} | {} | {} | {} |", cell(d), cell(g), added(|q| q.0), added(|q| q.1))
+                .ok();
         }
     }
     if let Some((idle, loaded, held)) = idle {
