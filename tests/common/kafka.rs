@@ -675,6 +675,10 @@ fn random_cluster_id() -> String {
     if bits > 0 {
         out.push(char::from(ALPHABET[((acc << (6 - bits)) & 63) as usize]));
     }
+    // An id starting with '-' reads as an option to kafka-storage (Kafka's own Uuid.randomUuid avoids them too).
+    if out.starts_with('-') {
+        out.replace_range(..1, "A");
+    }
     out
 }
 
