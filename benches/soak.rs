@@ -1,9 +1,12 @@
 //! Soak: SOAK_MINUTES (default 30) of mixed produce and consume through the release `franzgate` binary, with a
-//! cluster switch every SOAK_SWITCH_SECONDS (default 60), against two real tansu clusters. Reports the
-//! gateway's RSS over time, client errors, and acknowledged records lost (must be 0: every record the producer
-//! saw acknowledged is found, afterwards, in the main or the failover cluster).
+//! cluster switch every SOAK_SWITCH_SECONDS (default 60), against two Apache Kafka clusters (main: nodes 1, 2, 3;
+//! failover: nodes 4, 5, 6) with MirrorMaker 2 copying main -> failover (the seed's mm2.properties). Reports the
+//! gateway's RSS over time, CPU per process, client errors, and acknowledged records lost (must be 0: every
+//! record the producer saw acknowledged is found, afterwards, in the main or the failover cluster) or written
+//! more than once (counting MirrorMaker's copies apart: a record produced to main is on main once and on the
+//! failover once, one produced to the failover is there once).
 //!
-//! Run: `cargo bench --bench soak` (needs tansu: `scripts/install-deps.sh`); `SOAK_MINUTES=2` for a short one.
+//! Run: `cargo bench --bench soak` (needs Kafka: `scripts/install-deps.sh`); `SOAK_MINUTES=2` for a short one.
 //! The report is printed and written to `target/soak-report.txt`. A benchmark: nothing is asserted about
 //! time; the process exits non-zero if an acknowledged record was lost. `SOAK_DEBUG=cgrp,fetch` (librdkafka
 //! debug contexts) writes the consumer's log to `target/soak-consumer.log` and the gateway's to
@@ -12,7 +15,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Stdio;
@@ -20,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Tansu, free_ports, wait_for_port};
+use common::{ClusterSpec, KafkaCluster, MirrorMaker, free_ports, wait_for_port};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::DeliveryResult;
@@ -122,6 +125,27 @@ fn cpu_seconds(pid: Option<u32>) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Whether `cluster` has the topic with all its partitions, asked directly (a consumer's metadata request does
+/// not create it).
+fn has_topic(cluster: &KafkaCluster) -> bool {
+    let consumer: BaseConsumer = cluster.client_config().create().expect("metadata client");
+    let md = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(5));
+    md.is_ok_and(|md| {
+        md.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == PARTITIONS as usize)
+    })
+}
+
+/// How many times each record number occurs in `topic` on `cluster` (read directly, on a blocking thread).
+async fn copies_on(cluster: &KafkaCluster) -> HashMap<u64, usize> {
+    let bootstrap = cluster.bootstrap();
+    let values = tokio::task::spawn_blocking(move || common::read_all(&bootstrap, TOPIC)).await.expect("read");
+    let mut copies = HashMap::new();
+    for id in values.iter().filter_map(|v| parse_id(v)) {
+        *copies.entry(id).or_default() += 1;
+    }
+    copies
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -142,14 +166,34 @@ async fn main() {
         .map_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), std::path::PathBuf::from);
     let bin = target_dir.join("release/franzgate");
     let debug = std::env::var("SOAK_DEBUG").ok().filter(|d| !d.is_empty());
-    let started = Instant::now();
     assert!(bin.exists(), "{} missing: cargo build --release --bin franzgate", bin.display());
-    let (main, failover) = (Tansu::start().await, Tansu::start().await);
-    for cluster in [&main, &failover] {
-        common::create_topic(&cluster.bootstrap(), TOPIC, PARTITIONS).await;
+    let (main, failover) = tokio::join!(
+        KafkaCluster::start_async(ClusterSpec::new("soak-main", &[1, 2, 3])),
+        KafkaCluster::start_async(ClusterSpec::new("soak-failover", &[4, 5, 6]))
+    );
+    // The seed's mm2.properties, group offsets synced every 10 s instead of every minute.
+    let mirror_maker = MirrorMaker::start(&MirrorMaker::seed_properties(
+        &main.bootstrap(),
+        &failover.bootstrap(),
+        "sync.group.offsets.interval.seconds=10\nemit.checkpoints.interval.seconds=10\n",
+    ));
+    common::create_topic(&main.bootstrap(), TOPIC, PARTITIONS).await;
+    // MirrorMaker creates the topic on the failover; the producer needs it there before the first switch.
+    let mirrored_by = Instant::now() + Duration::from_secs(180);
+    while !has_topic(&failover) {
+        assert!(
+            Instant::now() < mirrored_by,
+            "MirrorMaker did not create {TOPIC} on the failover:\n{}",
+            mirror_maker.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The soak's clock starts once the clusters and MirrorMaker are up.
+    let started = Instant::now();
 
-    let (port, http) = (free_ports(2), free_ports(1));
+    // One gateway port per broker (three per cluster) and a spare: a broker without a port cannot be advertised,
+    // and the partitions it leads would be unreachable.
+    let (port, http) = (free_ports(4), free_ports(1));
     // The gateway logs to standard output; with SOAK_DEBUG both streams go to target/soak-gateway.log.
     let gateway_log = debug.as_ref().and_then(|_| std::fs::File::create(target_dir.join("soak-gateway.log")).ok());
     let mut gateway = std::process::Command::new(&bin)
@@ -159,7 +203,7 @@ async fn main() {
         .env("GATEWAY_BIND_HOST", "127.0.0.1")
         .env("GATEWAY_ADVERTISED_HOST", "127.0.0.1")
         .env("GATEWAY_PORT_START", port.to_string())
-        .env("GATEWAY_PORT_COUNT", "2")
+        .env("GATEWAY_PORT_COUNT", "4")
         .env("GATEWAY_HTTP_PORT", http.to_string())
         .env("GATEWAY_ADMIN_API_USERS", "[{username: soak, password: soak, admin: true}]")
         .env("GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", "5000")
@@ -249,11 +293,12 @@ async fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed (distinct) | consumer error events | switches | CPU s in the last minute: gateway / main / failover |"
+        "| minute | gateway RSS (MiB) | produced | acknowledged | consumed (distinct) | consumer error events | switches | CPU s in the last minute: gateway / main (3 nodes) / failover (3 nodes) / MirrorMaker |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|---|");
-    let cpu_of = |pids: &[Option<u32>; 3]| pids.map(cpu_seconds);
-    let pids = [Some(pid), main.pid(), failover.pid()];
+    let nodes = |cluster: &KafkaCluster| cluster.node_ids().into_iter().map(|id| cluster.pid(id)).collect::<Vec<_>>();
+    let pids = [vec![Some(pid)], nodes(&main), nodes(&failover), vec![mirror_maker.pid()]];
+    let cpu_of = |pids: &[Vec<Option<u32>>; 4]| pids.each_ref().map(|g| g.iter().map(|p| cpu_seconds(*p)).sum::<f64>());
     let mut cpu_before = cpu_of(&pids);
     let distinct = || consumed_ids.lock().map(|ids| ids.len()).unwrap_or(0);
     let end = started + Duration::from_secs(minutes * 60);
@@ -280,7 +325,7 @@ async fn main() {
             peak_rss = peak_rss.max(rss);
             let acked = deliveries.acked.lock().map(|a| a.len()).unwrap_or(0);
             let line = format!(
-                "| {} | {:.1} | {} | {} | {} ({}) | {} | {} | {:.1} / {:.1} / {:.1} |",
+                "| {} | {:.1} | {} | {} | {} ({}) | {} | {} | {:.1} / {:.1} / {:.1} / {:.1} |",
                 started.elapsed().as_secs() / 60,
                 rss as f64 / 1024.0,
                 started.elapsed().as_millis() as u64 * RATE / 1000,
@@ -292,6 +337,7 @@ async fn main() {
                 cpu_now[0] - cpu_before[0],
                 cpu_now[1] - cpu_before[1],
                 cpu_now[2] - cpu_before[2],
+                cpu_now[3] - cpu_before[3],
             );
             cpu_before = cpu_now;
             println!("{line}");
@@ -314,23 +360,35 @@ async fn main() {
     stop_consumer.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || consumer_thread.join()).await;
 
-    // Every acknowledged record must be in one of the clusters.
-    let mut found: HashSet<u64> = HashSet::new();
-    for cluster in [&main, &failover] {
-        let bootstrap = cluster.bootstrap();
-        let values = tokio::task::spawn_blocking(move || common::read_all(&bootstrap, TOPIC)).await.expect("read");
-        found.extend(values.iter().filter_map(|v| parse_id(v)));
+    // Every acknowledged record must be in one of the clusters, once MirrorMaker's copies are told apart. First
+    // let MirrorMaker catch up (two minutes at most): every copy of a record on main is on the failover too.
+    let on_main = copies_on(&main).await;
+    let mirror_deadline = Instant::now() + Duration::from_secs(120);
+    let (mut on_failover, mut behind);
+    loop {
+        on_failover = copies_on(&failover).await;
+        behind = on_main.iter().filter(|(id, n)| on_failover.get(id).copied().unwrap_or(0) < **n).count();
+        if behind == 0 || Instant::now() > mirror_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let acked = deliveries.acked.lock().map(|a| a.clone()).unwrap_or_default();
-    let lost = acked.difference(&found).count();
+    let copies = |id: &u64| (on_main.get(id).copied().unwrap_or(0), on_failover.get(id).copied().unwrap_or(0));
+    let lost = acked.iter().filter(|id| copies(id) == (0, 0)).count();
+    // MirrorMaker copied each of main's copies once (when it caught up): main + (failover - main) must be 1.
+    let more_than_once = acked.iter().filter(|id| copies(id).1.max(copies(id).0) > 1).count();
+    let via_main = acked.iter().filter(|id| copies(id).0 == 1).count();
+    let via_failover = acked.iter().filter(|id| copies(id).0 == 0 && copies(id).1 > 0).count();
     // Records of the cluster left inactive at the end, produced after the consumer's last fetch there, are
     // never consumed (the consumer only reads the active cluster); everything else should be.
     let never_consumed = consumed_ids.lock().map(|ids| acked.difference(&ids).count()).unwrap_or(0);
     let _ = writeln!(
         report,
         "\n{minutes} min, {switches} switches: produced {}, acknowledged {}, delivery failures {}, consumed {} ({} distinct; \
-         acknowledged never consumed {never_consumed}), consumer error events {}, acknowledged records lost {lost}; \
-         gateway RSS peak {:.1} MiB, at the end {:.1} MiB",
+         acknowledged never consumed {never_consumed}), consumer error events {}, acknowledged records lost {lost}, \
+         written more than once {more_than_once} (produced to main {via_main}, to the failover {via_failover}; MirrorMaker \
+         behind by {behind} records at the end); gateway RSS peak {:.1} MiB, at the end {:.1} MiB",
         produced.load(Ordering::Relaxed),
         acked.len(),
         deliveries.failed.load(Ordering::Relaxed),

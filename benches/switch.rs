@@ -1,25 +1,35 @@
 //! Time from the switch call to the first acknowledged produce on the new cluster, with librdkafka's default
-//! producer settings, against two real tansu clusters. Reports the median of several switches (alternating
+//! producer settings, against two Apache Kafka clusters (main: nodes 1, 2, 3; failover: nodes 4, 5, 6) with
+//! MirrorMaker 2 copying main -> failover. Reports the median of several switches (alternating
 //! main -> failover -> main ...). A benchmark, not a test: it prints, it asserts nothing about time.
 //!
-//! Run: `cargo bench --bench switch` (needs tansu: `scripts/install-deps.sh`).
+//! Run: `cargo bench --bench switch` (needs Kafka: `scripts/install-deps.sh`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Tansu, TestGateway, create_topic, read_all};
+use common::{KafkaCluster, MirrorMaker, TestGateway, create_topic, read_all, shared_pair};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const SWITCHES: usize = 7;
+const TOPIC: &str = "bench";
 
 async fn produce(producer: &FutureProducer, value: &str) {
     producer
-        .send(FutureRecord::to("bench").key(value).payload(value), Duration::from_secs(60))
+        .send(FutureRecord::to(TOPIC).key(value).payload(value), Duration::from_secs(60))
         .await
         .map_err(|(e, _)| e)
         .unwrap_or_else(|e| panic!("`{value}` not acknowledged: {e}"));
+}
+
+/// Whether `cluster` has the topic, asked directly (a consumer's metadata request does not create it).
+fn has_topic(cluster: &KafkaCluster) -> bool {
+    let consumer: BaseConsumer = cluster.client_config().create().expect("metadata client");
+    let md = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(5));
+    md.is_ok_and(|md| md.topics().first().is_some_and(|t| t.error().is_none() && !t.partitions().is_empty()))
 }
 
 fn main() {
@@ -34,11 +44,20 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let main = Tansu::start().await;
-        let failover = Tansu::start().await;
-        create_topic(&main.bootstrap(), "bench", 1).await;
-        create_topic(&failover.bootstrap(), "bench", 1).await;
+        let (main, failover) = shared_pair().await;
+        let _mirror_maker = MirrorMaker::start(&MirrorMaker::seed_properties(
+            &main.bootstrap(),
+            &failover.bootstrap(),
+            "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\n",
+        ));
         let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
+        create_topic(&gateway.bootstrap(), TOPIC, 1).await;
+        // MirrorMaker creates the topic on the failover; the producer needs it there before the first switch.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !has_topic(failover) {
+            assert!(Instant::now() < deadline, "MirrorMaker did not create {TOPIC} on the failover");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         // librdkafka defaults, apart from the bootstrap address.
         let producer: FutureProducer =
             rdkafka::ClientConfig::new().set("bootstrap.servers", gateway.bootstrap()).create().expect("producer");
@@ -52,8 +71,12 @@ fn main() {
             gateway.switch_to(target).await;
             produce(&producer, &value).await;
             let elapsed = started.elapsed();
-            let landed = if target == "failover" { &failover } else { &main };
-            assert!(read_all(&landed.bootstrap(), "bench").contains(&value), "{value} landed on {target}");
+            let (landed, other) = if target == "failover" { (failover, main) } else { (main, failover) };
+            assert!(read_all(&landed.bootstrap(), TOPIC).contains(&value), "{value} landed on {target}");
+            if target == "failover" {
+                // MirrorMaker copies main -> failover only: a record on the failover is never on main.
+                assert!(!read_all(&other.bootstrap(), TOPIC).contains(&value), "{value} is not on main");
+            }
             samples.push(elapsed);
             // Steady traffic on the new cluster before the next switch. Real switches are minutes apart; librdkafka
             // doubles its reconnect backoff when a connection closes less than reconnect.backoff.max.ms (10 s)
@@ -69,7 +92,10 @@ fn main() {
         );
         samples.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!("switch -> first acknowledged produce on the new cluster (librdkafka defaults, {SWITCHES} switches)");
+        println!(
+            "switch -> first acknowledged produce on the new cluster (librdkafka defaults, Kafka 3+3 nodes, \
+             MirrorMaker 2 running, {SWITCHES} switches)"
+        );
         println!(
             "  median {:.1} ms   min {:.1} ms   max {:.1} ms",
             ms(samples[SWITCHES / 2]),
