@@ -107,8 +107,20 @@ async fn metadata_lists_topics_and_shows_only_gateway_addresses() {
     create_topic(&bootstrap, &listed_a, 1).await;
     create_topic(&bootstrap, &listed_b, 3).await;
 
+    // Kafka answers CreateTopics once the controller has the topics; the broker's metadata lists them a
+    // moment later (and a fresh partition has no leader for that moment), so wait for both to be complete.
     let client: BaseConsumer = client_config(&bootstrap).create().expect("client");
-    let metadata = client.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let metadata = loop {
+        let metadata = client.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+        let complete = |name: &str| {
+            metadata.topics().iter().any(|t| t.name() == name && t.partitions().iter().all(|p| p.leader() >= 0))
+        };
+        if (complete(&listed_a) && complete(&listed_b)) || std::time::Instant::now() > deadline {
+            break metadata;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let topics: Vec<_> = metadata.topics().iter().map(|t| t.name().to_string()).collect();
     assert!(topics.contains(&listed_a) && topics.contains(&listed_b), "{topics:?}");
     let listed_b = metadata.topics().iter().find(|t| t.name() == listed_b).expect("listed-b");
