@@ -68,7 +68,9 @@ async fn kafka_python_authenticates_with_scram_and_plain_and_a_wrong_password_is
         assert!(stdout.starts_with(&format!("OK kafka-python {mechanism} as pyuser")), "{stdout}");
     }
     let output = run_python(script, &[&bootstrap, "SCRAM-SHA-512", "pyuser", "wrong", &unique("py-sasl")]).await;
-    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(3), "refused as a failed login\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.starts_with("REFUSED SaslAuthenticationFailedError"), "{stdout}");
     let (successes, failures) = gateway.running.auth_counts();
     assert!(successes >= 6 && failures >= 1, "{successes} successes, {failures} failures");
 }
