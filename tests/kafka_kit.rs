@@ -29,12 +29,25 @@ async fn a_three_node_cluster_loses_and_regains_a_broker_and_mirror_maker_copies
     assert_eq!(broker_ids(&failover), [21]);
 
     let bootstrap = main.bootstrap();
-    let args = ["--bootstrap-server", &bootstrap, "--create", "--topic", "kit", "--partitions", "3", "--replication-factor", "3"];
+    let args = [
+        "--bootstrap-server",
+        &bootstrap,
+        "--create",
+        "--topic",
+        "kit",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ];
     run_tool("kafka-topics", &args);
     let producer: FutureProducer = main.client_config().set("acks", "all").create().expect("producer");
     for i in 0..10 {
         let payload = format!("r{i}");
-        producer.send(FutureRecord::<(), _>::to("kit").payload(&payload), Duration::from_secs(30)).await.expect("delivered");
+        producer
+            .send(FutureRecord::<(), _>::to("kit").payload(&payload), Duration::from_secs(30))
+            .await
+            .expect("delivered");
     }
     let mm2 = MirrorMaker::start(&MirrorMaker::seed_properties(
         &main.bootstrap(),
@@ -46,7 +59,13 @@ async fn a_three_node_cluster_loses_and_regains_a_broker_and_mirror_maker_copies
     tokio::task::spawn_blocking(move || m.kill(8)).await.expect("kill");
     let consumer: BaseConsumer = main.client_config().create().expect("client");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while consumer.fetch_metadata(None, Duration::from_secs(5)).expect("metadata with a broker down").brokers().iter().any(|b| b.id() == 8) {
+    while consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .expect("metadata with a broker down")
+        .brokers()
+        .iter()
+        .any(|b| b.id() == 8)
+    {
         assert!(Instant::now() < deadline, "broker 8 still listed after its kill");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
