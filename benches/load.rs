@@ -303,6 +303,7 @@ fn main() {
             // A warm-up round (not counted): the broker's JIT and page cache, the gateway's buffers.
             let warm = format!("load-warmup-{brokers}");
             create_topic(&rt, &direct, &warm, knobs.partitions, rf);
+            clients::prime_topic(&direct, &warm, knobs.partitions);
             let n = knobs.records(1024) / 4;
             produce(&knobs, &direct, &warm, 1024, n);
             consume(&knobs, &through, &warm, 1024, n, knobs.partitions);
@@ -315,6 +316,7 @@ fn main() {
                         let (name, bootstrap) = if via_gateway { ("gw", &through) } else { ("direct", &direct) };
                         let topic = format!("load-{brokers}b-{size}-{name}-{round}");
                         create_topic(&rt, &direct, &topic, knobs.partitions, rf);
+                        clients::prime_topic(&direct, &topic, knobs.partitions);
                         let cpu_before = gateway.cpu_seconds();
                         let p = produce(&knobs, bootstrap, &topic, size, records);
                         let c = consume(&knobs, bootstrap, &topic, size, records, knobs.partitions);
@@ -349,6 +351,7 @@ fn main() {
                     let (name, bootstrap) = if via_gateway { ("gw", &through) } else { ("direct", &direct) };
                     let topic = format!("latency-{brokers}b-{name}-{round}");
                     create_topic(&rt, &direct, &topic, knobs.partitions, rf);
+                    clients::prime_topic(&direct, &topic, knobs.partitions);
                     let l = clients::latency(bootstrap, &topic, &knobs.acks, 1024, knobs.latency_rate, seconds);
                     delete_topic(&rt, &direct, &topic);
                     let q =

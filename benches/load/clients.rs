@@ -278,3 +278,18 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
+
+/// Writes one 1-byte record to every partition of a topic just created and waits for the acknowledgements
+/// (acks=all): on a 3-broker cluster the leaders learn of a new topic a moment after CreateTopics returns, and
+/// records sent before that wait for a metadata refresh (seconds of stall measured as throughput or latency).
+pub fn prime_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let deliveries = Arc::new(Deliveries::default());
+    let producer: BaseProducer<Ctx> =
+        client(bootstrap).set("acks", "all").create_with_context(Ctx(deliveries.clone())).expect("producer");
+    for p in 0..partitions {
+        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0).partition(p).payload(b"p");
+        producer.send(record).map_err(|(e, _)| e).expect("queue a priming record");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush the priming records");
+    assert_eq!(deliveries.ok.load(Ordering::Relaxed), partitions as usize, "every partition's leader acknowledged");
+}
