@@ -34,7 +34,7 @@ topic = sys.argv[5] if len(sys.argv) > 5 else "py-sasl"
 sasl = dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,
             sasl_plain_username=user, sasl_plain_password=password)
 try:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=10000, **sasl)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=30000, **sasl)
 except KafkaError as e:
     if auth_failures.seen:
         print(f"REFUSED {type(auth_failures.seen[0]).__name__}: {auth_failures.seen[0]}")

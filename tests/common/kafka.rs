@@ -38,8 +38,25 @@ pub fn kafka_bin(tool: &str) -> PathBuf {
 }
 
 /// A free loopback port (the kernel's choice; released before it is used, which is fine on a test machine).
+///
+/// Ports come from 10000-20999, below Linux's ephemeral range (32768-60999): a port the kernel hands out for
+/// `bind(0)` is also the source port of the next outgoing connection, and on a busy machine another process took
+/// one before the broker bound it. The gateways' ports (`free_ports` in mod.rs) use 21000-32767, so the two never
+/// meet; a port is never handed out twice by one process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(given.len());
+        let port = 10_000 + (h.finish() % 11_000) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 10000-20999")
 }
 
 /// SASL users of a cluster's client listener (PLAIN and SCRAM-SHA-256/512 all accept them).
@@ -157,6 +174,26 @@ impl KafkaCluster {
     /// Starts `spec` and waits until every broker is registered and serves metadata. Blocking: in async
     /// code, call [`Self::start_async`].
     pub fn start(spec: ClusterSpec) -> Self {
+        // Another process may still take a port between its choice and the broker's bind (a port is only
+        // probed, not held); such a start is tried again on new ports (fixed client ports stay as given).
+        let attempts = 3;
+        for attempt in 1..=attempts {
+            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::start_once(spec.clone())));
+            match started {
+                Ok(cluster) => return cluster,
+                Err(panic) if attempt < attempts && panic_text(&panic).contains("Address already in use") => {
+                    eprintln!(
+                        "{}: a port was taken before the broker bound it; starting again on new ports",
+                        spec.name
+                    );
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn start_once(spec: ClusterSpec) -> Self {
         let data = tempfile::Builder::new()
             .prefix(&format!("franzgate-kafka-{}-", spec.name))
             .tempdir()
@@ -639,6 +676,15 @@ impl Drop for Watched {
         self.kill_hard();
         let _ = &self.what;
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 fn shell_quote(s: &str) -> String {

@@ -19,7 +19,9 @@ use tokio::net::TcpStream;
 /// `count` consecutive free loopback ports (the gateway needs one port per broker, in a row).
 pub fn free_ports(count: u16) -> u16 {
     for _ in 0..200 {
-        let base = 20_000 + (rand_u16() % 40_000);
+        // 21000-32767: below the kernel's ephemeral range (outgoing connections take those) and above the
+        // cluster kit's brokers (kafka::free_port).
+        let base = 21_000 + (rand_u16() % (11_760 - count));
         let held: Vec<_> = (0..count).map_while(|i| StdListener::bind(("127.0.0.1", base + i)).ok()).collect();
         if held.len() == usize::from(count) {
             return base;
