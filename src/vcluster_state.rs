@@ -256,7 +256,7 @@ impl StateStore {
             Some(leader) => leader,
             None => {
                 client.create(TOPIC_CONFIGS).await?;
-                client.leader().await?.ok_or_else(|| format!("topic `{}` missing after creation", self.topic))?
+                client.leader_once_created().await?
             }
         };
         let value = serde_json::to_vec(state).map_err(|e| e.to_string())?;

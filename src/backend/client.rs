@@ -114,6 +114,21 @@ impl TopicClient {
         }
     }
 
+    /// The leader of a topic just created. Kafka answers CreateTopics before its brokers' metadata lists the
+    /// topic and elects its leader, so the first look may find nothing: look again until `self.timeout` passes.
+    pub async fn leader_once_created(&self) -> Result<Stream, String> {
+        let deadline = tokio::time::Instant::now() + self.timeout.max(Duration::from_secs(5));
+        loop {
+            let outcome = self.leader().await;
+            match outcome {
+                Ok(Some(leader)) => return Ok(leader),
+                _ if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(None) => return Err(format!("topic `{}` missing after creation", self.topic)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Creates the topic with one partition and the given configs (replication: the cluster's default).
     /// A topic that already exists is fine.
     pub async fn create(&self, configs: &[(&str, &str)]) -> Result<(), String> {
