@@ -455,9 +455,20 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 async fn open_discovered_ports(shared: Arc<Shared>, bind_host: String, ports: watch::Sender<BTreeSet<u16>>) {
     let mut watches: Vec<_> = shared.selector.clusters().iter().map(|c| c.nodes.watch_assigned()).collect();
     let mut listeners = JoinSet::new();
+    let port_count = usize::from(shared.advertised.port_count);
+    let mut warned_short = false;
     loop {
-        let wanted = watches.iter_mut().map(|w| *w.borrow_and_update()).max().unwrap_or(0);
-        let wanted = wanted.min(usize::from(shared.advertised.port_count));
+        let assigned = watches.iter_mut().map(|w| *w.borrow_and_update()).max().unwrap_or(0);
+        // More brokers than ports: the partitions the others lead cannot be reached, and clients just time out.
+        if assigned > port_count && !warned_short {
+            warned_short = true;
+            error!(
+                brokers = assigned,
+                port_count,
+                "a cluster has more brokers than gateway.port_count (GATEWAY_PORT_COUNT): brokers beyond it get no port and clients cannot reach the partitions they lead"
+            );
+        }
+        let wanted = assigned.min(port_count);
         for virtual_id in 0..wanted {
             let Some(port) = i32::try_from(virtual_id).ok().and_then(|v| shared.advertised.port_of(v)) else {
                 continue;

@@ -7,7 +7,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{ClusterSpec, KafkaCluster, TestGateway, client_config, unique};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -20,39 +19,11 @@ async fn three_nodes() -> &'static KafkaCluster {
     common::kafka::shared(&CLUSTER, || ClusterSpec::new("three", &NODES)).await
 }
 
-/// Creates `topic` with one single-replica partition per node: partition p lives (and is led) on `NODES[p]`.
-async fn topic_led_by_each_node(cluster: &KafkaCluster, topic: &str) {
-    let admin: AdminClient<_> = cluster.client_config().create().expect("admin client");
-    let assignment: Vec<&[i32]> = NODES.iter().map(std::slice::from_ref).collect();
-    let results = admin
-        .create_topics(&[NewTopic::new(topic, 3, TopicReplication::Variable(&assignment))], &AdminOptions::new())
-        .await
-        .expect("create_topics");
-    for r in results {
-        r.expect("topic created");
-    }
-    // Wait until every partition has its leader (a fresh topic's leaders appear shortly after creation).
-    let direct: BaseConsumer = cluster.client_config().create().expect("direct client");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let leaders: Vec<_> = direct
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|md| md.topics().first().map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())).collect()))
-            .unwrap_or_default();
-        if leaders == vec![(0, NODES[0]), (1, NODES[1]), (2, NODES[2])] {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "leaders of {topic} never settled: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_uses_each_brokers_gateway_port_and_produces_to_every_partition() {
     let kafka = three_nodes().await;
     let topic = unique("spread");
-    topic_led_by_each_node(kafka, &topic).await;
+    kafka.create_topic_led_by_each_node(&topic).await;
     let mut gateway = TestGateway::start(&kafka.bootstrap(), "").await;
     let start = gateway.port_start;
     let ports = tokio::time::timeout(Duration::from_secs(10), gateway.running.wait_for_ports(3))
@@ -132,4 +103,54 @@ async fn a_broker_first_seen_in_metadata_later_gets_its_port_opened() {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the new port accepts connections");
         common::assert_gateway_serves(port).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_gateway_ports_than_brokers_is_reported_loudly() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let kafka = three_nodes().await;
+    let (port, http) = (common::free_ports(2), common::free_ports(1));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_franzgate"))
+        .env_clear()
+        .env("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap())
+        .env("GATEWAY_BIND_HOST", "127.0.0.1")
+        .env("GATEWAY_ADVERTISED_HOST", "127.0.0.1")
+        .env("GATEWAY_PORT_START", port.to_string())
+        .env("GATEWAY_PORT_COUNT", "2")
+        .env("GATEWAY_HTTP_PORT", http.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start franzgate");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
+            panic!("no warning about the third broker; the gateway said:\n{}", seen.join("\n"));
+        };
+        // The text format colours field names on a terminal and sometimes in pipes: compare without escapes.
+        let line = strip_ansi(&line);
+        if line.contains("more brokers than gateway.port_count") {
+            assert!(line.contains("brokers=3") && line.contains("port_count=2"), "{line}");
+            break;
+        }
+        seen.push(line);
+    }
+}
+
+/// `text` without ANSI colour escapes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().take_while(|c| *c != 'm').for_each(drop);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
