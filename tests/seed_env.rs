@@ -10,10 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{client_config, free_ports, read_all, read_all_with};
+use common::{free_ports, produce, read_all, read_all_with};
 use franzgate::admin::client::{call, call_with_body};
 use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
 /// gateway1's `GATEWAY_ADMIN_API_USERS` user.
@@ -144,25 +143,8 @@ fn seed_vars(kafka: &str, state_topic: &str, port_var: &'static str) -> Vec<(&'s
     ]
 }
 
-/// A tenant's client settings: SASL PLAIN, the token as password.
 fn tenant(gateway: &Franzgate, user: &str, token: &str) -> ClientConfig {
-    let mut c = client_config(&gateway.bootstrap());
-    c.set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", user)
-        .set("sasl.password", token);
-    c
-}
-
-async fn produce(config: &ClientConfig, topic: &str, values: &[&str]) {
-    let producer: FutureProducer = config.clone().set("acks", "all").create().expect("producer");
-    for value in values {
-        producer
-            .send(FutureRecord::<(), _>::to(topic).payload(*value), Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("acknowledged");
-    }
+    common::tenant_config(&gateway.bootstrap(), user, token)
 }
 
 /// Every record of `topic` read through a gateway, on a blocking thread.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::secure::{Pki, gateway_recording, gateway_yaml};
 use common::{ClusterSpec, KafkaCluster, api_versions_v0, tools_dir, unique};
 use kafka_protocol::messages::ApiKey;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,31 +25,6 @@ const NODES: [i32; 3] = [11, 12, 13];
 async fn three_nodes() -> &'static KafkaCluster {
     static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
     common::kafka::shared(&CLUSTER, || ClusterSpec::new("sni", &NODES)).await
-}
-
-/// Creates `topic` with one single-replica partition per node (partition p on `NODES[p]`) and waits for its
-/// leaders.
-async fn topic_led_by_each_node(cluster: &KafkaCluster, topic: &str) {
-    let admin: AdminClient<_> = cluster.client_config().create().expect("admin client");
-    let assignment: Vec<&[i32]> = NODES.iter().map(std::slice::from_ref).collect();
-    let new_topic = NewTopic::new(topic, 3, TopicReplication::Variable(&assignment));
-    for r in admin.create_topics(&[new_topic], &AdminOptions::new()).await.expect("create_topics") {
-        r.expect("topic created");
-    }
-    let direct: BaseConsumer = cluster.client_config().create().expect("direct client");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let leaders: Vec<_> = direct
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|md| md.topics().first().map(|t| t.partitions().iter().map(|p| p.leader()).collect()))
-            .unwrap_or_default();
-        if leaders == NODES {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "leaders of {topic} never settled: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn broker_name(id: i32) -> String {
@@ -93,7 +67,7 @@ fn tls_client(pki: &Pki) -> tokio_rustls::TlsConnector {
 async fn one_tls_port_serves_the_bootstrap_and_every_broker_by_server_name() {
     let kafka = three_nodes().await;
     let topic = unique("spread");
-    topic_led_by_each_node(kafka, &topic).await;
+    kafka.create_topic_led_by_each_node(&topic).await;
     let pki = Pki::new();
     let (gateway, seen) = sni_gateway(&pki, &kafka.bootstrap()).await;
     let port = gateway.port_start;

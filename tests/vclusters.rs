@@ -11,11 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestGateway, client_config, read_all, shared_cluster, unique};
+use common::{TestGateway, client_config, produce, read_all, shared_cluster, unique};
 use franzgate::admin::client::call_with_body;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -49,23 +48,7 @@ async fn token(gateway: &TestGateway, vcluster: &str, user: &str) -> String {
 }
 
 fn tenant(gateway: &TestGateway, user: &str, token: &str) -> ClientConfig {
-    let mut c = client_config(&gateway.bootstrap());
-    c.set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanisms", "PLAIN")
-        .set("sasl.username", user)
-        .set("sasl.password", token);
-    c
-}
-
-async fn produce(config: &ClientConfig, topic: &str, values: &[&str]) {
-    let producer: FutureProducer = config.clone().set("acks", "all").create().expect("producer");
-    for value in values {
-        producer
-            .send(FutureRecord::<(), _>::to(topic).payload(*value), Duration::from_secs(20))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("acknowledged");
-    }
+    common::tenant_config(&gateway.bootstrap(), user, token)
 }
 
 fn topics(config: &ClientConfig) -> Vec<String> {

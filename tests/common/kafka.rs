@@ -291,6 +291,34 @@ impl KafkaCluster {
         c
     }
 
+    /// Creates `topic` with one single-replica partition per node, partition p on the p-th node id (so each
+    /// node leads one), and waits until the metadata shows those leaders.
+    pub async fn create_topic_led_by_each_node(&self, topic: &str) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let nodes = self.node_ids();
+        let admin: AdminClient<_> = self.client_config().create().expect("admin client");
+        let assignment: Vec<&[i32]> = nodes.iter().map(std::slice::from_ref).collect();
+        let new_topic = NewTopic::new(topic, nodes.len() as i32, TopicReplication::Variable(&assignment));
+        for r in admin.create_topics(&[new_topic], &AdminOptions::new()).await.expect("create_topics") {
+            r.expect("topic created");
+        }
+        // Kafka answers CreateTopics before its metadata lists the new partitions' leaders.
+        let direct: BaseConsumer = self.client_config().create().expect("direct client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leaders: Vec<i32> = direct
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .ok()
+                .and_then(|md| md.topics().first().map(|t| t.partitions().iter().map(|p| p.leader()).collect()))
+                .unwrap_or_default();
+            if leaders == nodes {
+                return;
+            }
+            assert!(Instant::now() < deadline, "leaders of {topic} never settled: {leaders:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Kills node `id` with SIGKILL (a crash: no controlled shutdown) and waits until its port is closed.
     pub fn kill(&self, id: i32) {
         let (process, port) = {

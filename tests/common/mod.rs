@@ -307,3 +307,28 @@ pub async fn raw_metadata(port: u16) -> kafka_protocol::messages::MetadataRespon
     body.advance(1); // empty tagged fields of response header v1
     MetadataResponse::decode(&mut body, version).expect("decodes")
 }
+
+// === tenants ===
+
+/// A tenant's client settings through the gateway at `bootstrap`: SASL PLAIN, a service-account token as password.
+pub fn tenant_config(bootstrap: &str, user: &str, token: &str) -> ClientConfig {
+    let mut c = client_config(bootstrap);
+    c.set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", token);
+    c
+}
+
+/// Produces `values` to `topic` with acks=all, each acknowledged before the next.
+pub async fn produce(config: &ClientConfig, topic: &str, values: &[&str]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = config.clone().set("acks", "all").create().expect("producer");
+    for value in values {
+        producer
+            .send(FutureRecord::<(), _>::to(topic).payload(*value), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("acknowledged");
+    }
+}
