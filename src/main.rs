@@ -74,6 +74,45 @@ fn retain_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn retain_freed_memory() {}
 
+/// Raises the open-file soft limit to the hard limit, and warns when even that is short of what
+/// `max_connections` needs. Each client connection holds two descriptors (it and its backend connection); with the
+/// common soft default of 1,024, a thousand idle connections exhausted the process and new clients, and
+/// `/health`, could no longer be accepted.
+#[cfg(unix)]
+fn raise_open_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads only the struct it is given; raising the soft limit up to the hard one is allowed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(from = limit.rlim_cur, to = raised.rlim_cur, "raised the open-file limit to its hard limit");
+            limit = raised;
+        } else {
+            let error = std::io::Error::last_os_error();
+            tracing::warn!(%error, soft = limit.rlim_cur, hard = limit.rlim_max, "cannot raise the open-file limit");
+        }
+    }
+    // Two per connection, plus listeners, the admin API and the gateway's own backend probes.
+    let needed = (max_connections as u64).saturating_mul(2).saturating_add(256);
+    if max_connections > 0 && u64::from(limit.rlim_cur) < needed {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            needed,
+            max_connections,
+            "the open-file limit is below what gateway.max_connections needs (two per connection): raise the hard \
+             limit (ulimit -Hn, LimitNOFILE=) or lower GATEWAY_MAX_CONNECTIONS"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit(_max_connections: usize) {}
+
 fn main() -> ExitCode {
     retain_freed_memory();
     let cli = Cli::parse();
@@ -174,13 +213,14 @@ fn hash_password(iterations: u32) -> ExitCode {
 }
 
 fn run(config: Option<PathBuf>) -> ExitCode {
-    let (_, gateway) = match load(config.as_ref()) {
+    let (config, gateway) = match load(config.as_ref()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    raise_open_file_limit(config.gateway.max_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -136,3 +136,59 @@ async fn before_authentication_frames_are_limited_to_512_kib_and_after_it_to_max
     let text = metrics(&gateway).await;
     assert!(text.contains("franzgate_limit_reached_total{limit=\"max_frame_bytes\"} 1"), "{text}");
 }
+
+/// The soft and hard "Max open files" of process `pid`, from /proc.
+fn open_file_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut values = line.trim_start_matches("Max open files").split_whitespace();
+    Some((values.next()?.to_string(), values.next()?.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_raises_its_open_file_limit_and_warns_when_max_connections_needs_more() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let kafka = shared_cluster().await;
+    let (port, http) = (common::free_ports(1), common::free_ports(1));
+    // Started with the common soft default of 1,024 open files; far more connections allowed than any hard limit.
+    let mut child = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -Sn 1024 && exec {}", env!("CARGO_BIN_EXE_franzgate")))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap())
+        .env("GATEWAY_BIND_HOST", "127.0.0.1")
+        .env("GATEWAY_ADVERTISED_HOST", "127.0.0.1")
+        .env("GATEWAY_PORT_START", port.to_string())
+        .env("GATEWAY_PORT_COUNT", "1")
+        .env("GATEWAY_HTTP_PORT", http.to_string())
+        .env("GATEWAY_MAX_CONNECTIONS", "2000000000")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start franzgate");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let warned = loop {
+        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else { break false };
+        if line.contains("open-file limit is below what gateway.max_connections needs") {
+            break true;
+        }
+        seen.push(line);
+    };
+    let (soft, hard) = open_file_limits(pid).expect("the gateway's limits in /proc");
+    assert_eq!(
+        soft,
+        hard,
+        "the soft open-file limit was raised to the hard one; the gateway said:\n{}",
+        seen.join("\n")
+    );
+    if hard != "unlimited" {
+        assert!(warned, "two billion connections need more than {hard} files; the gateway said:\n{}", seen.join("\n"));
+    }
+}
