@@ -99,7 +99,7 @@ fn raise_open_file_limit(max_connections: usize) {
     }
     // Two per connection, plus listeners, the admin API and the gateway's own backend probes.
     let needed = (max_connections as u64).saturating_mul(2).saturating_add(256);
-    if max_connections > 0 && u64::from(limit.rlim_cur) < needed {
+    if max_connections > 0 && limit.rlim_cur < needed {
         tracing::warn!(
             open_files = limit.rlim_cur,
             needed,
