@@ -27,6 +27,8 @@ pub enum Next {
     Forward(KafkaRequest),
     /// Answered here; the backend never sees it.
     Answer(Result<KafkaResponse, FilterError>),
+    /// The authentication failed with this answer: sent after the failure delay, then the connection closes.
+    Refused(Result<KafkaResponse, FilterError>),
 }
 
 /// The per-session state machine.
@@ -83,6 +85,7 @@ impl Exchange {
             };
         }
         let raw = matches!(self.state, State::Handshaken { raw: true, .. } | State::Scram { raw: true, .. });
+        let failed_before = matches!(self.state, State::Failed);
         let answer = match key {
             // In v0 framing every frame is a token; the session wrapped it as a SaslAuthenticate v0 request.
             Some(ApiKey::SaslAuthenticate) if raw => self.authenticate(&mut request, true),
@@ -97,6 +100,10 @@ impl Exchange {
                 refuse(&mut request, "authentication has not completed")
             }
         };
+        if !failed_before && matches!(self.state, State::Failed) {
+            // A refused mechanism or credentials: answered late, like Kafka's failed-authentication delay.
+            return Next::Refused(answer);
+        }
         Next::Answer(answer)
     }
 

@@ -21,6 +21,7 @@ mod tests;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use franzgate_api::filter::parse_config;
 use franzgate_api::{
@@ -50,6 +51,11 @@ pub struct SaslConfig {
     /// PLAIN password that is such a token authenticates its `username` claim.
     #[serde(default)]
     pub token_secret: Option<String>,
+    /// How long a failed authentication waits before its answer (and the close) goes out, like Kafka's
+    /// `connection.failed.authentication.delay.ms` (100 ms by default): a client guessing passwords gets one
+    /// guess per connection and this delay. The wait holds no thread.
+    #[serde(default = "default_failure_delay_ms")]
+    pub failure_delay_ms: u64,
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -59,6 +65,7 @@ impl std::fmt::Debug for SaslConfig {
             .field("mechanisms", &self.mechanisms)
             .field("users", &self.users.iter().map(|u| &u.username).collect::<Vec<_>>())
             .field("token_secret", &self.token_secret.as_ref().map(|_| "<set>"))
+            .field("failure_delay_ms", &self.failure_delay_ms)
             .finish()
     }
 }
@@ -76,8 +83,17 @@ pub struct UserConfig {
 
 impl Default for SaslConfig {
     fn default() -> Self {
-        Self { mechanisms: default_mechanisms(), users: Vec::new(), token_secret: None }
+        Self {
+            mechanisms: default_mechanisms(),
+            users: Vec::new(),
+            token_secret: None,
+            failure_delay_ms: default_failure_delay_ms(),
+        }
     }
+}
+
+fn default_failure_delay_ms() -> u64 {
+    100
 }
 
 fn default_mechanisms() -> Vec<String> {
@@ -95,6 +111,8 @@ pub struct SaslLayer {
     directory: Arc<UserDirectory>,
     /// Where outcomes are counted.
     stats: Arc<AuthStats>,
+    /// The wait before a failed authentication's answer.
+    failure_delay: Duration,
 }
 
 /// The service of [`SaslLayer`]: one per session, holding that session's exchange.
@@ -103,6 +121,8 @@ pub struct Sasl<S> {
     inner: S,
     /// This session's progress through the SASL exchange.
     exchange: Exchange,
+    /// The wait before a failed authentication's answer.
+    failure_delay: Duration,
 }
 
 // === impl SaslFactory ===
@@ -116,7 +136,9 @@ impl FilterFactory for SaslFactory {
         let config: SaslConfig = parse_config(config)?;
         let directory =
             UserDirectory::from_config(&config).map_err(ConfigError::new)?.with_vclusters(ctx.vclusters.clone());
-        Ok(BoxLayer::new(SaslLayer::new(Arc::new(directory), ctx.auth_stats.clone())))
+        let layer = SaslLayer::new(Arc::new(directory), ctx.auth_stats.clone())
+            .with_failure_delay(Duration::from_millis(config.failure_delay_ms));
+        Ok(BoxLayer::new(layer))
     }
 }
 
@@ -125,7 +147,13 @@ impl FilterFactory for SaslFactory {
 impl SaslLayer {
     /// A layer authenticating against `directory`, counting outcomes in `stats`.
     pub fn new(directory: Arc<UserDirectory>, stats: Arc<AuthStats>) -> Self {
-        Self { directory, stats }
+        Self { directory, stats, failure_delay: Duration::from_millis(default_failure_delay_ms()) }
+    }
+
+    /// With another wait before a failed authentication's answer.
+    pub fn with_failure_delay(mut self, delay: Duration) -> Self {
+        self.failure_delay = delay;
+        self
     }
 }
 
@@ -133,7 +161,11 @@ impl<S> Layer<S> for SaslLayer {
     type Service = Sasl<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Sasl { inner, exchange: Exchange::new(self.directory.clone(), self.stats.clone()) }
+        Sasl {
+            inner,
+            exchange: Exchange::new(self.directory.clone(), self.stats.clone()),
+            failure_delay: self.failure_delay,
+        }
     }
 }
 
@@ -158,6 +190,14 @@ where
         match self.exchange.handle(request) {
             exchange::Next::Forward(request) => self.inner.call(request).boxed(),
             exchange::Next::Answer(response) => ready(response).boxed(),
+            exchange::Next::Refused(response) => {
+                let delay = self.failure_delay;
+                async move {
+                    tokio::time::sleep(delay).await;
+                    response
+                }
+                .boxed()
+            }
         }
     }
 }

@@ -158,6 +158,32 @@ async fn requests_before_authentication_are_refused_and_close_the_connection() {
 }
 
 #[tokio::test]
+async fn a_failed_login_is_answered_only_after_the_failure_delay() {
+    let (layer, stats) = layer();
+    let s = session();
+    // The default delay (Kafka's 100 ms): the answer never comes sooner.
+    let (mut svc, _) = service(&layer);
+    call(&mut svc, handshake(&s, 1, "PLAIN")).await;
+    let started = std::time::Instant::now();
+    let mut response = call(&mut svc, authenticate(&s, encode_plain("alice", "wrong"))).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(100), "answered after {:?}", started.elapsed());
+    assert_eq!(auth_result(&mut response).0, 58);
+    assert!(response.closes_connection());
+    // An hour's delay: the refusal is still pending when a good login on another session has long been answered.
+    let slow = layer.clone().with_failure_delay(std::time::Duration::from_secs(3600));
+    let (mut refused, _) = service(&slow);
+    let (mut admitted, _) = service(&slow);
+    let (bad, good) = (session(), session());
+    call(&mut refused, handshake(&bad, 1, "PLAIN")).await;
+    call(&mut admitted, handshake(&good, 1, "PLAIN")).await;
+    let pending = refused.ready().await.expect("ready").call(authenticate(&bad, encode_plain("alice", "nope")));
+    let mut ok = call(&mut admitted, authenticate(&good, encode_plain("alice", "alice-secret"))).await;
+    assert_eq!(auth_result(&mut ok).0, 0, "a good login is not delayed");
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), pending).await.is_err(), "refusal delayed");
+    assert_eq!(stats.counts(), (1, 2), "both failures counted at once, before their answers");
+}
+
+#[tokio::test]
 async fn wrong_passwords_and_unknown_users_fail_and_close() {
     for (user, password) in [("alice", "wrong"), ("mallory", "alice-secret"), ("alice", "")] {
         let (layer, stats) = layer();
