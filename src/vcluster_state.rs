@@ -71,6 +71,22 @@ pub enum ChangeError {
     Conflict,
 }
 
+/// Waits `pause` (doubling it, up to a second) before another try, or gives `reason` back once `deadline` is near.
+async fn retry_or_give_up(
+    topic: &str,
+    reason: String,
+    pause: &mut Duration,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    if tokio::time::Instant::now() + *pause >= deadline {
+        return Err(reason);
+    }
+    debug!(%topic, %reason, "state topic not ready; trying again");
+    tokio::time::sleep(*pause).await;
+    *pause = (*pause * 2).min(Duration::from_secs(1));
+    Ok(())
+}
+
 /// Compaction keeps the latest record per key, forever: the state is never lost to retention.
 const TOPIC_CONFIGS: &[(&str, &str)] = &[("cleanup.policy", "compact")];
 
@@ -177,11 +193,20 @@ impl StateStore {
         plan: impl FnOnce(&VirtualClusters) -> Result<Option<StateRecord>, VClusterError>,
     ) -> Result<Option<StateRecord>, ChangeError> {
         let mut position = self.position.lock().await;
-        self.refresh_locked(&mut position).await.map_err(ChangeError::Unavailable)?;
+        // Kafka answers the first requests to a topic just created, or whose leader just moved, with retriable
+        // errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, ...): an admin change tries again for a while
+        // before it reports the topic unavailable. Appending a record twice is harmless: the state is its latest.
+        let deadline = tokio::time::Instant::now() + self.timeout.max(Duration::from_secs(10));
+        let mut pause = Duration::from_millis(100);
+        while let Err(reason) = self.refresh_locked(&mut position).await {
+            retry_or_give_up(&self.topic, reason, &mut pause, deadline).await.map_err(ChangeError::Unavailable)?;
+        }
         let Some(record) = plan(&self.registry)? else {
             return Ok(None);
         };
-        self.append(&record).await.map_err(ChangeError::Unavailable)?;
+        while let Err(reason) = self.append(&record).await {
+            retry_or_give_up(&self.topic, reason, &mut pause, deadline).await.map_err(ChangeError::Unavailable)?;
+        }
         if !self.registry.apply(&record) {
             return Err(ChangeError::Conflict);
         }
