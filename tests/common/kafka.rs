@@ -10,18 +10,30 @@
 //!
 //! This file is self-contained (it is also included by `examples/` and `benches/` with `#[path]`): it uses only
 //! std, rdkafka and tempfile.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each includer (tests, the demo, benches) uses a part
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+// Submodules by explicit path: this file is also included with #[path] by examples/ and benches/.
+#[path = "kafka_mirror.rs"]
+mod mirror;
+#[path = "kafka_process.rs"]
+mod process;
+#[path = "kafka_tools.rs"]
+mod tools;
+
+pub use mirror::MirrorMaker;
+use process::{Watched, tail};
+pub use tools::{read_topic, read_topic_blocking, run_tool};
 
 /// Where scripts/install-deps.sh puts Kafka, the Python clients and other tools.
 pub fn tools_dir() -> PathBuf {
@@ -570,142 +582,6 @@ pub async fn shared(cell: &'static OnceLock<KafkaCluster>, spec: fn() -> Cluster
         .expect("cluster start thread")
 }
 
-/// MirrorMaker 2 in dedicated mode (`connect-mirror-maker mm2.properties`); stopped when dropped.
-pub struct MirrorMaker {
-    process: Watched,
-    dir: tempfile::TempDir,
-}
-
-impl MirrorMaker {
-    /// Starts MirrorMaker 2 with `properties` (the text of an mm2.properties file).
-    pub fn start(properties: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("franzgate-mm2-").tempdir().expect("mm2 folder");
-        let file = dir.path().join("mm2.properties");
-        std::fs::write(&file, properties).expect("mm2.properties");
-        let mut cmd = Command::new(kafka_bin("connect-mirror-maker"));
-        cmd.arg(&file);
-        let process = Watched::spawn(cmd, &dir.path().join("mm2.log"), "MirrorMaker 2");
-        Self { process, dir }
-    }
-
-    /// The seed's mm2.properties (IdentityReplicationPolicy, every topic and group, offsets synced, 10 s
-    /// refresh) between `main` and `failover`, with `extra` lines appended (e.g. shorter intervals for tests).
-    pub fn seed_properties(main: &str, failover: &str, extra: &str) -> String {
-        format!(
-            "clusters = main, failover\n\
-             main.bootstrap.servers = {main}\n\
-             failover.bootstrap.servers = {failover}\n\
-             main->failover.enabled = true\n\
-             replication.policy.class=org.apache.kafka.connect.mirror.IdentityReplicationPolicy\n\
-             main->failover.topics = .*\n\
-             refresh.topics.interval.seconds=10\n\
-             main.consumer.auto.offset.reset=earliest\n\
-             main->failover.groups = .*\n\
-             sync.group.offsets.enabled=true\n\
-             refresh.groups.interval.seconds=10\n\
-             replication.factor=1\n\
-             checkpoints.topic.replication.factor=1\n\
-             heartbeats.topic.replication.factor=1\n\
-             offset-syncs.topic.replication.factor=1\n\
-             offset.storage.replication.factor=1\n\
-             status.storage.replication.factor=1\n\
-             config.storage.replication.factor=1\n\
-             {extra}"
-        )
-    }
-
-    /// The last lines of MirrorMaker's log.
-    pub fn log_tail(&self) -> String {
-        tail(&self.dir.path().join("mm2.log"), 60)
-    }
-
-    /// Whether the process has exited.
-    pub fn exited(&mut self) -> bool {
-        self.process.exited()
-    }
-
-    /// The process id of MirrorMaker's JVM (for resource measurements).
-    pub fn pid(&self) -> Option<u32> {
-        self.process.child_pid().and_then(|p| u32::try_from(p).ok())
-    }
-}
-
-/// A child process under a watchdog shell that ends it when this test process is gone, and then removes the
-/// process's folder (the one holding its log) and that folder's parent if empty: clusters kept in a `static`
-/// are never dropped. The watchdog writes the real process id to `<log>.pid` so a hard kill reaches the JVM.
-struct Watched {
-    shell: Child,
-    pid_file: PathBuf,
-    what: String,
-}
-
-impl Watched {
-    fn spawn(cmd: Command, log: &Path, what: &str) -> Self {
-        let pid_file = log.with_extension("pid");
-        let _ = std::fs::remove_file(&pid_file);
-        let mut line = String::new();
-        for part in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
-            let _ = write!(line, "{} ", shell_quote(&part.to_string_lossy()));
-        }
-        // The shell starts the process, records its pid, and polls the owner; when the owner dies it ends the
-        // process. SIGTERM to the shell (our drop) also ends it.
-        let script = format!(
-            "{line} >>{log} 2>&1 & child=$!; echo $child > {pid}; \
-             trap 'kill -9 $child 2>/dev/null; exit 0' TERM INT; \
-             while kill -0 {owner} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $child 2>/dev/null; wait $child; \
-             if ! kill -0 {owner} 2>/dev/null; then rm -rf {dir}; rmdir \"$(dirname {dir})\" 2>/dev/null; fi",
-            log = shell_quote(&log.to_string_lossy()),
-            pid = shell_quote(&pid_file.to_string_lossy()),
-            dir = shell_quote(&log.parent().unwrap_or(Path::new("/nonexistent")).to_string_lossy()),
-            owner = std::process::id(),
-        );
-        let mut shell = Command::new("bash");
-        shell.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => shell.env(k, v),
-                None => shell.env_remove(k),
-            };
-        }
-        let shell = shell.spawn().unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        Self { shell, pid_file, what: what.to_string() }
-    }
-
-    fn child_pid(&self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(pid) = std::fs::read_to_string(&self.pid_file).ok().and_then(|s| s.trim().parse().ok()) {
-                return Some(pid);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL to the process itself, then the watchdog; waits for both.
-    fn kill_hard(&mut self) {
-        if let Some(pid) = self.child_pid() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-        let _ = self.shell.kill();
-        let _ = self.shell.wait();
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.shell.try_wait(), Ok(Some(_)))
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        self.kill_hard();
-        let _ = &self.what;
-    }
-}
-
 /// The message of a caught panic.
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
@@ -713,16 +589,6 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A KRaft cluster id: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints).
@@ -754,60 +620,4 @@ fn random_cluster_id() -> String {
         out.replace_range(..1, "A");
     }
     out
-}
-
-/// Runs a Kafka command-line tool to completion and returns its standard output; panics with its output when
-/// it fails.
-pub fn run_tool(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(kafka_bin(tool)).args(args).stdin(Stdio::null()).output().expect("running a Kafka tool");
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Reads `topic` on `cluster` from the beginning of every partition until `expected` records arrived or
-/// `timeout` passed (then returns what it has); waits for the topic to exist. Payloads as strings, in
-/// partition order then offset order.
-pub async fn read_topic(cluster: &KafkaCluster, topic: &str, expected: usize, timeout: Duration) -> Vec<String> {
-    let config = cluster.client_config();
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || read_topic_blocking(config, &topic, expected, timeout))
-        .await
-        .expect("reader thread")
-}
-
-/// [`read_topic`] with any client settings (e.g. through a gateway), blocking.
-pub fn read_topic_blocking(mut config: ClientConfig, topic: &str, expected: usize, timeout: Duration) -> Vec<String> {
-    use rdkafka::{Message, Offset, TopicPartitionList};
-    let deadline = Instant::now() + timeout;
-    let consumer: BaseConsumer =
-        config.set("group.id", "franzgate-kit-reader").set("enable.auto.commit", "false").create().expect("reader");
-    let partitions = loop {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
-        let count =
-            md.ok().and_then(|md| md.topics().first().filter(|t| t.error().is_none()).map(|t| t.partitions().len()));
-        match count {
-            Some(n) if n > 0 => break n,
-            _ if Instant::now() > deadline => return Vec::new(),
-            _ => std::thread::sleep(Duration::from_millis(250)),
-        }
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning).expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    while by_partition.values().map(Vec::len).sum::<usize>() < expected && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let text = m.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
-            by_partition.entry(m.partition()).or_default().push(text);
-        }
-    }
-    by_partition.into_values().flatten().collect()
 }
