@@ -147,7 +147,6 @@ fn open_file_limits(pid: u32) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_raises_its_open_file_limit_and_warns_when_max_connections_needs_more() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let kafka = shared_cluster().await;
     let (port, http) = (common::free_ports(1), common::free_ports(1));
     // Started with the common soft default of 1,024 open files; far more connections allowed than any hard limit.
@@ -171,24 +170,12 @@ async fn the_binary_raises_its_open_file_limit_and_warns_when_max_connections_ne
         .spawn()
         .expect("start franzgate");
     let pid = child.id().expect("pid");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let warned = loop {
-        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else { break false };
-        if line.contains("open-file limit is below what gateway.max_connections needs") {
-            break true;
-        }
-        seen.push(line);
-    };
+    let needle = "open-file limit is below what gateway.max_connections needs";
+    let logged = common::await_log_line(child.stdout.take().expect("stdout"), needle, Duration::from_secs(30)).await;
+    let seen = logged.as_ref().err().map(|lines| lines.join("\n")).unwrap_or_default();
     let (soft, hard) = open_file_limits(pid).expect("the gateway's limits in /proc");
-    assert_eq!(
-        soft,
-        hard,
-        "the soft open-file limit was raised to the hard one; the gateway said:\n{}",
-        seen.join("\n")
-    );
+    assert_eq!(soft, hard, "the soft open-file limit was raised to the hard one; the gateway said:\n{seen}");
     if hard != "unlimited" {
-        assert!(warned, "two billion connections need more than {hard} files; the gateway said:\n{}", seen.join("\n"));
+        assert!(logged.is_ok(), "two billion connections need more than {hard} files; the gateway said:\n{seen}");
     }
 }

@@ -107,7 +107,6 @@ async fn a_broker_first_seen_in_metadata_later_gets_its_port_opened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_gateway_ports_than_brokers_is_reported_loudly() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let kafka = three_nodes().await;
     let (port, http) = (common::free_ports(2), common::free_ports(1));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_franzgate"))
@@ -124,33 +123,10 @@ async fn fewer_gateway_ports_than_brokers_is_reported_loudly() {
         .kill_on_drop(true)
         .spawn()
         .expect("start franzgate");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    loop {
-        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
-            panic!("no warning about the third broker; the gateway said:\n{}", seen.join("\n"));
-        };
-        // The text format colours field names on a terminal and sometimes in pipes: compare without escapes.
-        let line = strip_ansi(&line);
-        if line.contains("more brokers than gateway.port_count") {
-            assert!(line.contains("brokers=3") && line.contains("port_count=2"), "{line}");
-            break;
-        }
-        seen.push(line);
+    let stdout = child.stdout.take().expect("stdout");
+    let needle = "more brokers than gateway.port_count";
+    match common::await_log_line(stdout, needle, Duration::from_secs(60)).await {
+        Ok(line) => assert!(line.contains("brokers=3") && line.contains("port_count=2"), "{line}"),
+        Err(seen) => panic!("no warning about the third broker; the gateway said:\n{}", seen.join("\n")),
     }
-}
-
-/// `text` without ANSI colour escapes (`ESC [ ... m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().take_while(|c| *c != 'm').for_each(drop);
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -332,3 +332,40 @@ pub async fn produce(config: &ClientConfig, topic: &str, values: &[&str]) {
             .expect("acknowledged");
     }
 }
+
+// === the binary's log ===
+
+/// Reads a gateway binary's stdout until a line contains `needle` and returns that line; ANSI colours (the text
+/// format colours fields) are removed first. `Err` with every line read when the output ends or `timeout` passes.
+pub async fn await_log_line(
+    stdout: tokio::process::ChildStdout,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String, Vec<String>> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
+        let line = strip_ansi(&line);
+        if line.contains(needle) {
+            return Ok(line);
+        }
+        seen.push(line);
+    }
+    Err(seen)
+}
+
+/// `text` without ANSI colour escapes (`ESC [ ... m`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().take_while(|c| *c != 'm').for_each(drop);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
