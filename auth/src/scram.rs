@@ -7,6 +7,8 @@ mod server;
 pub use client::ScramClient;
 pub use server::ScramServer;
 
+use std::sync::OnceLock;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
@@ -17,6 +19,8 @@ use subtle::ConstantTimeEq;
 pub const MIN_ITERATIONS: u32 = 4096;
 /// Random bytes in a nonce (base64-encoded on the wire).
 const NONCE_BYTES: usize = 24;
+/// Bytes of salt in a generated credential.
+const GENERATED_SALT_BYTES: usize = 32;
 
 /// The hash function of a SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +64,24 @@ pub enum ScramError {
     /// The operating system gave no randomness.
     #[error("{0}")]
     Random(String),
+}
+
+/// What a stored credential shows a client and costs to check: the iteration count and the salt length. A
+/// stand-in for an unknown user copies the shape of the real credentials, so neither the server-first message
+/// nor the work of checking a password tells a client whether the user exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CredentialShape {
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// Bytes of salt.
+    pub salt_len: usize,
+}
+
+impl Default for CredentialShape {
+    /// Kafka's minimum iterations and the salt length of [`ScramCredential::generate`].
+    fn default() -> Self {
+        Self { iterations: MIN_ITERATIONS, salt_len: GENERATED_SALT_BYTES }
+    }
 }
 
 /// The salted keys stored for a user instead of the password. `Debug` shows only the mechanism and the
@@ -163,7 +185,7 @@ impl ScramCredential {
 
     /// Derives the stored keys from a password with a fresh random 32-byte salt.
     pub fn generate(mechanism: ScramMechanism, password: &str, iterations: u32) -> Result<Self, ScramError> {
-        let mut salt = [0u8; 32];
+        let mut salt = [0u8; GENERATED_SALT_BYTES];
         crate::random(&mut salt).map_err(ScramError::Random)?;
         Ok(Self::from_password(mechanism, password, &salt, iterations))
     }
@@ -191,6 +213,37 @@ impl ScramCredential {
             return Err(ScramError::TooFewIterations(iterations));
         }
         Ok(Self { mechanism, salt, iterations, stored_key, server_key })
+    }
+
+    /// A stand-in credential for an unknown user, shaped like the real ones. Derived from the name under a
+    /// per-process secret key, so the same name always gets the same salt, as a real user would: an unknown
+    /// user's exchange is indistinguishable from a known user's until the check fails exactly as a wrong
+    /// password does. Nobody knows a password for it; callers still must not accept a match.
+    pub fn stand_in(mechanism: ScramMechanism, username: &str, shape: CredentialShape) -> Self {
+        static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            let mut key = [0u8; 32];
+            // Without randomness the stand-in salts are merely predictable; authentication still fails.
+            let _ = crate::random(&mut key);
+            key
+        });
+        let salt_len = shape.salt_len.max(1);
+        let mut salt = Vec::with_capacity(salt_len);
+        let mut block = 0u32;
+        while salt.len() < salt_len {
+            let mut input = username.as_bytes().to_vec();
+            input.extend_from_slice(&block.to_be_bytes());
+            salt.extend(mechanism.hmac(key, &input));
+            block += 1;
+        }
+        salt.truncate(salt_len);
+        let keys = mechanism.hmac(key, &salt);
+        Self { mechanism, salt, iterations: shape.iterations, stored_key: keys.clone(), server_key: keys }
+    }
+
+    /// The iteration count and salt length.
+    pub fn shape(&self) -> CredentialShape {
+        CredentialShape { iterations: self.iterations, salt_len: self.salt.len() }
     }
 
     /// Checks a plain password (SASL PLAIN against a stored SCRAM credential), in constant time.

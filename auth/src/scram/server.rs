@@ -1,11 +1,9 @@
 //! The server side: the gateway authenticating its clients.
 
-use std::sync::OnceLock;
-
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
-use super::{B64, MIN_ITERATIONS, ScramCredential, ScramError, ScramMechanism};
+use super::{B64, CredentialShape, ScramCredential, ScramError, ScramMechanism};
 use super::{attribute, attribute_name, nonce, printable, unescape, utf8, xor};
 
 /// Server side of one SCRAM exchange: [`client_first`](Self::client_first), then
@@ -18,6 +16,8 @@ pub struct ScramServer {
     state: ServerState,
     /// Injected server nonce part (tests against published vectors).
     fixed_nonce: Option<String>,
+    /// The shape of an unknown user's stand-in credential.
+    stand_in: CredentialShape,
 }
 
 /// Progress of a [`ScramServer`].
@@ -43,29 +43,20 @@ enum ServerState {
     Done,
 }
 
-/// A stand-in credential for an unknown user. Derived from the name under a per-process secret key, so the
-/// same name always gets the same salt, as a real user would: an unknown user's exchange is
-/// indistinguishable from a known user's until the proof fails exactly as a wrong password does.
-fn fake_credential(mechanism: ScramMechanism, username: &str) -> ScramCredential {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    let key = KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        // Without randomness the stand-in salts are merely predictable; authentication still fails.
-        let _ = crate::random(&mut key);
-        key
-    });
-    let salt = mechanism.hmac(key, username.as_bytes());
-    let salt = salt.get(..16).unwrap_or(&salt).to_vec();
-    let keys = mechanism.hmac(key, &salt);
-    ScramCredential { mechanism, salt, iterations: MIN_ITERATIONS, stored_key: keys.clone(), server_key: keys }
-}
-
 // === impl ScramServer ===
 
 impl ScramServer {
     /// A server awaiting client-first-message.
     pub fn new(mechanism: ScramMechanism) -> Self {
-        Self { mechanism, state: ServerState::Initial, fixed_nonce: None }
+        Self { mechanism, state: ServerState::Initial, fixed_nonce: None, stand_in: CredentialShape::default() }
+    }
+
+    /// Shows unknown users a stand-in credential of this shape (by default Kafka's minimum iterations and a
+    /// 32-byte salt): give it the shape of the real users' credentials, or the salt length and iteration count
+    /// in server-first tell a client which users exist.
+    pub fn with_stand_in(mut self, shape: CredentialShape) -> Self {
+        self.stand_in = shape;
+        self
     }
 
     /// A server whose nonce part is `nonce`, for tests against published vectors. Never use it for real
@@ -131,7 +122,7 @@ impl ScramServer {
         }
         let (credential, known) = match lookup(&username) {
             Some(c) if c.mechanism == self.mechanism => (c, true),
-            _ => (fake_credential(self.mechanism, &username), false),
+            _ => (ScramCredential::stand_in(self.mechanism, &username, self.stand_in), false),
         };
         let server_nonce = match &self.fixed_nonce {
             Some(n) => n.clone(),

@@ -57,6 +57,27 @@ fn unknown_users_get_a_stable_plausible_challenge() {
 }
 
 #[test]
+fn an_unknown_users_challenge_has_the_shape_of_the_real_users_credentials() {
+    // A real user's server-first shows its salt length and iteration count; an unknown user's must look alike.
+    let real = ScramCredential::from_password(ScramMechanism::Sha512, "pw", &[7u8; 40], 8192);
+    let shown = |user: &str| {
+        let mut server = ScramServer::new(ScramMechanism::Sha512).with_stand_in(real.shape());
+        let first = format!("n,,n={user},r=abc");
+        let server_first = server.client_first(first.as_bytes(), |u| (u == "alice").then(|| real.clone()));
+        let server_first = String::from_utf8(server_first.expect("first")).expect("utf-8");
+        let mut parts = server_first.split(',').skip(1);
+        let salt = parts.next().and_then(|s| s.strip_prefix("s=")).expect("salt");
+        let iterations = parts.next().and_then(|i| i.strip_prefix("i=")).expect("iterations").to_string();
+        (B64.decode(salt).expect("base64").len(), iterations)
+    };
+    assert_eq!(shown("alice"), (40, "8192".to_string()));
+    assert_eq!(shown("ghost"), shown("alice"), "an unknown user's salt length and iterations match");
+    let stand_in = ScramCredential::stand_in(ScramMechanism::Sha256, "ghost", real.shape());
+    assert_eq!(stand_in.shape(), real.shape());
+    assert_ne!(stand_in.salt, ScramCredential::stand_in(ScramMechanism::Sha256, "ghosts", real.shape()).salt);
+}
+
+#[test]
 fn tampered_nonces_and_proofs_fail() {
     let credential = rfc7677_credential();
     let start = || {
