@@ -67,6 +67,8 @@ pub struct Gateway {
     generated: Option<GeneratedSecret>,
     /// The admin API's body limit.
     admin_max_body: usize,
+    /// The admin API's connection limits and timeouts.
+    admin_limits: crate::admin::AdminLimits,
 }
 
 /// A token secret this instance generated, to be settled against the state topic at start-up: another instance
@@ -226,6 +228,7 @@ impl Gateway {
             GatewayMetrics::default()
         };
         metrics.count_error_codes = config.gateway.error_code_metrics;
+        metrics.memory = franzgate_api::budget::GatewayBudget::new(config.gateway.memory_budget_bytes);
         let metrics = Arc::new(metrics);
         let time_filters = config.gateway.filter_latency_metrics;
         let shutdown = CancellationToken::new();
@@ -248,6 +251,7 @@ impl Gateway {
                 max_in_flight: config.gateway.max_in_flight_per_session,
                 idle_timeout: (config.gateway.idle_timeout_ms > 0)
                     .then(|| std::time::Duration::from_millis(config.gateway.idle_timeout_ms)),
+                buffer_bytes: config.gateway.session_buffer_bytes,
                 metrics: metrics.clone(),
             },
             max_in_flight: config.gateway.max_in_flight_per_session,
@@ -306,6 +310,7 @@ impl Gateway {
             token_secret,
             generated,
             admin_max_body: config.gateway.admin_max_body_bytes,
+            admin_limits: crate::admin::AdminLimits::from_config(&config.gateway),
             shared,
             bind_host: config.gateway.bind_host.clone(),
             http_port: config.gateway.http_port,
@@ -371,6 +376,7 @@ impl Gateway {
             token_secret,
             max_body: self.admin_max_body,
             draining: shared.port_stops.draining(),
+            limits: self.admin_limits,
         });
         if let Some(store) = &self.state_store {
             // Tenants are known before the first client arrives; an unreachable cluster is retried by the
@@ -513,7 +519,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
             // Running out of file descriptors must not end the listener: back off and retry.
             Err(e) => {
-                warn!(port, reason = %e, "accept failed");
+                crate::warn_limited!(port, reason = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
@@ -532,7 +538,7 @@ fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared
                 crate::limits::LimitReached::PerIp(_) => &shared.metrics.refused_max_connections_per_ip,
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            warn!(%peer, port, reason = %limit, "refused a client connection");
+            crate::warn_limited!(%peer, port, reason = %limit, "refused a client connection");
             return;
         }
     };
@@ -566,7 +572,7 @@ fn start_session(tcp: tokio::net::TcpStream, peer: SocketAddr, port: u16, shared
                         (accepted.stream, virtual_node, SessionAuth::new(accepted.principal))
                     }
                     Err(reason) => {
-                        warn!(%peer, port, %reason, "refused a client connection");
+                        crate::warn_limited!(%peer, port, %reason, "refused a client connection");
                         return;
                     }
                 }
@@ -591,7 +597,8 @@ async fn run_session(
     let id = shared.next_session_id.fetch_add(1, Ordering::Relaxed);
     let session = Session::new(id, peer, port, active.cluster.clone(), active.epoch)
         .with_virtual_node(virtual_node)
-        .with_auth(auth);
+        .with_auth(auth)
+        .with_budget(shared.metrics.memory.session(shared.session.buffer_bytes));
     let session = Arc::new(session);
     let lost = CancellationToken::new();
     let upstream = Upstream::new(session.clone(), shared.upstream.clone(), lost.clone());
@@ -610,6 +617,11 @@ async fn run_session(
 // === impl RunningGateway ===
 
 impl RunningGateway {
+    /// The bytes all sessions may buffer together, and what they buffer now.
+    pub fn memory_budget(&self) -> &Arc<franzgate_api::budget::GatewayBudget> {
+        &self.shared.metrics.memory
+    }
+
     /// The broker ports currently open.
     pub fn ports(&self) -> BTreeSet<u16> {
         self.ports.borrow().clone()

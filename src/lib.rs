@@ -11,6 +11,7 @@
 //!   routing by server name) and sessions.
 //! - [`chargeback_flush`]: produces chargeback usage to a Kafka topic at an interval, for billing pipelines.
 //! - [`limits`]: client connection limits, global and per source address.
+//! - [`log_limit`]: rate-limited warnings for lines a peer can trigger at will (`warn_limited!`).
 //! - [`metrics`]: runtime counters and the Prometheus rendering of `/metrics` (chargeback included).
 //! - [`tls`]: rustls server (client certificates to principals) and client (to TLS backends) settings.
 //! - [`net`]: the byte streams sessions and upstreams use: plain TCP or TLS.
@@ -37,6 +38,8 @@ pub mod codec;
 pub mod config;
 pub mod gateway;
 pub mod limits;
+pub mod log_limit;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod probe;

@@ -74,6 +74,17 @@ fn retain_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn retain_freed_memory() {}
 
+/// Hands the allocator's free pages back to the kernel, once a load has passed (`memory::return_memory_after_load`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_freed_memory() {
+    // SAFETY: malloc_trim only returns free heap pages to the kernel, under the allocator's own locks.
+    let released = unsafe { libc::malloc_trim(0) };
+    tracing::debug!(released, "returned freed memory to the system after a load");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_memory() {}
+
 /// Raises the open-file soft limit to the hard limit, and warns when even that is short of what
 /// `max_connections` needs. Each client connection holds two descriptors (it and its backend connection); with the
 /// common soft default of 1,024, a thousand idle connections exhausted the process and new clients, and
@@ -238,6 +249,13 @@ fn run(config: Option<PathBuf>) -> ExitCode {
         };
         let ports: Vec<_> = running.ports().into_iter().collect();
         tracing::info!(?ports, advertised = %running.advertised().host, "franzgate listening");
+        tokio::spawn(franzgate::memory::return_memory_after_load(
+            running.memory_budget().clone(),
+            std::time::Duration::from_secs(5),
+            64 << 20,
+            return_freed_memory,
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };

@@ -3,12 +3,15 @@
 //! Clients pipeline requests and Kafka answers them in order on a connection. Each request's `call` future
 //! goes into a `FuturesOrdered`, so responses are written strictly in request order however they complete.
 //! The stack's outermost layer bounds the requests in flight: when it is full, `poll_ready` is pending and no
-//! further frame is read — backpressure reaches the client through TCP.
+//! further frame is read — backpressure reaches the client through TCP. Likewise while the session's buffered
+//! bytes are over its memory budget ([`franzgate_api::budget`]): each request frame is charged from the moment
+//! it is read until it is written to the broker, each response until it is written to the client.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, BytesMut};
+use franzgate_api::budget::Direction;
 use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
@@ -43,6 +46,8 @@ pub struct SessionConfig {
     /// Requests in flight at which the session stops reading (the stack's concurrency limit), for the log
     /// line and the metric when it is reached.
     pub max_in_flight: usize,
+    /// The bytes one session may buffer, requests and responses (`gateway.session_buffer_bytes`).
+    pub buffer_bytes: usize,
     /// Runtime counters.
     pub metrics: Arc<GatewayMetrics>,
 }
@@ -143,12 +148,14 @@ where
                     stopping = true;
                     reading = false;
                 }
-                next = next_frame(&mut stack, &mut frames), if reading => match next {
+                next = next_frame(&mut stack, &mut frames, &session), if reading => match next {
                     Ok(Some(frame)) => {
                         last_activity = tokio::time::Instant::now();
                         let size = 4 + frame.len();
+                        let charge = session.budget.charge(size, Direction::Request);
                         match parse_frame(frame, &session) {
-                            Ok(request) => {
+                            Ok(mut request) => {
+                                request.set_charge(charge);
                                 let (key, started) = (request.api_key_raw(), std::time::Instant::now());
                                 config.metrics.request_started(size);
                                 in_flight.push_back(stack.call(request).map(move |r| (r, key, started)));
@@ -224,15 +231,19 @@ fn parse_frame(frame: bytes::Bytes, session: &Arc<Session>) -> Result<KafkaReque
     parse_request(frame, session)
 }
 
-/// Waits until the stack can take a request, then reads the next frame.
+/// Waits until the stack can take a request and the memory budgets another frame, then reads the next frame.
 async fn next_frame<S>(
     stack: &mut S,
     frames: &mut FramedRead<ReadHalf, FrameDecoder>,
+    session: &Session,
 ) -> Result<Option<bytes::Bytes>, Close>
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
     stack.ready().await.map_err(|e| Close::Filter(e, None))?;
+    if let Some(limit) = session.budget.admit(Direction::Request).await {
+        crate::memory::note_wait(session.id, limit, &session.budget, "client requests");
+    }
     match frames.next().await {
         Some(Ok(frame)) => Ok(Some(frame)),
         Some(Err(e)) => Err(Close::BadFrame(e)),
@@ -371,6 +382,7 @@ mod tests {
             drain_timeout: Duration::from_secs(1),
             idle_timeout: None,
             max_in_flight,
+            buffer_bytes: usize::MAX,
             metrics: Arc::new(GatewayMetrics::default()),
         };
         let never = CancellationToken::new();

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use franzgate_api::budget::{Charge, Direction, SessionBudget};
 use franzgate_api::topology::BrokerAddress;
 use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Route, Session};
 use futures::StreamExt;
@@ -78,6 +79,9 @@ struct Outbound {
     body: Bytes,
     /// Where the response goes; `None` for Produce with acks=0.
     reply: Option<oneshot::Sender<Result<KafkaResponse, FilterError>>>,
+    /// The request's bytes against the session's budget, given back once written to the broker. An acks=0
+    /// Produce is answered at once, so without this its bytes would queue here unbounded while a broker is slow.
+    charge: Option<Charge>,
 }
 
 /// A response the reader still owes.
@@ -100,6 +104,10 @@ struct Connection {
     waiting: mpsc::UnboundedSender<Waiting>,
     /// The task reading responses.
     reader: JoinHandle<()>,
+    /// Cancelled when the connection is retired: its reader then drains what is in flight without waiting for
+    /// the session's budget (the responses of the connection that replaced it may hold the budget, and the
+    /// session cannot write those before these).
+    retired: CancellationToken,
 }
 
 // === impl Upstream ===
@@ -121,6 +129,7 @@ impl Upstream {
                 retiring: Vec::new(),
                 next_correlation_id: 0,
                 out: BytesMut::with_capacity(16 * 1024),
+                written: Vec::new(),
             };
             tokio::spawn(actor.run(rx));
             tx
@@ -174,6 +183,7 @@ impl tower::Service<KafkaRequest> for Upstream {
             header_rest: request.header_rest().clone(),
             body,
             reply,
+            charge: request.take_charge(),
         };
         if self.actor().send(outbound).is_err() {
             return Either::Left(ready(Err(FilterError::UpstreamClosed("connection actor stopped".into()))));
@@ -212,6 +222,8 @@ struct Actor {
     next_correlation_id: i32,
     /// The write batch being assembled.
     out: BytesMut,
+    /// Charges of the requests in `out`, given back when it is flushed.
+    written: Vec<Charge>,
 }
 
 impl Actor {
@@ -266,6 +278,7 @@ impl Actor {
         self.out.extend_from_slice(&outbound.header_rest);
         if outbound.body.len() < ZERO_COPY_THRESHOLD {
             self.out.extend_from_slice(&outbound.body);
+            self.written.extend(outbound.charge);
         } else if let Err(e) = self.write_large(outbound.body).await {
             self.connection_failed(format!("write to broker failed: {e}"));
         }
@@ -294,6 +307,7 @@ impl Actor {
             None => Ok(()),
         };
         self.out.clear();
+        self.written.clear();
         result
     }
 
@@ -324,6 +338,7 @@ impl Actor {
         let conn = self.connect_any(&wanted).await?;
         if let Some(old) = self.current.replace(conn) {
             debug!(session = self.session.id, from = %old.address, "route changed; retiring backend connection");
+            old.retired.cancel();
             // Dropping `waiting` lets the old reader stop once its queue is drained.
             self.retiring.push((old.writer, old.reader));
         }
@@ -358,13 +373,19 @@ impl Actor {
         let metrics = self.config.metrics.clone();
         metrics.upstream_connections_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics.upstream_connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let limits = ReadLimits { request_timeout: self.config.request_timeout, metrics: metrics.clone() };
+        let retired = CancellationToken::new();
+        let limits = ReadLimits {
+            request_timeout: self.config.request_timeout,
+            metrics: metrics.clone(),
+            budget: self.session.budget.clone(),
+            retired: retired.clone(),
+        };
         let reading = read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone(), limits);
         let reader = tokio::spawn(async move {
             reading.await;
             metrics.upstream_connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
-        Connection { address, writer, waiting, reader }
+        Connection { address, writer, waiting, reader, retired }
     }
 }
 
@@ -374,6 +395,27 @@ struct ReadLimits {
     request_timeout: Option<Duration>,
     /// Where timeouts are counted.
     metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// The session's memory budget: no response is read while the session holds too many unwritten ones.
+    budget: Arc<SessionBudget>,
+    /// Cancelled when the connection is retired (then the budget is not waited for).
+    retired: CancellationToken,
+}
+
+impl ReadLimits {
+    /// Waits until the session may buffer another response, unless the connection is retired.
+    async fn admit_response(&self, session_id: u64) {
+        if self.retired.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            waited = self.budget.admit(Direction::Response) => {
+                if let Some(limit) = waited {
+                    crate::memory::note_wait(session_id, limit, &self.budget, "backend responses");
+                }
+            }
+            () = self.retired.cancelled() => {}
+        }
+    }
 }
 
 /// JoinGroup may legitimately wait for the group's whole rebalance (`rebalance.timeout.ms`, minutes): it is
@@ -398,6 +440,7 @@ async fn read_responses(
             biased;
             next = queue.recv() => {
                 let Some(waiting) = next else { return };
+                limits.admit_response(session_id).await;
                 let limit = limits.request_timeout.filter(|_| waiting.request.api_key != JOIN_GROUP);
                 let next = match limit {
                     None => frames.next().await,
@@ -421,7 +464,12 @@ async fn read_responses(
                             fail(waiting, "broker answered out of order");
                             break format!("expected correlation id {expected}, got {actual:?}");
                         }
+                        let charge = limits.budget.charge(4 + frame.len(), Direction::Response);
                         let response = parse_response(frame, waiting.request)
+                            .map(|mut response| {
+                                response.set_charge(charge);
+                                response
+                            })
                             .map_err(|e| FilterError::Decode(e.clone()));
                         if let Some(reply) = waiting.reply {
                             let _ = reply.send(response);

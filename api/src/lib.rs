@@ -12,6 +12,7 @@
 //! - [`selector`]: [`selector::ClusterSelector`] — the switchable state: which cluster new sessions use.
 //! - [`auth`]: [`Principal`] — who a session authenticated as — and the authentication counters.
 //! - [`advertised`]: the addresses clients are told: a port per broker, or a host name per broker (SNI).
+//! - [`budget`]: the bytes a session, and the whole gateway, may buffer; what bounds memory under load.
 //! - [`usage`]: the chargeback ledger — bytes produced and consumed per cluster, principal, client and topic.
 //! - [`vcluster`]: the virtual clusters (tenants), their prefixes and service accounts.
 //! - [`topology`]: the backend clusters, the advertised gateway address and the virtual <-> backend node map.
@@ -32,6 +33,7 @@
 pub mod advertised;
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod error;
 pub mod error_response;
 pub mod filter;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, SaslAuthenticateRequest};
 
+use crate::budget::Charge;
 use crate::error_response::error_response;
 use crate::topology::BrokerAddress;
 use crate::{Body, FilterError, KafkaResponse, Session};
@@ -40,6 +41,8 @@ pub struct KafkaRequest {
     pub route: Route,
     /// False only for Produce with acks=0: the broker sends no response and the client waits for none.
     expects_response: bool,
+    /// The frame's bytes held against the session's memory budget until the request is written to the broker.
+    charge: Option<Charge>,
 }
 
 // === impl KafkaRequest ===
@@ -53,7 +56,7 @@ impl KafkaRequest {
         session: Arc<Session>,
         expects_response: bool,
     ) -> Self {
-        Self { header, header_rest, body, session, route: Route::Bootstrap, expects_response }
+        Self { header, header_rest, body, session, route: Route::Bootstrap, expects_response, charge: None }
     }
 
     /// A bare SASL token sent after SaslHandshake v0 (no Kafka header), as a SaslAuthenticate v0 request so
@@ -63,7 +66,17 @@ impl KafkaRequest {
             RequestHeader::default().with_request_api_key(ApiKey::SaslAuthenticate as i16).with_request_api_version(0);
         let body = SaslAuthenticateRequest::default().with_auth_bytes(token);
         let body = Body::decoded(RequestKind::SaslAuthenticate(body));
-        Self { header, header_rest: Bytes::new(), body, session, route: Route::Bootstrap, expects_response: true }
+        Self { header, header_rest: Bytes::new(), body, session, route: Route::Bootstrap, expects_response: true, charge: None }
+    }
+
+    /// Holds `charge` (the bytes of the frame this request was read from) until the request is written out.
+    pub fn set_charge(&mut self, charge: Charge) {
+        self.charge = Some(charge);
+    }
+
+    /// Takes the request's charge, for whoever now holds its bytes (the backend connection's write queue).
+    pub fn take_charge(&mut self) -> Option<Charge> {
+        self.charge.take()
     }
 
     /// The decoded header.

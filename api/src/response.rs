@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 
+use crate::budget::Charge;
 use crate::{Body, FilterError};
 
 /// A response to a client request, with its body lazy.
@@ -22,6 +23,8 @@ pub struct KafkaResponse {
     close_after: bool,
     /// A raw SASL token (SaslHandshake v0 framing): written as length + bytes, with no response header.
     raw_token: bool,
+    /// The frame's bytes held against the session's memory budget until the response is written and dropped.
+    charge: Option<Charge>,
 }
 
 // === impl KafkaResponse ===
@@ -37,6 +40,7 @@ impl KafkaResponse {
             body: Some(Body::raw(body)),
             close_after: false,
             raw_token: false,
+            charge: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl KafkaResponse {
             body: Some(Body::decoded(message)),
             close_after: false,
             raw_token: false,
+            charge: None,
         })
     }
 
@@ -73,6 +78,7 @@ impl KafkaResponse {
             body: None,
             close_after: false,
             raw_token: false,
+            charge: None,
         }
     }
 
@@ -87,7 +93,13 @@ impl KafkaResponse {
             body: Some(Body::raw(token)),
             close_after: false,
             raw_token: true,
+            charge: None,
         }
+    }
+
+    /// Holds `charge` (the bytes of the frame this response was read from) until the response is dropped.
+    pub fn set_charge(&mut self, charge: Charge) {
+        self.charge = Some(charge);
     }
 
     /// Whether this is a raw SASL token rather than a Kafka response.

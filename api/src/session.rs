@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::SessionAuth;
+use crate::budget::SessionBudget;
 use crate::topology::BackendCluster;
 
 /// One client connection to the gateway.
@@ -24,17 +25,34 @@ pub struct Session {
     pub epoch: u64,
     /// Who the client is, once known.
     pub auth: SessionAuth,
+    /// The bytes this connection may buffer, requests and responses (see [`crate::budget`]).
+    pub budget: Arc<SessionBudget>,
 }
 
 impl Session {
     /// A session with no virtual broker and no principal yet.
     pub fn new(id: u64, peer: SocketAddr, listener_port: u16, cluster: Arc<BackendCluster>, epoch: u64) -> Self {
-        Self { id, peer, listener_port, virtual_node: None, cluster, epoch, auth: SessionAuth::default() }
+        Self {
+            id,
+            peer,
+            listener_port,
+            virtual_node: None,
+            cluster,
+            epoch,
+            auth: SessionAuth::default(),
+            budget: SessionBudget::unlimited(),
+        }
     }
 
     /// Sets the virtual broker the connection addresses.
     pub fn with_virtual_node(mut self, virtual_node: Option<i32>) -> Self {
         self.virtual_node = virtual_node;
+        self
+    }
+
+    /// Sets the connection's memory budget (unlimited otherwise).
+    pub fn with_budget(mut self, budget: Arc<SessionBudget>) -> Self {
+        self.budget = budget;
         self
     }
 

@@ -102,6 +102,13 @@ pub struct ListenerConfig {
     pub max_frame_bytes: usize,
     /// Requests one client connection may have in flight before the gateway stops reading from it.
     pub max_in_flight_per_session: usize,
+    /// Bytes one client connection may have buffered in the gateway — requests read but not yet written to the
+    /// broker, responses read but not yet written to the client — before the gateway stops reading from the
+    /// client (requests) or from the broker for it (responses). One frame may pass it.
+    pub session_buffer_bytes: usize,
+    /// Bytes all client connections together may have buffered; a connection holding nothing may still read
+    /// one frame, so sessions whose clients do not read cannot stall the others.
+    pub memory_budget_bytes: usize,
     /// How long one backend connection attempt may take.
     pub connect_timeout_ms: u64,
     /// The admin HTTP API's port (bound on `bind_host`).
@@ -147,6 +154,16 @@ pub struct ListenerConfig {
     /// On SIGTERM, the pause between closing one broker port and the next (librdkafka reports "all brokers
     /// down" when every connection closes at once).
     pub shutdown_port_close_delay_ms: u64,
+    /// Admin API connections held at most (0: no limit; the file-descriptor reserve still applies). A new one
+    /// past the limit closes the oldest idle one, so idle connections cannot lock out `/health` or operators.
+    pub admin_max_connections: usize,
+    /// How long an admin API connection may take to send its first request's headers, and a kept-alive one the
+    /// rest of a request's headers once it started sending them.
+    pub admin_header_read_timeout_ms: u64,
+    /// How long a kept-alive admin API connection may wait between requests before it is closed.
+    pub admin_idle_timeout_ms: u64,
+    /// How long the admin API may take to handle one request (its body included); past it, 503.
+    pub admin_request_timeout_ms: u64,
 }
 
 /// `gateway.virtual_clusters`.
@@ -228,6 +245,8 @@ impl Default for ListenerConfig {
             cluster_id: None,
             max_frame_bytes: 100 * 1024 * 1024,
             max_in_flight_per_session: 1024,
+            session_buffer_bytes: 32 * 1024 * 1024,
+            memory_budget_bytes: 1024 * 1024 * 1024,
             connect_timeout_ms: 5_000,
             http_port: 8888,
             admin_users: None,
@@ -248,6 +267,10 @@ impl Default for ListenerConfig {
             request_timeout_ms: 120_000,
             shutdown_drain_timeout_ms: 30_000,
             shutdown_port_close_delay_ms: 0,
+            admin_max_connections: 128,
+            admin_header_read_timeout_ms: 10_000,
+            admin_idle_timeout_ms: 30_000,
+            admin_request_timeout_ms: 60_000,
         }
     }
 }
@@ -301,6 +324,27 @@ impl GatewayConfig {
         }
         if g.max_in_flight_per_session == 0 {
             return Err(ConfigFileError::new(source, "gateway.max_in_flight_per_session: must be at least 1"));
+        }
+        if g.session_buffer_bytes < 64 * 1024 {
+            return Err(ConfigFileError::new(source, "gateway.session_buffer_bytes: must be at least 65536 (64 KiB)"));
+        }
+        if g.memory_budget_bytes < g.session_buffer_bytes {
+            return Err(ConfigFileError::new(
+                source,
+                format!(
+                    "gateway.memory_budget_bytes: must be at least gateway.session_buffer_bytes ({})",
+                    g.session_buffer_bytes
+                ),
+            ));
+        }
+        for (key, ms) in [
+            ("admin_header_read_timeout_ms", g.admin_header_read_timeout_ms),
+            ("admin_idle_timeout_ms", g.admin_idle_timeout_ms),
+            ("admin_request_timeout_ms", g.admin_request_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(ConfigFileError::new(source, format!("gateway.{key}: must be at least 1")));
+            }
         }
         self.validate_security(source)
     }

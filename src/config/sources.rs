@@ -54,11 +54,17 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GATEWAY_SWITCH_DRAIN_TIMEOUT_MS",
     "GATEWAY_MAX_CONNECTIONS",
     "GATEWAY_MAX_CONNECTIONS_PER_IP",
+    "GATEWAY_SESSION_BUFFER_BYTES",
+    "GATEWAY_MEMORY_BUDGET_BYTES",
     "GATEWAY_IDLE_TIMEOUT_MS",
     "GATEWAY_ADMIN_MAX_BODY_BYTES",
     "GATEWAY_REQUEST_TIMEOUT_MS",
     "GATEWAY_SHUTDOWN_DRAIN_TIMEOUT_MS",
     "GATEWAY_SHUTDOWN_PORT_CLOSE_DELAY_MS",
+    "GATEWAY_ADMIN_MAX_CONNECTIONS",
+    "GATEWAY_ADMIN_HEADER_READ_TIMEOUT_MS",
+    "GATEWAY_ADMIN_IDLE_TIMEOUT_MS",
+    "GATEWAY_ADMIN_REQUEST_TIMEOUT_MS",
     "GATEWAY_MODE",
     "GATEWAY_SECURITY_MODE",
     "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER",
@@ -221,11 +227,17 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     parse_env(env, "GATEWAY_SWITCH_DRAIN_TIMEOUT_MS", &mut gateway.switch_drain_timeout_ms)?;
     parse_env(env, "GATEWAY_MAX_CONNECTIONS", &mut gateway.max_connections)?;
     parse_env(env, "GATEWAY_MAX_CONNECTIONS_PER_IP", &mut gateway.max_connections_per_ip)?;
+    parse_env(env, "GATEWAY_SESSION_BUFFER_BYTES", &mut gateway.session_buffer_bytes)?;
+    parse_env(env, "GATEWAY_MEMORY_BUDGET_BYTES", &mut gateway.memory_budget_bytes)?;
     parse_env(env, "GATEWAY_IDLE_TIMEOUT_MS", &mut gateway.idle_timeout_ms)?;
     parse_env(env, "GATEWAY_ADMIN_MAX_BODY_BYTES", &mut gateway.admin_max_body_bytes)?;
     parse_env(env, "GATEWAY_REQUEST_TIMEOUT_MS", &mut gateway.request_timeout_ms)?;
     parse_env(env, "GATEWAY_SHUTDOWN_DRAIN_TIMEOUT_MS", &mut gateway.shutdown_drain_timeout_ms)?;
     parse_env(env, "GATEWAY_SHUTDOWN_PORT_CLOSE_DELAY_MS", &mut gateway.shutdown_port_close_delay_ms)?;
+    parse_env(env, "GATEWAY_ADMIN_MAX_CONNECTIONS", &mut gateway.admin_max_connections)?;
+    parse_env(env, "GATEWAY_ADMIN_HEADER_READ_TIMEOUT_MS", &mut gateway.admin_header_read_timeout_ms)?;
+    parse_env(env, "GATEWAY_ADMIN_IDLE_TIMEOUT_MS", &mut gateway.admin_idle_timeout_ms)?;
+    parse_env(env, "GATEWAY_ADMIN_REQUEST_TIMEOUT_MS", &mut gateway.admin_request_timeout_ms)?;
     if let Some(mandatory) = parse_flag(env, "GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER")? {
         gateway.virtual_clusters.mandatory = mandatory;
     }

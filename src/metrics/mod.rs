@@ -53,6 +53,10 @@ pub struct GatewayMetrics {
     pub refused_oversized_frames: AtomicU64,
     /// Times a session reached `max_in_flight_per_session` and stopped reading until a response went out.
     pub in_flight_limit_reached: AtomicU64,
+    /// The bytes all sessions may buffer (`gateway.memory_budget_bytes`), what they buffer, and its waits.
+    pub memory: std::sync::Arc<franzgate_api::budget::GatewayBudget>,
+    /// The admin API's connections.
+    pub admin: AdminConnectionMetrics,
     /// Per api key: requests, and the latency histogram.
     per_api: Vec<ApiCounters>,
     /// Per filter (outermost first), when filter timing is on: its name and latency histogram.
@@ -61,6 +65,51 @@ pub struct GatewayMetrics {
     pub count_error_codes: bool,
     /// Non-zero error codes seen in responses, per (api key, code).
     errors: Mutex<BTreeMap<(i16, i16), u64>>,
+}
+
+/// The admin API's connections: open, evicted, refused, timed out.
+#[derive(Debug, Default)]
+pub struct AdminConnectionMetrics {
+    /// Admin connections currently open.
+    pub open: AtomicI64,
+    /// Idle admin connections closed to make room for a new one.
+    pub evicted: AtomicU64,
+    /// Admin connections refused at `admin_max_connections` with none idle to evict.
+    pub refused_max_connections: AtomicU64,
+    /// Admin connections refused for the file-descriptor reserve with none idle to evict.
+    pub refused_descriptor_reserve: AtomicU64,
+    /// Admin connections closed for `admin_header_read_timeout_ms`.
+    pub header_read_timeouts: AtomicU64,
+    /// Admin connections closed for `admin_idle_timeout_ms`.
+    pub idle_timeouts: AtomicU64,
+    /// Admin requests answered 503 for `admin_request_timeout_ms`.
+    pub request_timeouts: AtomicU64,
+}
+
+impl AdminConnectionMetrics {
+    fn render(&self, r: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        gauge(r, "franzgate_admin_connections_open", "Admin API connections open.", self.open.load(Ordering::Relaxed));
+        counter(
+            r,
+            "franzgate_admin_connections_evicted_total",
+            "Idle admin API connections closed to make room for a new one (admin_max_connections or the file-descriptor reserve).",
+            load(&self.evicted),
+        );
+        header(r, "franzgate_admin_connections_refused_total", "counter", "Admin API connections refused with none idle to evict, by limit.");
+        let _ = writeln!(r, "franzgate_admin_connections_refused_total{{limit=\"admin_max_connections\"}} {}", load(&self.refused_max_connections));
+        let _ = writeln!(r, "franzgate_admin_connections_refused_total{{limit=\"descriptor_reserve\"}} {}", load(&self.refused_descriptor_reserve));
+        header(r, "franzgate_admin_timeouts_total", "counter", "Admin API connections closed, or requests answered 503, by timeout.");
+        let _ = writeln!(r, "franzgate_admin_timeouts_total{{timeout=\"header_read\"}} {}", load(&self.header_read_timeouts));
+        let _ = writeln!(r, "franzgate_admin_timeouts_total{{timeout=\"idle\"}} {}", load(&self.idle_timeouts));
+        let _ = writeln!(r, "franzgate_admin_timeouts_total{{timeout=\"request\"}} {}", load(&self.request_timeouts));
+        counter(
+            r,
+            "franzgate_log_lines_suppressed_total",
+            "Repetitive warning lines a peer could trigger at will, held back by the per-call-site rate limit.",
+            crate::log_limit::suppressed_total(),
+        );
+    }
 }
 
 /// A count and a latency histogram.
@@ -110,6 +159,8 @@ impl Default for GatewayMetrics {
             backend_request_timeouts: AtomicU64::new(0),
             refused_oversized_frames: AtomicU64::new(0),
             in_flight_limit_reached: AtomicU64::new(0),
+            memory: franzgate_api::budget::GatewayBudget::unlimited(),
+            admin: AdminConnectionMetrics::default(),
             sessions_closed_idle: AtomicU64::new(0),
             per_api: (0..API_SLOTS).map(|_| ApiCounters::default()).collect(),
             per_filter: Vec::new(),
@@ -134,6 +185,29 @@ pub struct Sources<'a> {
 // === impl GatewayMetrics ===
 
 impl GatewayMetrics {
+    /// The memory budgets: bytes buffered now and at most, the limit, and the reads that waited for each budget.
+    fn render_memory(&self, r: &mut String) {
+        use franzgate_api::budget::Limit;
+        let memory = &self.memory;
+        header(r, "franzgate_buffered_bytes", "gauge", "Request and response bytes buffered now, by direction.");
+        let responses = memory.buffered_responses();
+        let requests = memory.buffered().saturating_sub(responses);
+        let _ = writeln!(r, "franzgate_buffered_bytes{{direction=\"request\"}} {requests}");
+        let _ = writeln!(r, "franzgate_buffered_bytes{{direction=\"response\"}} {responses}");
+        gauge(r, "franzgate_buffered_bytes_peak", "The most bytes ever buffered at once.", memory.peak() as i64);
+        let limit = i64::try_from(memory.limit()).unwrap_or(i64::MAX);
+        gauge(r, "franzgate_memory_budget_bytes", "gateway.memory_budget_bytes.", limit);
+        header(
+            r,
+            "franzgate_memory_budget_waits_total",
+            "counter",
+            "Reads (of a client request or a backend response) that waited for a memory budget, by budget.",
+        );
+        let (own, all) = (memory.waits(Limit::Session), memory.waits(Limit::Gateway));
+        let _ = writeln!(r, "franzgate_memory_budget_waits_total{{budget=\"session_buffer_bytes\"}} {own}");
+        let _ = writeln!(r, "franzgate_memory_budget_waits_total{{budget=\"memory_budget_bytes\"}} {all}");
+    }
+
     /// Metrics timing the filters `names` (outermost first) too.
     pub fn with_filters<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         let per_filter = names.into_iter().map(|n| (n.to_string(), ApiCounters::default())).collect();
@@ -249,6 +323,7 @@ impl GatewayMetrics {
         let in_flight = self.in_flight_limit_reached.load(Ordering::Relaxed);
         let _ = writeln!(r, "franzgate_limit_reached_total{{limit=\"max_frame_bytes\"}} {frames}");
         let _ = writeln!(r, "franzgate_limit_reached_total{{limit=\"max_in_flight_per_session\"}} {in_flight}");
+        self.render_memory(r);
         counter(
             r,
             "franzgate_backend_request_timeouts_total",
@@ -267,6 +342,7 @@ impl GatewayMetrics {
             "Client connections closed for idle_timeout_ms.",
             self.sessions_closed_idle.load(Ordering::Relaxed),
         );
+        self.admin.render(r);
         self.render_requests(r);
         header(
             r,
