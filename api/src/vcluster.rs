@@ -134,6 +134,21 @@ pub enum VClusterError {
         /// Its prefix.
         prefix: String,
     },
+    /// A new tenant's prefix that names already on the backend start with: the tenant would take them over
+    /// (a passthrough topic `canary` would be tenant `can`'s topic `ary`).
+    #[error(
+        "prefix `{prefix}` already covers {count} existing name(s) on the backend ({}): the new virtual cluster \
+         would take them over; choose another name or prefix, or adopt them on purpose with \"adoptExisting\": true",
+        shown_names(.captured, *.count)
+    )]
+    CapturesExisting {
+        /// The prefix asked for.
+        prefix: String,
+        /// The first few of the names it covers, each with its kind (`topic `canary``).
+        captured: Vec<String>,
+        /// How many names it covers in all.
+        count: usize,
+    },
     /// A principal with no virtual cluster while GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER is set.
     #[error("`{0}` belongs to no virtual cluster, and GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER requires one")]
     Mandatory(String),
@@ -366,6 +381,35 @@ fn parse_key(key: &str) -> Option<(&str, Option<&str>)> {
     Some((vcluster, Some(username)))
 }
 
+/// How many of the names a prefix covers [`VClusterError::CapturesExisting`] names; the rest are counted.
+pub const CAPTURED_NAMES_SHOWN: usize = 5;
+
+/// Refuses `prefix` for a new virtual cluster when any of `existing` — (kind, name) pairs such as
+/// `("topic", "canary")`, everything the backend holds — starts with it: the tenant would read, write and
+/// delete them as its own. A new tenant owns nothing yet, so every such name counts.
+pub fn check_captures_nothing<'a>(
+    prefix: &str,
+    existing: impl IntoIterator<Item = (&'static str, &'a str)>,
+) -> Result<(), VClusterError> {
+    let mut captured: Vec<(&str, &str)> = existing.into_iter().filter(|(_, name)| name.starts_with(prefix)).collect();
+    if captured.is_empty() {
+        return Ok(());
+    }
+    captured.sort_unstable();
+    captured.dedup();
+    let count = captured.len();
+    let captured = captured.iter().take(CAPTURED_NAMES_SHOWN).map(|(kind, name)| format!("{kind} `{name}`")).collect();
+    Err(VClusterError::CapturesExisting { prefix: prefix.to_string(), captured, count })
+}
+
+fn shown_names(captured: &[String], count: usize) -> String {
+    let shown = captured.join(", ");
+    match count.saturating_sub(captured.len()) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
 /// Names are used in record keys, topic names and URLs: Kafka's topic characters only, and short enough to
 /// leave room for a topic name after a prefix.
 pub fn validate_name(what: &'static str, name: &str) -> Result<(), VClusterError> {
@@ -378,6 +422,10 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), VClusterError
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
         return Err(invalid("only ASCII letters, digits, '.', '_' and '-' are allowed"));
+    }
+    if name == "." || name == ".." {
+        // Kafka refuses them as topic names, and in a URL path they mean "here" and "up".
+        return Err(invalid("`.` and `..` are not names"));
     }
     if name == PASSTHROUGH {
         return Err(invalid("reserved for principals without a virtual cluster"));
@@ -454,6 +502,32 @@ mod tests {
         assert!(matches!(registry.plan_create("team/B", None), Err(VClusterError::InvalidName { .. })));
         assert!(matches!(registry.plan_create(PASSTHROUGH, None), Err(VClusterError::InvalidName { .. })));
         assert!(matches!(registry.plan_create("internal", Some("_fr")), Err(VClusterError::InvalidName { .. })));
+        for dots in [".", ".."] {
+            assert!(matches!(registry.plan_create(dots, None), Err(VClusterError::InvalidName { .. })), "{dots}");
+            assert!(matches!(registry.plan_issue("teamA", dots), Err(VClusterError::InvalidName { .. })), "{dots}");
+        }
+        assert!(matches!(registry.plan_create("a\tb", None), Err(VClusterError::InvalidName { .. })));
+        assert!(registry.plan_create("...", None).is_ok_and(|r| r.is_some()), "only `.` and `..` are special");
+    }
+
+    #[test]
+    fn a_new_prefix_must_capture_no_existing_name() {
+        let existing = [("topic", "canary"), ("topic", "users"), ("group", "can-readers"), ("topic", "canary")];
+        let refused = check_captures_nothing("can", existing);
+        let Err(VClusterError::CapturesExisting { prefix, captured, count }) = &refused else {
+            panic!("expected a refusal, got {refused:?}");
+        };
+        assert_eq!((prefix.as_str(), *count), ("can", 2), "duplicates count once");
+        assert_eq!(captured, &["group `can-readers`", "topic `canary`"]);
+        let message = refused.as_ref().map_err(ToString::to_string).expect_err("refused");
+        assert!(message.contains("topic `canary`") && message.contains("adoptExisting"), "{message}");
+        assert_eq!(check_captures_nothing("teamA", existing), Ok(()));
+        assert_eq!(check_captures_nothing("canary.", existing), Ok(()), "`canary` itself is not under `canary.`");
+
+        let many: Vec<String> = (0..8).map(|i| format!("can{i}")).collect();
+        let refused = check_captures_nothing("can", many.iter().map(|n| ("topic", n.as_str())));
+        let message = refused.map_err(|e| e.to_string()).expect_err("refused");
+        assert!(message.contains("8 existing") && message.contains("and 3 more"), "{message}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The gateway's own small Kafka client, for the topics it keeps on a backend cluster (the virtual-cluster state
 //! topic, the chargeback flush topic): find partition 0's leader, create a topic, produce records, read them
-//! back. Each call connects with the cluster's own security settings and credentials, like the upstream does.
+//! back; and list every topic, group and transactional id a cluster holds (the admin API's check that a new
+//! tenant's prefix captures nothing). Each call connects with the cluster's own security settings and credentials, like the upstream does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,10 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
+    FetchResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ListTransactionsRequest, ListTransactionsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -278,5 +281,99 @@ impl TopicClient {
 
     fn topic_name(&self) -> TopicName {
         TopicName(StrBytes::from_string(self.topic.clone()))
+    }
+}
+
+/// What already exists on a cluster, by name.
+#[derive(Debug, Default, Clone)]
+pub struct ExistingNames {
+    /// Every topic, internal ones included.
+    pub topics: Vec<String>,
+    /// Every consumer group, from every broker (each lists the groups it coordinates).
+    pub groups: Vec<String>,
+    /// Every transactional id the transaction coordinators know, from every broker that supports
+    /// ListTransactions (Kafka 3.0 and later; older brokers are skipped).
+    pub transactional_ids: Vec<String>,
+}
+
+/// ListGroups and ListTransactions versions the gateway sends (the highest the broker also supports).
+const LIST_GROUPS_VERSIONS: std::ops::RangeInclusive<i16> = 0..=4;
+const LIST_TRANSACTIONS_VERSIONS: std::ops::RangeInclusive<i16> = 0..=1;
+/// COORDINATOR_LOAD_IN_PROGRESS and COORDINATOR_NOT_AVAILABLE: a broker just started, asked again shortly.
+const COORDINATOR_NOT_READY: [i16; 2] = [14, 15];
+
+// === impl TopicClient: cluster-wide listings ===
+
+impl TopicClient {
+    /// Every topic, consumer group and transactional id on the cluster; the client's own topic plays no part.
+    /// What the gateway's backend credentials may not describe is not listed (Kafka filters by ACL).
+    pub async fn existing_names(&self) -> Result<ExistingNames, String> {
+        let mut stream = self.bootstrap().await?;
+        let request = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
+        let response: MetadataResponse = self.call(&mut stream, ApiKey::Metadata, METADATA_VERSION, &request).await?;
+        let mut names = ExistingNames {
+            topics: response.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.to_string())).collect(),
+            ..ExistingNames::default()
+        };
+        for broker in &response.brokers {
+            let port = u16::try_from(broker.port)
+                .map_err(|_| format!("broker {} has port {}", broker.node_id.0, broker.port))?;
+            let address = BrokerAddress { host: broker.host.to_string(), port };
+            let mut stream = self.connect(&address).await.map_err(|e| format!("broker {address}: {e}"))?;
+            self.list_coordinated(&mut stream, &address, &mut names).await?;
+        }
+        Ok(names)
+    }
+
+    /// The groups and transactional ids one broker coordinates, added to `names`.
+    async fn list_coordinated(
+        &self,
+        stream: &mut Stream,
+        address: &BrokerAddress,
+        names: &mut ExistingNames,
+    ) -> Result<(), String> {
+        let versions: ApiVersionsResponse =
+            self.call(stream, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()).await?;
+        let usable = |key: ApiKey, ours: std::ops::RangeInclusive<i16>| {
+            let theirs = versions.api_keys.iter().find(|v| v.api_key == key as i16)?;
+            let highest = theirs.max_version.min(*ours.end());
+            (highest >= theirs.min_version.max(*ours.start())).then_some(highest)
+        };
+        let version = usable(ApiKey::ListGroups, LIST_GROUPS_VERSIONS)
+            .ok_or_else(|| format!("broker {address} supports no ListGroups version the gateway speaks"))?;
+        let deadline = tokio::time::Instant::now() + self.timeout.max(Duration::from_secs(5));
+        loop {
+            let response: ListGroupsResponse =
+                self.call(stream, ApiKey::ListGroups, version, &ListGroupsRequest::default()).await?;
+            match response.error_code {
+                0 => {
+                    names.groups.extend(response.groups.iter().map(|g| g.group_id.to_string()));
+                    break;
+                }
+                code if COORDINATOR_NOT_READY.contains(&code) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                code => return Err(format!("ListGroups on broker {address}: error code {code}")),
+            }
+        }
+        let Some(version) = usable(ApiKey::ListTransactions, LIST_TRANSACTIONS_VERSIONS) else {
+            tracing::debug!(%address, "broker has no ListTransactions (before Kafka 3.0): transactional ids not listed");
+            return Ok(());
+        };
+        loop {
+            let response: ListTransactionsResponse =
+                self.call(stream, ApiKey::ListTransactions, version, &ListTransactionsRequest::default()).await?;
+            match response.error_code {
+                0 => {
+                    let ids = response.transaction_states.iter().map(|t| t.transactional_id.to_string());
+                    names.transactional_ids.extend(ids);
+                    return Ok(());
+                }
+                code if COORDINATOR_NOT_READY.contains(&code) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                code => return Err(format!("ListTransactions on broker {address}: error code {code}")),
+            }
+        }
     }
 }
