@@ -135,7 +135,13 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
                 audit(&user.username, &format!("switch {cluster}"), "refused: not an admin");
                 return error(StatusCode::FORBIDDEN, format!("user `{}` is not an admin", user.username));
             }
-            let target = query_param(request.uri().query(), "to");
+            let target = match query_param(request.uri().query(), "to") {
+                Ok(target) => target,
+                Err(message) => {
+                    audit(&user.username, &format!("switch {cluster}"), &format!("refused: {message}"));
+                    return error(StatusCode::BAD_REQUEST, message);
+                }
+            };
             pclusters::switch(state, &user.username, cluster, target.as_deref())
         }
         (["admin", "vclusters", "v1"], &Method::GET) => match authenticate(&request, state) {
@@ -256,11 +262,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
+/// The value of query parameter `name`, if given; given twice is an error (which one was meant is unknown).
+fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, String> {
+    let mut values = query.unwrap_or_default().split('&').filter_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| value.to_string())
-    })
+        (key == name).then_some(value)
+    });
+    let first = values.next().map(str::to_string);
+    match values.next() {
+        Some(_) => Err(format!("query parameter `{name}` given more than once")),
+        None => Ok(first),
+    }
 }
 
 fn audit(user: &str, action: &str, outcome: &str) {
