@@ -19,10 +19,12 @@
 pub(crate) mod chargeback;
 pub mod client;
 mod pclusters;
+mod server;
 mod vclusters;
 
+pub use server::{AdminLimits, serve_admin};
+
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,12 +35,9 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::config::AdminUser;
 
@@ -70,35 +69,8 @@ pub struct AdminState {
     pub max_body: usize,
     /// Cancelled once a graceful shutdown has begun (readiness is DOWN from then on).
     pub draining: tokio_util::sync::CancellationToken,
-}
-
-/// Serves the admin API on `listener` until `shutdown`.
-pub async fn serve_admin(listener: TcpListener, state: Arc<AdminState>, shutdown: CancellationToken) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(reason = %e, "admin API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(request, &state).await) }
-            });
-            if let Err(e) =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-            {
-                debug!(%peer, reason = %e, "admin API connection ended with an error");
-            }
-        });
-    }
+    /// Connection limits and timeouts.
+    pub limits: AdminLimits,
 }
 
 async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
