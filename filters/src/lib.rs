@@ -12,6 +12,7 @@
 //! - [`sasl`]: clients authenticate to the gateway (PLAIN, service-account tokens, SCRAM); nothing reaches the
 //!   backend before they have.
 //! - [`topic_prefix`]: virtual clusters — each tenant sees only its own topics, groups and transactional ids.
+//! - [`internal_topics`]: the gateway's own topics (state, chargeback flush) are out of every client's reach.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ use franzgate_api::FilterFactory;
 pub mod api_versions;
 pub mod chargeback;
 pub mod cluster_selector;
+pub mod internal_topics;
 pub mod metadata_rewrite;
 pub mod port_routing;
 pub mod sasl;
@@ -43,5 +45,6 @@ pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
         Arc::new(sasl::SaslFactory),
         Arc::new(chargeback::ChargebackFactory),
         Arc::new(topic_prefix::TopicPrefixFactory),
+        Arc::new(internal_topics::InternalTopicsFactory),
     ]
 }

@@ -38,8 +38,8 @@ use serde::Deserialize;
 use tower::{Layer, Service};
 use tracing::{debug, warn};
 
-pub use names::{Prefix, Refusal, TopicIds};
-use requests::{Access, prefix_request, tenant_may_use};
+pub use names::{NameVisitor, Prefix, Refusal, TopicIds};
+pub use requests::{Access, prefix_request, tenant_may_use};
 
 /// The YAML type name.
 pub const TYPE_NAME: &str = "topic-prefix";

@@ -48,6 +48,28 @@ impl TopicIds {
     }
 }
 
+/// What the request enumeration in `requests` does with each name it finds: [`Prefix`] prefixes tenant names;
+/// the internal-topics filter only looks for the gateway's own topics. Methods take `&self` so a visitor that
+/// collects what it saw uses interior mutability.
+pub trait NameVisitor {
+    /// A topic name held as a plain string (config resources).
+    fn topic_str(&self, name: &mut StrBytes) -> Result<(), Refusal>;
+    /// A topic name.
+    fn topic(&self, name: &mut TopicName) -> Result<(), Refusal> {
+        self.topic_str(&mut name.0)
+    }
+    /// A consumer group id.
+    fn group(&self, id: &mut GroupId) -> Result<(), Refusal>;
+    /// A transactional id.
+    fn transaction(&self, id: &mut TransactionalId) -> Result<(), Refusal>;
+    /// Any other name (coordinator keys, group config resources).
+    fn add(&self, name: &mut StrBytes);
+    /// A topic named by id only: whether the request may name it.
+    fn topic_id(&self, id: &Uuid, ids: &TopicIds) -> bool;
+    /// A cluster-wide part of a request (a broker config change, a server-side regex, ...).
+    fn cluster_wide(&self) -> Result<(), Refusal>;
+}
+
 /// One tenant's prefix.
 #[derive(Debug, Clone)]
 pub struct Prefix {
@@ -116,6 +138,32 @@ impl Prefix {
     /// Whether a backend name is the tenant's.
     pub fn owns(&self, name: &str) -> bool {
         name.starts_with(self.prefix.as_str())
+    }
+}
+
+impl NameVisitor for Prefix {
+    fn topic_str(&self, name: &mut StrBytes) -> Result<(), Refusal> {
+        Prefix::topic_str(self, name)
+    }
+
+    fn group(&self, id: &mut GroupId) -> Result<(), Refusal> {
+        Prefix::group(self, id)
+    }
+
+    fn transaction(&self, id: &mut TransactionalId) -> Result<(), Refusal> {
+        Prefix::transaction(self, id)
+    }
+
+    fn add(&self, name: &mut StrBytes) {
+        Prefix::add(self, name)
+    }
+
+    fn topic_id(&self, id: &Uuid, ids: &TopicIds) -> bool {
+        ids.owned(id, self)
+    }
+
+    fn cluster_wide(&self) -> Result<(), Refusal> {
+        Err(Refusal::NotAllowed)
     }
 }
 

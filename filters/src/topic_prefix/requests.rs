@@ -2,7 +2,8 @@
 //!
 //! One function per api that carries such names. An api a tenant may not use at all (ACLs, quotas, replica
 //! placement, broker-to-broker apis, anything this gateway does not know) is refused by [`tenant_may_use`]
-//! before any body is decoded.
+//! before any body is decoded. The walk is generic over [`NameVisitor`]: the internal-topics filter walks the
+//! same names to find the gateway's own topics, so a name this walk misses is missed by neither or both.
 
 use franzgate_api::kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AlterConfigsRequest, ApiKey, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
@@ -12,7 +13,7 @@ use franzgate_api::kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, ProduceRequest, RequestKind, TxnOffsetCommitRequest,
 };
 
-use super::names::{Prefix, Refusal, TopicIds};
+use super::names::{NameVisitor, Refusal, TopicIds};
 
 /// Config resource types (Kafka's `ConfigResource.Type`) whose names are tenant names.
 const RESOURCE_TOPIC: i8 = 2;
@@ -90,7 +91,12 @@ pub fn tenant_may_use(key: Option<ApiKey>, version: i16) -> Access {
 ///
 /// Fields a version does not carry are left at their defaults: a prefixed default would be a field "set that is
 /// not available" at that version, and the request could not be encoded.
-pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
+pub fn prefix_request(
+    body: &mut RequestKind,
+    version: i16,
+    p: &impl NameVisitor,
+    ids: &TopicIds,
+) -> Result<(), Refusal> {
     match body {
         RequestKind::Produce(r) => produce(r, version, p, ids),
         RequestKind::Fetch(r) => fetch(r, version, p, ids),
@@ -133,7 +139,7 @@ pub fn prefix_request(body: &mut RequestKind, version: i16, p: &Prefix, ids: &To
     }
 }
 
-fn produce(r: &mut ProduceRequest, version: i16, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
+fn produce(r: &mut ProduceRequest, version: i16, p: &impl NameVisitor, ids: &TopicIds) -> Result<(), Refusal> {
     r.transactional_id.iter_mut().try_for_each(|t| p.transaction(t))?;
     // v13+ name topics by id only: each must be one of the tenant's.
     if version >= 13 {
@@ -143,14 +149,18 @@ fn produce(r: &mut ProduceRequest, version: i16, p: &Prefix, ids: &TopicIds) -> 
 }
 
 /// Refuses ids that are not the tenant's known topics.
-fn own_ids<'a>(mut ids_named: impl Iterator<Item = &'a uuid::Uuid>, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
-    match ids_named.all(|id| ids.owned(id, p)) {
+fn own_ids<'a>(
+    mut ids_named: impl Iterator<Item = &'a uuid::Uuid>,
+    p: &impl NameVisitor,
+    ids: &TopicIds,
+) -> Result<(), Refusal> {
+    match ids_named.all(|id| p.topic_id(id, ids)) {
         true => Ok(()),
         false => Err(Refusal::UnknownTopicId),
     }
 }
 
-fn fetch(r: &mut FetchRequest, version: i16, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
+fn fetch(r: &mut FetchRequest, version: i16, p: &impl NameVisitor, ids: &TopicIds) -> Result<(), Refusal> {
     if version >= 13 {
         let named = r.topics.iter().map(|t| &t.topic_id);
         return own_ids(named.chain(r.forgotten_topics_data.iter().map(|t| &t.topic_id)), p, ids);
@@ -159,22 +169,22 @@ fn fetch(r: &mut FetchRequest, version: i16, p: &Prefix, ids: &TopicIds) -> Resu
     r.forgotten_topics_data.iter_mut().try_for_each(|t| p.topic(&mut t.topic))
 }
 
-fn list_offsets(r: &mut ListOffsetsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn list_offsets(r: &mut ListOffsetsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn metadata(r: &mut MetadataRequest, p: &Prefix) -> Result<(), Refusal> {
+fn metadata(r: &mut MetadataRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     // `None` (all topics) stays all topics: the response is filtered to the tenant's.
     let topics = r.topics.iter_mut().flatten();
     topics.filter_map(|t| t.name.as_mut()).try_for_each(|name| p.topic(name))
 }
 
-fn offset_commit(r: &mut OffsetCommitRequest, p: &Prefix) -> Result<(), Refusal> {
+fn offset_commit(r: &mut OffsetCommitRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     p.group(&mut r.group_id)?;
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn offset_fetch(r: &mut OffsetFetchRequest, version: i16, p: &Prefix) -> Result<(), Refusal> {
+fn offset_fetch(r: &mut OffsetFetchRequest, version: i16, p: &impl NameVisitor) -> Result<(), Refusal> {
     // v0-7 ask for one group in the top-level fields; v8+ for many in `groups`.
     if version < 8 {
         p.group(&mut r.group_id)?;
@@ -187,7 +197,7 @@ fn offset_fetch(r: &mut OffsetFetchRequest, version: i16, p: &Prefix) -> Result<
     Ok(())
 }
 
-fn find_coordinator(r: &mut FindCoordinatorRequest, version: i16, p: &Prefix) -> Result<(), Refusal> {
+fn find_coordinator(r: &mut FindCoordinatorRequest, version: i16, p: &impl NameVisitor) -> Result<(), Refusal> {
     match r.key_type {
         // v0-3 carry one key; v4+ many in `coordinator_keys`.
         KEY_GROUP | KEY_TRANSACTION if version < 4 => {
@@ -199,38 +209,38 @@ fn find_coordinator(r: &mut FindCoordinatorRequest, version: i16, p: &Prefix) ->
             Ok(())
         }
         // Share-group and other coordinator types are not tenant-scoped yet.
-        _ => Err(Refusal::NotAllowed),
+        _ => p.cluster_wide(),
     }
 }
 
-fn consumer_group_heartbeat(r: &mut ConsumerGroupHeartbeatRequest, p: &Prefix) -> Result<(), Refusal> {
+fn consumer_group_heartbeat(r: &mut ConsumerGroupHeartbeatRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     p.group(&mut r.group_id)?;
     r.subscribed_topic_names.iter_mut().flatten().try_for_each(|t| p.topic(t))?;
     // A server-side regex is matched against every backend name; confining an arbitrary pattern behind the
     // prefix is not safe (`x)|(.*` escapes a wrapping group), so tenants subscribe by name (or with a
     // client-side pattern, matched against their own filtered metadata).
     match r.subscribed_topic_regex {
-        Some(_) => Err(Refusal::NotAllowed),
+        Some(_) => p.cluster_wide(),
         None => Ok(()),
     }
 }
 
-fn offset_delete(r: &mut OffsetDeleteRequest, p: &Prefix) -> Result<(), Refusal> {
+fn offset_delete(r: &mut OffsetDeleteRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     p.group(&mut r.group_id)?;
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn create_topics(r: &mut CreateTopicsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn create_topics(r: &mut CreateTopicsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn delete_topics(r: &mut DeleteTopicsRequest, p: &Prefix, ids: &TopicIds) -> Result<(), Refusal> {
+fn delete_topics(r: &mut DeleteTopicsRequest, p: &impl NameVisitor, ids: &TopicIds) -> Result<(), Refusal> {
     r.topic_names.iter_mut().try_for_each(|t| p.topic(t))?;
     own_ids(r.topics.iter().filter(|t| t.name.is_none()).map(|t| &t.topic_id), p, ids)?;
     r.topics.iter_mut().filter_map(|t| t.name.as_mut()).try_for_each(|t| p.topic(t))
 }
 
-fn create_partitions(r: &mut CreatePartitionsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn create_partitions(r: &mut CreatePartitionsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
@@ -238,7 +248,7 @@ fn create_partitions(r: &mut CreatePartitionsRequest, p: &Prefix) -> Result<(), 
 fn config_resource(
     resource_type: i8,
     name: &mut franzgate_api::kafka_protocol::protocol::StrBytes,
-    p: &Prefix,
+    p: &impl NameVisitor,
     read_only: bool,
 ) -> Result<(), Refusal> {
     match resource_type {
@@ -248,46 +258,46 @@ fn config_resource(
             Ok(())
         }
         _ if read_only => Ok(()),
-        _ => Err(Refusal::NotAllowed),
+        _ => p.cluster_wide(),
     }
 }
 
-fn describe_configs(r: &mut DescribeConfigsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn describe_configs(r: &mut DescribeConfigsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.resources.iter_mut().try_for_each(|c| config_resource(c.resource_type, &mut c.resource_name, p, true))
 }
 
-fn alter_configs(r: &mut AlterConfigsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn alter_configs(r: &mut AlterConfigsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.resources.iter_mut().try_for_each(|c| config_resource(c.resource_type, &mut c.resource_name, p, false))
 }
 
-fn incremental_alter_configs(r: &mut IncrementalAlterConfigsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn incremental_alter_configs(r: &mut IncrementalAlterConfigsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.resources.iter_mut().try_for_each(|c| config_resource(c.resource_type, &mut c.resource_name, p, false))
 }
 
-fn delete_records(r: &mut DeleteRecordsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn delete_records(r: &mut DeleteRecordsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn offset_for_leader_epoch(r: &mut OffsetForLeaderEpochRequest, p: &Prefix) -> Result<(), Refusal> {
+fn offset_for_leader_epoch(r: &mut OffsetForLeaderEpochRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.topic))
 }
 
-fn describe_producers(r: &mut DescribeProducersRequest, p: &Prefix) -> Result<(), Refusal> {
+fn describe_producers(r: &mut DescribeProducersRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn describe_topic_partitions(r: &mut DescribeTopicPartitionsRequest, p: &Prefix) -> Result<(), Refusal> {
+fn describe_topic_partitions(r: &mut DescribeTopicPartitionsRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))?;
     r.cursor.iter_mut().try_for_each(|c| p.topic(&mut c.topic_name))
 }
 
-fn txn_offset_commit(r: &mut TxnOffsetCommitRequest, p: &Prefix) -> Result<(), Refusal> {
+fn txn_offset_commit(r: &mut TxnOffsetCommitRequest, p: &impl NameVisitor) -> Result<(), Refusal> {
     p.transaction(&mut r.transactional_id)?;
     p.group(&mut r.group_id)?;
     r.topics.iter_mut().try_for_each(|t| p.topic(&mut t.name))
 }
 
-fn add_partitions_to_txn(r: &mut AddPartitionsToTxnRequest, version: i16, p: &Prefix) -> Result<(), Refusal> {
+fn add_partitions_to_txn(r: &mut AddPartitionsToTxnRequest, version: i16, p: &impl NameVisitor) -> Result<(), Refusal> {
     // v0-3 carry one transaction in the top-level fields; v4+ many in `transactions`.
     if version < 4 {
         p.transaction(&mut r.v3_and_below_transactional_id)?;
