@@ -105,6 +105,8 @@ pub struct AuthStats {
     successes: AtomicU64,
     /// Failed authentications (each closed its connection).
     failures: AtomicU64,
+    /// Of the failures, those refused unchecked because their source address had too many failures.
+    limited: AtomicU64,
 }
 
 impl AuthStats {
@@ -116,6 +118,16 @@ impl AuthStats {
     /// Counts a failure.
     pub fn record_failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failure refused by the per-address failure limit (also counted as a failure).
+    pub fn record_limited(&self) {
+        self.limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failures refused by the per-address failure limit so far.
+    pub fn limited(&self) -> u64 {
+        self.limited.load(Ordering::Relaxed)
     }
 
     /// (successes, failures) so far.

@@ -53,6 +53,8 @@ pub struct GatewayMetrics {
     pub refused_oversized_frames: AtomicU64,
     /// Times a session reached `max_in_flight_per_session` and stopped reading until a response went out.
     pub in_flight_limit_reached: AtomicU64,
+    /// State-topic records ignored for lacking a valid signature (written by someone other than the fleet).
+    pub state_records_rejected: AtomicU64,
     /// The bytes all sessions may buffer (`gateway.memory_budget_bytes`), what they buffer, and its waits.
     pub memory: std::sync::Arc<franzgate_api::budget::GatewayBudget>,
     /// The admin API's connections.
@@ -159,6 +161,7 @@ impl Default for GatewayMetrics {
             backend_request_timeouts: AtomicU64::new(0),
             refused_oversized_frames: AtomicU64::new(0),
             in_flight_limit_reached: AtomicU64::new(0),
+            state_records_rejected: AtomicU64::new(0),
             memory: franzgate_api::budget::GatewayBudget::unlimited(),
             admin: AdminConnectionMetrics::default(),
             sessions_closed_idle: AtomicU64::new(0),
@@ -338,6 +341,12 @@ impl GatewayMetrics {
         );
         counter(
             r,
+            "franzgate_state_records_rejected_total",
+            "State-topic records ignored for lacking a valid signature: not written by this gateway fleet.",
+            self.state_records_rejected.load(Ordering::Relaxed),
+        );
+        counter(
+            r,
             "franzgate_sessions_closed_idle_total",
             "Client connections closed for idle_timeout_ms.",
             self.sessions_closed_idle.load(Ordering::Relaxed),
@@ -360,6 +369,12 @@ impl GatewayMetrics {
         header(r, "franzgate_authentications_total", "counter", "Client authentications, by result.");
         let _ = writeln!(r, "franzgate_authentications_total{{result=\"success\"}} {successes}");
         let _ = writeln!(r, "franzgate_authentications_total{{result=\"failure\"}} {failures}");
+        counter(
+            r,
+            "franzgate_authentication_failures_limited_total",
+            "Failed logins refused unchecked by authentication.max_failures_per_ip_per_minute.",
+            sources.auth.limited(),
+        );
         let active = sources.selector.active();
         header(r, "franzgate_active_cluster", "gauge", "1 for the backend cluster new sessions use, else 0.");
         for cluster in sources.selector.clusters() {

@@ -1,18 +1,23 @@
 //! One session's SASL exchange: handshake, mechanism steps, and what happens to every other request.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use franzgate_api::kafka_protocol::messages::{
     ApiKey, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use franzgate_api::kafka_protocol::protocol::StrBytes;
-use franzgate_api::{AuthStats, FilterError, KafkaRequest, KafkaResponse, Principal, PrincipalSource};
+use franzgate_api::{AuthStats, FilterError, KafkaRequest, KafkaResponse, Principal, PrincipalSource, Session};
 use franzgate_auth::plain::parse_plain;
-use franzgate_auth::scram::{ScramMechanism, ScramServer};
-use tracing::{debug, info, warn};
+use franzgate_auth::scram::{ScramCredential, ScramMechanism, ScramServer};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tracing::{Instrument, debug, info, warn};
 
-use super::users::{Mechanism, UserDirectory};
+use super::hashing::{HashRefused, PasswordHasher};
+use super::limiter::FailureLimiter;
+use super::users::{Mechanism, PlainCheck, UserDirectory};
 use super::versions::pre_auth_api_versions;
 use crate::unix_now;
 
@@ -29,14 +34,31 @@ pub enum Next {
     Answer(Result<KafkaResponse, FilterError>),
     /// The authentication failed with this answer: sent after the failure delay, then the connection closes.
     Refused(Result<KafkaResponse, FilterError>),
+    /// A password is being checked off the async workers: the answer, and whether the check failed (then it is
+    /// sent after the failure delay and the connection closes).
+    Checking(BoxFuture<'static, (Result<KafkaResponse, FilterError>, bool)>),
 }
+
+/// What every session's exchange shares; built once per gateway.
+#[derive(Debug, Clone)]
+pub struct Gatekeeper {
+    /// Users and mechanisms.
+    pub directory: Arc<UserDirectory>,
+    /// Outcome counters.
+    pub stats: Arc<AuthStats>,
+    /// The bounded pool PLAIN passwords are hashed in.
+    pub hasher: Arc<PasswordHasher>,
+    /// Failed authentications per source address, when limited.
+    pub limiter: Option<Arc<FailureLimiter>>,
+}
+
+/// The outcome of a password check, shared by the answer's future and the service's `poll_ready`.
+type Verdict = Result<Principal, String>;
 
 /// The per-session state machine.
 pub struct Exchange {
-    /// Users and mechanisms.
-    directory: Arc<UserDirectory>,
-    /// Outcome counters.
-    stats: Arc<AuthStats>,
+    /// Users, counters, the hashing pool and the failure limit.
+    gatekeeper: Gatekeeper,
     /// Where the exchange is.
     state: State,
 }
@@ -49,6 +71,8 @@ enum State {
     Handshaken { mechanism: Mechanism, raw: bool },
     /// SCRAM server-first sent; waiting for client-final.
     Scram { server: Box<ScramServer>, mechanism: ScramMechanism, raw: bool },
+    /// A PLAIN password is being checked; no request is taken until the verdict is in.
+    Checking(Shared<BoxFuture<'static, Verdict>>),
     /// Done; requests flow to the backend.
     Authenticated,
     /// Failed; the connection is closing.
@@ -63,14 +87,38 @@ enum Step {
     Done(Vec<u8>, Principal),
     /// Refused, for this reason (logged; sent to v1+ clients).
     Failed(String),
+    /// Check this PLAIN password against this credential (`known`: the user exists) off the async workers.
+    CheckPassword { username: String, password: String, credential: ScramCredential, known: bool },
+}
+
+/// How to answer one SaslAuthenticate, copied from its request so the answer can be built later.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    /// The request's api key.
+    key: i16,
+    /// The request's version.
+    version: i16,
+    /// The request's correlation id.
+    correlation_id: i32,
+    /// SaslHandshake v0 framing: bare tokens, and a failure is a close.
+    raw: bool,
 }
 
 // === impl Exchange ===
 
 impl Exchange {
     /// A fresh exchange for a new session.
-    pub fn new(directory: Arc<UserDirectory>, stats: Arc<AuthStats>) -> Self {
-        Self { directory, stats, state: State::Start }
+    pub fn new(gatekeeper: Gatekeeper) -> Self {
+        Self { gatekeeper, state: State::Start }
+    }
+
+    /// Ready once no password check is pending: the verdict decides what the next request may do.
+    pub fn poll_checked(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let State::Checking(verdict) = &mut self.state {
+            let Poll::Ready(verdict) = verdict.poll_unpin(cx) else { return Poll::Pending };
+            self.state = if verdict.is_ok() { State::Authenticated } else { State::Failed };
+        }
+        Poll::Ready(())
     }
 
     /// Decides what happens to `request`.
@@ -88,11 +136,11 @@ impl Exchange {
         let failed_before = matches!(self.state, State::Failed);
         let answer = match key {
             // In v0 framing every frame is a token; the session wrapped it as a SaslAuthenticate v0 request.
-            Some(ApiKey::SaslAuthenticate) if raw => self.authenticate(&mut request, true),
+            Some(ApiKey::SaslAuthenticate) if raw => return self.authenticate(&mut request, true),
             Some(ApiKey::ApiVersions) if matches!(self.state, State::Start) => pre_auth_api_versions(&mut request),
             Some(ApiKey::SaslHandshake) if matches!(self.state, State::Start) => self.handshake(&mut request),
             Some(ApiKey::SaslAuthenticate) if matches!(self.state, State::Handshaken { .. } | State::Scram { .. }) => {
-                self.authenticate(&mut request, false)
+                return self.authenticate(&mut request, false);
             }
             _ => {
                 let what = key.map_or_else(|| format!("api key {}", request.api_key_raw()), |k| format!("{k:?}"));
@@ -113,8 +161,8 @@ impl Exchange {
             _ => return Err(FilterError::Internal("SaslHandshake key with another body".into())),
         };
         let offered: Vec<StrBytes> =
-            self.directory.mechanisms().iter().map(|m| StrBytes::from_static_str(m.name())).collect();
-        let chosen = Mechanism::from_name(&wanted).filter(|m| self.directory.mechanisms().contains(m));
+            self.gatekeeper.directory.mechanisms().iter().map(|m| StrBytes::from_static_str(m.name())).collect();
+        let chosen = Mechanism::from_name(&wanted).filter(|m| self.gatekeeper.directory.mechanisms().contains(m));
         let mut body = SaslHandshakeResponse::default().with_mechanisms(offered);
         let close = match chosen {
             Some(mechanism) => {
@@ -137,50 +185,55 @@ impl Exchange {
         Ok(if close { response.close_after() } else { response })
     }
 
-    fn authenticate(&mut self, request: &mut KafkaRequest, raw: bool) -> Result<KafkaResponse, FilterError> {
-        let token = match request.body()? {
-            RequestKind::SaslAuthenticate(body) => body.auth_bytes.clone(),
-            _ => return Err(FilterError::Internal("SaslAuthenticate key with another body".into())),
+    fn authenticate(&mut self, request: &mut KafkaRequest, raw: bool) -> Next {
+        let token = match request.body() {
+            Ok(RequestKind::SaslAuthenticate(body)) => body.auth_bytes.clone(),
+            Ok(_) => return Next::Answer(Err(FilterError::Internal("SaslAuthenticate key with another body".into()))),
+            Err(e) => return Next::Answer(Err(e)),
+        };
+        let reply = Reply {
+            key: request.api_key_raw(),
+            version: request.api_version(),
+            correlation_id: request.correlation_id(),
+            raw,
         };
         let mechanism_name = self.mechanism_name();
-        let step = self.step(&token);
-        let session = &request.session;
-        let (error_code, message, bytes, close) = match step {
-            Step::Continue(challenge) => (0, None, challenge, false),
+        let session = request.session.clone();
+        let source = session.peer.ip();
+        let limited = self.gatekeeper.limiter.as_ref().is_some_and(|l| l.is_limited(source, Instant::now()));
+        let step = if limited {
+            // Refused without looking at the token: no hashing for an address that used up its failures.
+            self.gatekeeper.stats.record_limited();
+            self.state = State::Failed;
+            Step::Failed("too many failed authentications from this address; retry later".into())
+        } else {
+            self.step(&token)
+        };
+        match step {
+            Step::Continue(challenge) => Next::Answer(reply.answer(Ok(challenge))),
             Step::Done(last, principal) => {
-                info!(principal = %principal.name, vcluster = ?principal.vcluster, mechanism = mechanism_name,
-                    "client authenticated");
-                // The session's span declares `principal`: every later log line of the session carries it.
-                tracing::Span::current().record("principal", principal.name.as_str());
-                session.auth.set_raw_tokens(false);
-                session.auth.set_sasl_principal(principal);
-                self.stats.record_success();
+                settle(&self.gatekeeper, &session, mechanism_name, &Ok(principal), false);
                 self.state = State::Authenticated;
-                (0, None, last, false)
+                Next::Answer(reply.answer(Ok(last)))
             }
             Step::Failed(reason) => {
-                warn!(mechanism = mechanism_name, %reason, "SASL authentication failed; closing the connection");
-                session.auth.set_raw_tokens(false);
-                self.stats.record_failure();
+                settle(&self.gatekeeper, &session, mechanism_name, &Err(reason.clone()), limited);
                 self.state = State::Failed;
-                let message = format!("Authentication failed: {reason}");
-                (SASL_AUTHENTICATION_FAILED, Some(message), Vec::new(), true)
+                Next::Refused(reply.answer(Err(reason)))
             }
-        };
-        if raw {
-            // v0 framing has no error field: a failure is signalled by closing the connection.
-            return Ok(if close {
-                KafkaResponse::no_response(request.api_key_raw(), 0, request.correlation_id()).close_after()
-            } else {
-                KafkaResponse::raw_sasl_token(Bytes::from(bytes))
-            });
+            Step::CheckPassword { username, password, credential, known } => {
+                let verdict = spawn_check(self.gatekeeper.clone(), session, username, password, credential, known);
+                self.state = State::Checking(verdict.clone());
+                Next::Checking(
+                    async move {
+                        let verdict = verdict.await;
+                        let failed = verdict.is_err();
+                        (reply.answer(verdict.map(|_| Vec::new())), failed)
+                    }
+                    .boxed(),
+                )
+            }
         }
-        let body = SaslAuthenticateResponse::default()
-            .with_error_code(error_code)
-            .with_error_message(message.map(StrBytes::from_string))
-            .with_auth_bytes(Bytes::from(bytes));
-        let response = respond(request, ResponseKind::SaslAuthenticate(body))?;
-        Ok(if close { response.close_after() } else { response })
     }
 
     fn mechanism_name(&self) -> &'static str {
@@ -199,17 +252,25 @@ impl Exchange {
                     Ok(c) => c,
                     Err(e) => return Step::Failed(format!("malformed PLAIN message: {e}")),
                 };
-                match self.directory.verify_plain(&credentials.username, &credentials.password, unix_now()) {
-                    Ok(principal) => match self.directory.admit(principal) {
+                let directory = &self.gatekeeper.directory;
+                match directory.plain_check(&credentials.username, &credentials.password, unix_now()) {
+                    PlainCheck::Decided(Ok(principal)) => match directory.admit(principal) {
                         Ok(principal) => Step::Done(Vec::new(), principal),
                         Err(reason) => Step::Failed(reason),
                     },
-                    Err(reason) => Step::Failed(reason),
+                    PlainCheck::Decided(Err(reason)) => Step::Failed(reason),
+                    PlainCheck::Hash { credential, known } => Step::CheckPassword {
+                        username: credentials.username,
+                        password: credentials.password,
+                        credential,
+                        known,
+                    },
                 }
             }
             State::Handshaken { mechanism: Mechanism::Scram(mechanism), raw } => {
-                let mut server = Box::new(ScramServer::new(mechanism));
-                let directory = &self.directory;
+                let directory = &self.gatekeeper.directory;
+                let mut server =
+                    Box::new(ScramServer::new(mechanism).with_stand_in(directory.scram_stand_in(mechanism)));
                 match server.client_first(token, |user| directory.scram_credential(user, mechanism)) {
                     Ok(challenge) => {
                         self.state = State::Scram { server, mechanism, raw };
@@ -225,7 +286,7 @@ impl Exchange {
                         ScramMechanism::Sha512 => PrincipalSource::ScramSha512,
                     };
                     let principal = Principal { name: username, vcluster: None, generation: 0, source };
-                    match self.directory.admit(principal) {
+                    match self.gatekeeper.directory.admit(principal) {
                         Ok(principal) => Step::Done(last, principal),
                         Err(reason) => Step::Failed(reason),
                     }
@@ -233,6 +294,85 @@ impl Exchange {
                 Err(e) => Step::Failed(e.to_string()),
             },
             _ => Step::Failed("SASL message out of order".into()),
+        }
+    }
+}
+
+// === impl Reply ===
+
+impl Reply {
+    /// The answer to a step: the next token or the final one, or a failure (which closes the connection).
+    fn answer(self, outcome: Result<Vec<u8>, String>) -> Result<KafkaResponse, FilterError> {
+        let (error_code, message, bytes, close) = match outcome {
+            Ok(bytes) => (0, None, bytes, false),
+            Err(reason) => {
+                (SASL_AUTHENTICATION_FAILED, Some(format!("Authentication failed: {reason}")), Vec::new(), true)
+            }
+        };
+        if self.raw {
+            // v0 framing has no error field: a failure is signalled by closing the connection.
+            return Ok(if close {
+                KafkaResponse::no_response(self.key, 0, self.correlation_id).close_after()
+            } else {
+                KafkaResponse::raw_sasl_token(Bytes::from(bytes))
+            });
+        }
+        let body = SaslAuthenticateResponse::default()
+            .with_error_code(error_code)
+            .with_error_message(message.map(StrBytes::from_string))
+            .with_auth_bytes(Bytes::from(bytes));
+        let response = KafkaResponse::from_message(
+            self.key,
+            self.version,
+            self.correlation_id,
+            ResponseKind::SaslAuthenticate(body),
+        )?;
+        Ok(if close { response.close_after() } else { response })
+    }
+}
+
+/// Checks a PLAIN password in the gatekeeper's hashing pool, in a task of its own: the check completes (and
+/// is counted) whether or not anyone waits for the answer.
+fn spawn_check(
+    gatekeeper: Gatekeeper,
+    session: Arc<Session>,
+    username: String,
+    password: String,
+    credential: ScramCredential,
+    known: bool,
+) -> Shared<BoxFuture<'static, Verdict>> {
+    let check = async move {
+        let verdict = match gatekeeper.hasher.verify(credential, password).await {
+            Ok(matched) => UserDirectory::plain_outcome(&username, known, matched)
+                .and_then(|principal| gatekeeper.directory.admit(principal)),
+            Err(HashRefused::Busy) => Err("the gateway is busy checking other logins; retry later".into()),
+            Err(HashRefused::Lost) => Err("the password check did not complete".into()),
+        };
+        settle(&gatekeeper, &session, Mechanism::Plain.name(), &verdict, false);
+        verdict
+    };
+    let task = tokio::spawn(check.in_current_span());
+    async move { task.await.unwrap_or_else(|_| Err("the password check did not complete".into())) }.boxed().shared()
+}
+
+/// Records an authentication's outcome: the log line, the session's principal (or the end of raw tokens),
+/// the counters, and a failure against the source address unless the failure limit refused it.
+fn settle(gatekeeper: &Gatekeeper, session: &Session, mechanism: &str, verdict: &Verdict, limited: bool) {
+    session.auth.set_raw_tokens(false);
+    match verdict {
+        Ok(principal) => {
+            info!(principal = %principal.name, vcluster = ?principal.vcluster, mechanism, "client authenticated");
+            // The session's span declares `principal`: every later log line of the session carries it.
+            tracing::Span::current().record("principal", principal.name.as_str());
+            session.auth.set_sasl_principal(principal.clone());
+            gatekeeper.stats.record_success();
+        }
+        Err(reason) => {
+            warn!(mechanism, %reason, "SASL authentication failed; closing the connection");
+            gatekeeper.stats.record_failure();
+            if let Some(limiter) = gatekeeper.limiter.as_ref().filter(|_| !limited) {
+                limiter.record_failure(session.peer.ip(), Instant::now());
+            }
         }
     }
 }

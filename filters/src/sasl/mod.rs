@@ -13,6 +13,8 @@
 //! SASL_SSL, configured from `gateway.authentication`.
 
 mod exchange;
+mod hashing;
+mod limiter;
 mod users;
 mod versions;
 
@@ -31,7 +33,9 @@ use futures::future::{BoxFuture, FutureExt, ready};
 use serde::Deserialize;
 use tower::{Layer, Service};
 
-pub use exchange::Exchange;
+pub use exchange::{Exchange, Gatekeeper};
+pub use hashing::PasswordHasher;
+pub use limiter::FailureLimiter;
 pub use users::{Mechanism, UserDirectory};
 
 /// The YAML type name.
@@ -56,6 +60,12 @@ pub struct SaslConfig {
     /// guess per connection and this delay. The wait holds no thread.
     #[serde(default = "default_failure_delay_ms")]
     pub failure_delay_ms: u64,
+    /// Failed authentications allowed per source address and minute (a token bucket: that many at once, then
+    /// refilled at that rate; IPv6 per /64); beyond it, the address's logins are refused after the failure
+    /// delay without being checked. 0 (the default, as in Kafka) turns the limit off: behind a NAT or a TCP
+    /// load balancer, many clients share one address and one broken client would lock the others out.
+    #[serde(default)]
+    pub max_failures_per_ip_per_minute: u32,
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -66,6 +76,7 @@ impl std::fmt::Debug for SaslConfig {
             .field("users", &self.users.iter().map(|u| &u.username).collect::<Vec<_>>())
             .field("token_secret", &self.token_secret.as_ref().map(|_| "<set>"))
             .field("failure_delay_ms", &self.failure_delay_ms)
+            .field("max_failures_per_ip_per_minute", &self.max_failures_per_ip_per_minute)
             .finish()
     }
 }
@@ -88,6 +99,7 @@ impl Default for SaslConfig {
             users: Vec::new(),
             token_secret: None,
             failure_delay_ms: default_failure_delay_ms(),
+            max_failures_per_ip_per_minute: 0,
         }
     }
 }
@@ -107,10 +119,8 @@ pub struct SaslFactory;
 /// Terminates SASL for every session it wraps.
 #[derive(Debug, Clone)]
 pub struct SaslLayer {
-    /// Who may authenticate, and how.
-    directory: Arc<UserDirectory>,
-    /// Where outcomes are counted.
-    stats: Arc<AuthStats>,
+    /// Who may authenticate and how, where outcomes are counted, the hashing pool and the failure limit.
+    gatekeeper: Gatekeeper,
     /// The wait before a failed authentication's answer.
     failure_delay: Duration,
 }
@@ -137,7 +147,8 @@ impl FilterFactory for SaslFactory {
         let directory =
             UserDirectory::from_config(&config).map_err(ConfigError::new)?.with_vclusters(ctx.vclusters.clone());
         let layer = SaslLayer::new(Arc::new(directory), ctx.auth_stats.clone())
-            .with_failure_delay(Duration::from_millis(config.failure_delay_ms));
+            .with_failure_delay(Duration::from_millis(config.failure_delay_ms))
+            .with_failure_limit(config.max_failures_per_ip_per_minute);
         Ok(BoxLayer::new(layer))
     }
 }
@@ -145,9 +156,26 @@ impl FilterFactory for SaslFactory {
 // === impl SaslLayer ===
 
 impl SaslLayer {
-    /// A layer authenticating against `directory`, counting outcomes in `stats`.
+    /// A layer authenticating against `directory`, counting outcomes in `stats`, hashing passwords one per
+    /// core at a time, with no per-address failure limit.
     pub fn new(directory: Arc<UserDirectory>, stats: Arc<AuthStats>) -> Self {
-        Self { directory, stats, failure_delay: Duration::from_millis(default_failure_delay_ms()) }
+        let hasher = Arc::new(PasswordHasher::for_this_machine());
+        Self {
+            gatekeeper: Gatekeeper { directory, stats, hasher, limiter: None },
+            failure_delay: Duration::from_millis(default_failure_delay_ms()),
+        }
+    }
+
+    /// With another hashing pool.
+    pub fn with_hasher(mut self, hasher: Arc<PasswordHasher>) -> Self {
+        self.gatekeeper.hasher = hasher;
+        self
+    }
+
+    /// With at most `per_minute` failed authentications per source address and minute (0: no limit).
+    pub fn with_failure_limit(mut self, per_minute: u32) -> Self {
+        self.gatekeeper.limiter = FailureLimiter::new(per_minute).map(Arc::new);
+        self
     }
 
     /// With another wait before a failed authentication's answer.
@@ -161,11 +189,7 @@ impl<S> Layer<S> for SaslLayer {
     type Service = Sasl<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Sasl {
-            inner,
-            exchange: Exchange::new(self.directory.clone(), self.stats.clone()),
-            failure_delay: self.failure_delay,
-        }
+        Sasl { inner, exchange: Exchange::new(self.gatekeeper.clone()), failure_delay: self.failure_delay }
     }
 }
 
@@ -181,12 +205,16 @@ where
     type Future = BoxFuture<'static, Result<KafkaResponse, FilterError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FilterError>> {
+        // A request behind a SaslAuthenticate whose password is being checked waits for the verdict.
+        if self.exchange.poll_checked(cx).is_pending() {
+            return Poll::Pending;
+        }
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: KafkaRequest) -> Self::Future {
-        // Decided here, synchronously and in request order: a pipelined request behind a SaslAuthenticate
-        // must see the outcome of that exchange.
+        // Decided here, in request order: a pipelined request behind a SaslAuthenticate must see the outcome of
+        // that exchange (a password check in progress holds `poll_ready` until its verdict is in).
         match self.exchange.handle(request) {
             exchange::Next::Forward(request) => self.inner.call(request).boxed(),
             exchange::Next::Answer(response) => ready(response).boxed(),
@@ -194,6 +222,17 @@ where
                 let delay = self.failure_delay;
                 async move {
                     tokio::time::sleep(delay).await;
+                    response
+                }
+                .boxed()
+            }
+            exchange::Next::Checking(answer) => {
+                let delay = self.failure_delay;
+                async move {
+                    let (response, failed) = answer.await;
+                    if failed {
+                        tokio::time::sleep(delay).await;
+                    }
                     response
                 }
                 .boxed()

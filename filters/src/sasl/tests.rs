@@ -18,13 +18,18 @@ use franzgate_auth::plain::encode_plain;
 use franzgate_auth::scram::{ScramClient, ScramCredential, ScramMechanism};
 use tower::{BoxError, Layer, Service, ServiceExt};
 
-use super::{SaslConfig, SaslLayer, UserConfig, UserDirectory};
+use super::{PasswordHasher, SaslConfig, SaslLayer, UserConfig, UserDirectory};
 
 const SECRET: &str = "pool-secret";
 
 fn layer() -> (SaslLayer, Arc<AuthStats>) {
+    layer_with_iterations(4096)
+}
+
+/// alice's credentials hashed with `iterations`.
+fn layer_with_iterations(iterations: u32) -> (SaslLayer, Arc<AuthStats>) {
     let credentials = [ScramMechanism::Sha256, ScramMechanism::Sha512]
-        .map(|m| ScramCredential::from_password(m, "alice-secret", b"some salt", 4096).to_string())
+        .map(|m| ScramCredential::from_password(m, "alice-secret", b"some salt", iterations).to_string())
         .to_vec();
     let config = SaslConfig {
         users: vec![UserConfig { username: "alice".into(), credentials }],
@@ -180,7 +185,98 @@ async fn a_failed_login_is_answered_only_after_the_failure_delay() {
     let mut ok = call(&mut admitted, authenticate(&good, encode_plain("alice", "alice-secret"))).await;
     assert_eq!(auth_result(&mut ok).0, 0, "a good login is not delayed");
     assert!(tokio::time::timeout(std::time::Duration::from_millis(50), pending).await.is_err(), "refusal delayed");
-    assert_eq!(stats.counts(), (1, 2), "both failures counted at once, before their answers");
+    // The refused password's check runs in a task of its own, answered or not: its failure is counted as soon
+    // as the hash is done, long before the answer.
+    while stats.counts() != (1, 2) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "counted {:?}", stats.counts());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A failed PLAIN login of `user` on a fresh session; returns the error code.
+async fn failed_plain_login<S>(svc: &mut S, user: &str, password: &str) -> i16
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    let s = session();
+    call(svc, handshake(&s, 1, "PLAIN")).await;
+    let mut response = call(svc, authenticate(&s, encode_plain(user, password))).await;
+    auth_result(&mut response).0
+}
+
+/// (salt length in base64, iterations) of the SCRAM-SHA-512 server-first `user` gets.
+async fn scram_server_first(layer: &SaslLayer, user: &str) -> (Option<usize>, Option<String>) {
+    let (mut svc, _) = service(layer);
+    let s = session();
+    call(&mut svc, handshake(&s, 1, "SCRAM-SHA-512")).await;
+    let mut client = ScramClient::new(ScramMechanism::Sha512, user, "guess").expect("client");
+    let mut response = call(&mut svc, authenticate(&s, client.client_first())).await;
+    let (code, first) = auth_result(&mut response);
+    assert_eq!(code, 0, "{user}: an unknown user is not refused at client-first");
+    let first = String::from_utf8(first.to_vec()).expect("utf-8");
+    let salt = first.split(',').find_map(|p| p.strip_prefix("s=")).map(str::len);
+    (salt, first.split(',').find_map(|p| p.strip_prefix("i=")).map(str::to_string))
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_the_same_password_hashing_as_a_known_one() {
+    // 5000 iterations, not the 4096 default: the stand-in must copy the real credentials, not Kafka's minimum.
+    let (layer, stats) = layer_with_iterations(5000);
+    let hasher = Arc::new(PasswordHasher::new(1, 8));
+    let layer = layer.with_hasher(hasher.clone()).with_failure_delay(std::time::Duration::ZERO);
+    let mut spent = Vec::new();
+    for user in ["alice", "mallory", "alice", "eve"] {
+        let (mut svc, _) = service(&layer);
+        let before = hasher.iterations();
+        assert_eq!(failed_plain_login(&mut svc, user, "guess").await, 58, "{user}");
+        spent.push(hasher.iterations() - before);
+    }
+    assert_eq!(spent, [5000; 4], "PBKDF2 iterations per failed login: known, unknown, known, unknown");
+    assert_eq!(stats.counts(), (0, 4));
+    // SCRAM: an unknown user's server-first shows the same salt length and iteration count as alice's.
+    let known = scram_server_first(&layer, "alice").await;
+    assert_eq!(known.1.as_deref(), Some("5000"));
+    assert_eq!(scram_server_first(&layer, "mallory").await, known);
+}
+
+#[tokio::test]
+async fn a_request_pipelined_behind_a_password_check_waits_for_its_verdict() {
+    let (layer, _) = layer();
+    let (mut svc, forwarded) = service(&layer);
+    let s = session();
+    call(&mut svc, handshake(&s, 1, "PLAIN")).await;
+    let answer = svc.ready().await.expect("ready").call(authenticate(&s, encode_plain("alice", "alice-secret")));
+    // The check runs on a blocking thread; the service takes no request until its verdict is in.
+    svc.ready().await.expect("ready after the verdict");
+    assert_eq!(s.auth.principal().name, "alice", "authenticated before the next request is taken");
+    svc.call(metadata(&s)).await.expect("forwarded");
+    assert_eq!(forwarded.load(Ordering::SeqCst), 1);
+    let mut answer = answer.await.expect("answer");
+    assert_eq!(auth_result(&mut answer).0, 0);
+}
+
+#[tokio::test]
+async fn past_the_failure_limit_an_address_is_refused_without_hashing_even_with_the_right_password() {
+    let (layer, stats) = layer();
+    let hasher = Arc::new(PasswordHasher::new(1, 8));
+    let layer = layer.with_hasher(hasher.clone()).with_failure_delay(std::time::Duration::ZERO).with_failure_limit(2);
+    for _ in 0..2 {
+        let (mut svc, _) = service(&layer);
+        assert_eq!(failed_plain_login(&mut svc, "alice", "guess").await, 58);
+    }
+    assert_eq!(hasher.iterations(), 2 * 4096);
+    let (mut svc, forwarded) = service(&layer);
+    assert_eq!(failed_plain_login(&mut svc, "alice", "alice-secret").await, 58, "limited: refused unchecked");
+    assert_eq!(hasher.iterations(), 2 * 4096, "no hashing for a limited address");
+    assert_eq!((stats.counts(), stats.limited()), ((0, 3), 1));
+    assert_eq!(forwarded.load(Ordering::SeqCst), 0);
+    // Without the limit the same password is good.
+    let (layer, _) = super::tests::layer();
+    let (mut svc, _) = service(&layer);
+    let s = session();
+    call(&mut svc, handshake(&s, 1, "PLAIN")).await;
+    let mut response = call(&mut svc, authenticate(&s, encode_plain("alice", "alice-secret"))).await;
+    assert_eq!(auth_result(&mut response).0, 0);
 }
 
 #[tokio::test]
@@ -316,4 +412,7 @@ fn bad_authentication_config_names_the_key() {
     assert!(bad("{users: [{username: a, credentials: ['plaintext']}]}").starts_with("users[0].credentials[0]"));
     assert!(bad("{}").starts_with("users: none listed"));
     assert!(bad("{mechanisms: [SCRAM-SHA-256], token_secret: x}").starts_with("token_secret"));
+    let limit: SaslConfig = serde_yaml::from_str("{max_failures_per_ip_per_minute: 30}").expect("parses");
+    assert_eq!(limit.max_failures_per_ip_per_minute, 30);
+    assert_eq!(SaslConfig::default().max_failures_per_ip_per_minute, 0, "off by default");
 }

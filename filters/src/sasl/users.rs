@@ -9,7 +9,7 @@ use franzgate_api::vcluster::VirtualClusters;
 use franzgate_api::{Principal, PrincipalSource};
 pub use franzgate_auth::Mechanism;
 use franzgate_auth::jwt;
-use franzgate_auth::scram::{ScramCredential, ScramMechanism};
+use franzgate_auth::scram::{CredentialShape, ScramCredential, ScramMechanism};
 
 use super::SaslConfig;
 
@@ -23,6 +23,25 @@ pub struct UserDirectory {
     token_secret: Option<Vec<u8>>,
     /// The virtual clusters a token's `vcluster` claim must name, and whether naming one is mandatory.
     vclusters: Arc<VirtualClusters>,
+    /// What an unknown user's PLAIN password is hashed against: the most common mechanism and shape of the
+    /// credentials a PLAIN check uses. `None` when there are no users (nothing to hide).
+    plain_stand_in: Option<(ScramMechanism, CredentialShape)>,
+    /// The most common shape of each SCRAM mechanism's credentials, shown to unknown users in server-first.
+    scram_stand_in: HashMap<ScramMechanism, CredentialShape>,
+}
+
+/// What checking a PLAIN password takes.
+pub enum PlainCheck {
+    /// Decided without hashing: a service-account token (an HMAC), or no users to compare with.
+    Decided(Result<Principal, String>),
+    /// A PBKDF2 check of the password against `credential`. `known` is false for an unknown user's stand-in,
+    /// which is hashed just the same so the work done does not tell, and fails even on a match.
+    Hash {
+        /// The user's strongest stored credential, or the stand-in.
+        credential: ScramCredential,
+        /// Whether the user exists.
+        known: bool,
+    },
 }
 
 impl std::fmt::Debug for UserDirectory {
@@ -84,7 +103,16 @@ impl UserDirectory {
                 offer"
                 .into());
         }
-        Ok(Self { mechanisms, users, token_secret, vclusters: Arc::default() })
+        let plain_stand_in =
+            most_common(users.values().filter_map(|stored| strongest(stored)).map(|c| (c.mechanism, c.shape())));
+        let scram_stand_in = [ScramMechanism::Sha256, ScramMechanism::Sha512]
+            .into_iter()
+            .filter_map(|m| {
+                let shapes = users.values().flatten().filter(|c| c.mechanism == m).map(ScramCredential::shape);
+                Some((m, most_common(shapes)?))
+            })
+            .collect();
+        Ok(Self { mechanisms, users, token_secret, vclusters: Arc::default(), plain_stand_in, scram_stand_in })
     }
 
     /// Checks tokens against `vclusters` (by default, an empty registry that is not mandatory).
@@ -111,9 +139,44 @@ impl UserDirectory {
         self.users.get(username)?.iter().find(|c| c.mechanism == mechanism).cloned()
     }
 
-    /// Checks a PLAIN exchange's credentials at unix time `now`. The error says why, for the gateway's log
-    /// and for the client (never echoing the password).
-    pub fn verify_plain(&self, username: &str, password: &str, now: u64) -> Result<Principal, String> {
+    /// The shape of the stand-in credential an unknown user sees in a `mechanism` exchange.
+    pub fn scram_stand_in(&self, mechanism: ScramMechanism) -> CredentialShape {
+        self.scram_stand_in.get(&mechanism).copied().unwrap_or_default()
+    }
+
+    /// What checking a PLAIN exchange's credentials at unix time `now` takes: a token is decided here; a
+    /// password needs a PBKDF2 check, against a stand-in of the same cost for an unknown user.
+    pub fn plain_check(&self, username: &str, password: &str, now: u64) -> PlainCheck {
+        if self.token_secret.is_some() && jwt::looks_like_jwt(password) {
+            return PlainCheck::Decided(self.verify_token(username, password, now));
+        }
+        if let Some(credential) = self.users.get(username).and_then(|stored| strongest(stored)) {
+            return PlainCheck::Hash { credential: credential.clone(), known: true };
+        }
+        match self.plain_stand_in {
+            Some((mechanism, shape)) => {
+                PlainCheck::Hash { credential: ScramCredential::stand_in(mechanism, username, shape), known: false }
+            }
+            None => PlainCheck::Decided(Err(INVALID_CREDENTIALS.into())),
+        }
+    }
+
+    /// The outcome of a PLAIN password check: `matched` is whether the password derived the credential.
+    pub fn plain_outcome(username: &str, known: bool, matched: bool) -> Result<Principal, String> {
+        if known && matched {
+            Ok(Principal {
+                name: username.to_string(),
+                vcluster: None,
+                generation: 0,
+                source: PrincipalSource::SaslPlain,
+            })
+        } else {
+            Err(INVALID_CREDENTIALS.into())
+        }
+    }
+
+    /// Checks a service-account token presented as a PLAIN password.
+    fn verify_token(&self, username: &str, password: &str, now: u64) -> Result<Principal, String> {
         if let Some(secret) = self.token_secret.as_ref().filter(|_| jwt::looks_like_jwt(password)) {
             let claims =
                 jwt::verify(secret, password, now).map_err(|e| format!("invalid service-account token: {e}"))?;
@@ -134,20 +197,27 @@ impl UserDirectory {
                 source: PrincipalSource::ServiceAccountToken,
             });
         }
-        let verified = self.users.get(username).is_some_and(|stored| {
-            // Prefer the strongest hash; any one proves the password.
-            let best = stored.iter().max_by_key(|c| matches!(c.mechanism, ScramMechanism::Sha512));
-            best.is_some_and(|c| c.verify_password(password))
-        });
-        if verified {
-            Ok(Principal {
-                name: username.to_string(),
-                vcluster: None,
-                generation: 0,
-                source: PrincipalSource::SaslPlain,
-            })
-        } else {
-            Err("Invalid username or password".into())
+        Err(INVALID_CREDENTIALS.into())
+    }
+}
+
+/// What a wrong password and an unknown user are both told.
+const INVALID_CREDENTIALS: &str = "Invalid username or password";
+
+/// The credential a PLAIN check uses: the strongest hash; any one proves the password.
+fn strongest(stored: &[ScramCredential]) -> Option<&ScramCredential> {
+    stored.iter().max_by_key(|c| matches!(c.mechanism, ScramMechanism::Sha512))
+}
+
+/// The value seen most often (ties: the first counted most), `None` for none.
+fn most_common<T: Eq + std::hash::Hash + Copy>(values: impl Iterator<Item = T>) -> Option<T> {
+    let mut counts: Vec<(T, usize)> = Vec::new();
+    for value in values {
+        match counts.iter_mut().find(|(v, _)| *v == value) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((value, 1)),
         }
     }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.into_iter().find(|(_, n)| *n == best).map(|(v, _)| v)
 }
