@@ -209,6 +209,16 @@ impl Gateway {
             let after_sasl = filters.iter().position(|f| f.kind == sasl).map_or(0, |i| i + 1);
             filters.insert(after_sasl, FilterSpec { kind: prefix.to_string(), config: serde_yaml::Value::Null });
         }
+        // The gateway's own topics are out of every client's reach: right inside the topic-prefix filter (tenants'
+        // names arrive prefixed), or SASL termination, or outermost.
+        let internal = internal_topics(config, &auth);
+        let guard = franzgate_filters::internal_topics::TYPE_NAME;
+        if !internal.is_empty() && !filters.iter().any(|f| f.kind == guard) {
+            let inside = filters.iter().position(|f| f.kind == prefix).or_else(|| filters.iter().position(|f| f.kind == sasl));
+            let config = franzgate_filters::internal_topics::InternalTopicsConfig { topics: internal };
+            let value = serde_yaml::to_value(&config).map_err(|e| ConfigFileError::new(source, e.to_string()))?;
+            filters.insert(inside.map_or(0, |i| i + 1), FilterSpec { kind: guard.to_string(), config: value });
+        }
         let chain = registry.build_chain(&filters, &ctx, source)?;
         let generated = match (candidate, filters.iter().position(|f| f.kind == sasl)) {
             (Some(candidate), Some(sasl)) => Some(GeneratedSecret {
@@ -292,8 +302,11 @@ impl Gateway {
         });
         let token_secret = auth.token_secret.clone().filter(|s| !s.is_empty()).map(String::into_bytes);
         let vc = &config.gateway.virtual_clusters;
+        // State records are signed with a key derived from the configured token secret; a generated one is
+        // read from the state topic first, and the store derives the key from it then.
+        let configured_secret = token_secret.as_deref().filter(|_| generated.is_none());
         let state_store = token_secret.as_ref().filter(|_| vc.enabled).map(|_| {
-            Arc::new(StateStore::new(
+            let store = StateStore::new(
                 vclusters.clone(),
                 shared.selector.clone(),
                 shared.upstream.backends.clone(),
@@ -301,7 +314,9 @@ impl Gateway {
                 shared.upstream.connect_timeout,
                 shared.upstream.max_frame,
                 std::time::Duration::from_millis(vc.refresh_interval_ms.max(100)),
-            ))
+            );
+            let store = store.with_signing_secret(configured_secret).accepting_unsigned(vc.accept_unsigned_records);
+            Arc::new(store.with_metrics(shared.metrics.clone()))
         });
         Ok(Self {
             flush,
@@ -426,6 +441,15 @@ impl Gateway {
         }
         Ok(RunningGateway { shared, ports, tasks, admin_addr })
     }
+}
+
+/// The topics the gateway keeps for itself on the backend: the state topic (whenever it is used: a token
+/// secret, configured or generated, and virtual clusters enabled) and the chargeback flush topic.
+fn internal_topics(config: &GatewayConfig, auth: &franzgate_filters::sasl::SaslConfig) -> Vec<String> {
+    let vc = &config.gateway.virtual_clusters;
+    let state_used = vc.enabled && auth.token_secret.as_ref().is_some_and(|s| !s.is_empty());
+    let state = state_used.then(|| vc.state_topic.clone());
+    state.into_iter().chain(config.gateway.chargeback.flush_topic.clone()).filter(|t| !t.is_empty()).collect()
 }
 
 /// 32 bytes from the operating system's CSPRNG, base64url: the text is the HMAC key, as a configured

@@ -10,11 +10,23 @@
 //!
 //! The topic also keeps the service-account token secret when the gateway generates one (no
 //! `GATEWAY_USER_POOL_SECRET_KEY`): see [`StateStore::establish_token_secret`].
+//!
+//! Every record the gateway writes (but the token secret's) is signed ([`signature`]), and the reader applies
+//! only records it can verify: one written to the topic by anyone else — a client with backend credentials, a
+//! tool — is dropped, logged and counted (`franzgate_state_records_rejected_total`). The token secret's record
+//! is not signed: the key would be derived from the very secret it carries, which anyone writing the record
+//! chooses, so a signature there would prove nothing. It is guarded by "the first one in the topic wins"
+//! instead, and a running instance never changes its secret.
 
+mod signature;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::selector::ClusterSelector;
 use franzgate_api::vcluster::{SecretString, StateRecord, TOKEN_SECRET_KEY, VClusterError, VirtualClusters};
 use tokio::sync::Mutex;
@@ -23,6 +35,8 @@ use tracing::{debug, info, warn};
 
 use crate::backend::BackendSecurityMap;
 use crate::backend::client::{ReadRecord, TopicClient, record};
+use crate::metrics::GatewayMetrics;
+pub use signature::{RecordSigner, SIGNATURE_HEADER, Verdict};
 
 /// The state topic of the active cluster, and the registry it fills.
 pub struct StateStore {
@@ -44,6 +58,23 @@ pub struct StateStore {
     position: Mutex<Option<(String, i64)>>,
     /// The first token secret in the active cluster's topic, read since the topic was last read from its start.
     first_secret: std::sync::Mutex<Option<String>>,
+    /// Signs what this instance writes and verifies what it reads: from the configured token secret, or else
+    /// from the first token secret read from the topic (a generated one); `None` until then.
+    signer: std::sync::RwLock<Option<RecordSigner>>,
+    /// Apply records without a signature (`virtual_clusters.accept_unsigned_records`, for a topic written by a
+    /// franzgate from before signing), and write their current state back signed.
+    accept_unsigned: bool,
+    /// Where rejected records are counted.
+    metrics: Arc<GatewayMetrics>,
+}
+
+/// What one read of the topic did with the records that are not the token secret's.
+#[derive(Debug, Default)]
+struct ReadTally {
+    /// Records dropped: unsigned (unless accepted), badly signed, or read before any key was known.
+    rejected: u64,
+    /// Keys of unsigned records applied (with `accept_unsigned`), to be written back signed.
+    unsigned_accepted: BTreeSet<String>,
 }
 
 /// The token secret the gateway instances share, and where it came from.
@@ -113,6 +144,42 @@ impl StateStore {
             refresh_interval,
             position: Mutex::new(None),
             first_secret: std::sync::Mutex::new(None),
+            signer: std::sync::RwLock::new(None),
+            accept_unsigned: false,
+            metrics: Arc::new(GatewayMetrics::default()),
+        }
+    }
+
+    /// Signs and verifies with a key derived from `secret`, the configured token secret; without one, the key
+    /// is derived from the generated secret once it is read from the topic.
+    pub fn with_signing_secret(self, secret: Option<&[u8]>) -> Self {
+        *self.signer.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            secret.map(RecordSigner::from_token_secret);
+        self
+    }
+
+    /// Applies unsigned records (and writes their current state back signed) instead of rejecting them.
+    pub fn accepting_unsigned(mut self, accept: bool) -> Self {
+        self.accept_unsigned = accept;
+        self
+    }
+
+    /// Counts rejected records in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<GatewayMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn signer(&self) -> Option<RecordSigner> {
+        self.signer.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Without a configured secret, the signing key is the first token secret's in the topic, fixed for as long
+    /// as this instance runs (as its token secret is).
+    fn adopt_topic_secret(&self) {
+        let mut signer = self.signer.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if signer.is_none() {
+            *signer = self.first_secret().map(|secret| RecordSigner::from_token_secret(secret.as_bytes()));
         }
     }
 
@@ -235,34 +302,135 @@ impl StateStore {
         };
         let (records, next) = client.read_from(&mut leader, from).await?;
         let applied = records.len();
-        for record in records {
-            self.apply_read(&record);
-        }
+        let tally = self.apply_all(&records);
         if applied > 0 {
             debug!(topic = %self.topic, cluster = %client.cluster.name, applied, next, "virtual-cluster state read");
         }
         *position = Some((client.cluster.name.clone(), next));
+        self.report(tally).await;
         Ok(applied)
     }
 
-    fn apply_read(&self, record: &ReadRecord) {
-        let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-        match &record.value {
-            // A deleted secret: the next one written counts as the first (instances running keep theirs).
-            None if key == TOKEN_SECRET_KEY => {
-                *self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    /// Applies what was read: the token secret's records first, since without a configured secret the signing
+    /// key is derived from the first of them, then every other record whose signature verifies.
+    fn apply_all(&self, records: &[ReadRecord]) -> ReadTally {
+        let is_secret = |r: &&ReadRecord| r.key.as_deref() == Some(TOKEN_SECRET_KEY.as_bytes());
+        records.iter().filter(is_secret).for_each(|r| self.apply_token_secret(r));
+        self.adopt_topic_secret();
+        let mut tally = ReadTally::default();
+        for record in records.iter().filter(|r| !is_secret(r)) {
+            self.apply_state(record, &mut tally);
+        }
+        tally
+    }
+
+    /// Counts and reports what [`Self::apply_all`] rejected, and writes accepted unsigned records back signed.
+    async fn report(&self, tally: ReadTally) {
+        if tally.rejected > 0 {
+            self.metrics.state_records_rejected.fetch_add(tally.rejected, Ordering::Relaxed);
+            if !self.accept_unsigned {
+                warn!(
+                    topic = %self.topic,
+                    rejected = tally.rejected,
+                    "state records without a valid signature were ignored; if the topic was written by a franzgate \
+                     from before signed records, start once with virtual_clusters.accept_unsigned_records: true \
+                     (GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS=true) to sign them, then set it back"
+                );
             }
+        }
+        if tally.unsigned_accepted.is_empty() {
+            return;
+        }
+        let count = tally.unsigned_accepted.len();
+        warn!(
+            topic = %self.topic,
+            keys = count,
+            "unsigned state records applied (virtual_clusters.accept_unsigned_records is true); writing their \
+             current state back signed; set accept_unsigned_records back to false once every instance has read it"
+        );
+        for record in self.current_records(&tally.unsigned_accepted) {
+            if let Err(reason) = self.append(&record).await {
+                warn!(topic = %self.topic, key = %record.key(), %reason, "cannot write a state record back signed");
+            }
+        }
+    }
+
+    /// The current state of each of `keys` still known, as the records that set it.
+    fn current_records(&self, keys: &BTreeSet<String>) -> Vec<StateRecord> {
+        let mut records = Vec::new();
+        for cluster in self.registry.list() {
+            records.push(StateRecord::VirtualCluster { name: cluster.name.clone(), prefix: cluster.prefix.clone() });
+            records.extend(cluster.accounts.values().map(|a| StateRecord::ServiceAccount {
+                vcluster: cluster.name.clone(),
+                username: a.username.clone(),
+                generation: a.generation,
+                revoked: a.revoked,
+            }));
+        }
+        records.retain(|r| keys.contains(&r.key()));
+        records
+    }
+
+    /// A token secret's record: the first in the topic stands; a tombstone forgets it.
+    fn apply_token_secret(&self, record: &ReadRecord) {
+        let mut first = self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(value) = &record.value else {
+            // A deleted secret: the next one written counts as the first (instances running keep theirs).
+            *first = None;
+            return;
+        };
+        match serde_json::from_slice::<StateRecord>(value) {
+            Ok(StateRecord::TokenSecret { secret }) => match first.as_ref() {
+                None => *first = Some(secret.0),
+                Some(kept) if *kept != secret.0 => {
+                    debug!(offset = record.offset, "a later token secret record: the first one stands")
+                }
+                Some(_) => {}
+            },
+            Ok(_) => warn!(
+                offset = record.offset,
+                key = TOKEN_SECRET_KEY,
+                "state record's key does not match its value; skipped"
+            ),
+            Err(e) => {
+                warn!(offset = record.offset, key = TOKEN_SECRET_KEY, reason = %e, "undecodable state record; skipped")
+            }
+        }
+    }
+
+    /// A virtual-cluster or account record (or tombstone), applied only if its signature verifies.
+    fn apply_state(&self, record: &ReadRecord, tally: &mut ReadTally) {
+        let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        let signer = self.signer();
+        let verdict = signer.as_ref().map_or(Verdict::Invalid, |signer| {
+            signer.verify(record.key.as_deref(), record.value.as_deref(), signature_of(record))
+        });
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::Unsigned if self.accept_unsigned => {
+                tally.unsigned_accepted.insert(key.to_string());
+            }
+            Verdict::Unsigned | Verdict::Invalid => {
+                tally.rejected += 1;
+                let reason = match (&signer, verdict) {
+                    (None, _) => "no token secret known yet to verify it with",
+                    (_, Verdict::Unsigned) => "no signature",
+                    _ => "signature does not match",
+                };
+                crate::warn_limited!(
+                    offset = record.offset,
+                    %key,
+                    reason,
+                    "state record not written by this gateway fleet; ignored"
+                );
+                return;
+            }
+        }
+        match &record.value {
             None => self.registry.remove_key(&key),
             Some(value) => match serde_json::from_slice::<StateRecord>(value) {
-                Ok(StateRecord::TokenSecret { secret }) if key == TOKEN_SECRET_KEY => {
-                    let mut first = self.first_secret.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    match first.as_ref() {
-                        None => *first = Some(secret.0),
-                        Some(kept) if *kept != secret.0 => {
-                            debug!(offset = record.offset, "a later token secret record: the first one stands")
-                        }
-                        Some(_) => {}
-                    }
+                Ok(StateRecord::TokenSecret { .. }) => {
+                    warn!(offset = record.offset, %key, "a token secret under another key; skipped")
                 }
                 Ok(state) if state.key() == key => {
                     if !self.registry.apply(&state) {
@@ -284,8 +452,15 @@ impl StateStore {
                 client.leader_once_created().await?
             }
         };
-        let value = serde_json::to_vec(state).map_err(|e| e.to_string())?;
-        let record = record(0, Bytes::from(state.key()), Bytes::from(value));
+        let (key, value) =
+            (Bytes::from(state.key()), Bytes::from(serde_json::to_vec(state).map_err(|e| e.to_string())?));
+        let mut record = record(0, key.clone(), value.clone());
+        // The token secret's record is not signed (see the module docs); every other one is.
+        if !matches!(state, StateRecord::TokenSecret { .. }) {
+            let signer = self.signer().ok_or("no token secret known yet to sign the state record with")?;
+            let signature = signer.sign(Some(&key), Some(&value));
+            record.headers.insert(StrBytes::from_static_str(SIGNATURE_HEADER), Some(signature));
+        }
         client.produce(&mut leader, &[record]).await
     }
 
@@ -301,6 +476,11 @@ impl StateStore {
     }
 }
 
+/// The record's signature header, if it has one.
+fn signature_of(record: &ReadRecord) -> Option<&[u8]> {
+    record.headers.iter().find(|(name, _)| name == SIGNATURE_HEADER).and_then(|(_, value)| value.as_deref())
+}
+
 fn token_secret_record(secret: &str) -> StateRecord {
     StateRecord::TokenSecret { secret: SecretString(secret.to_string()) }
 }
@@ -311,6 +491,8 @@ mod tests {
 
     use super::*;
 
+    const SECRET: &[u8] = b"fleet secret";
+
     fn store() -> StateStore {
         let cluster = Arc::new(BackendCluster::new("main", Vec::new()));
         let selector = Arc::new(ClusterSelector::new(vec![cluster]).expect("one cluster"));
@@ -319,30 +501,106 @@ mod tests {
         StateStore::new(registry, selector, BackendSecurityMap::default(), "_state".into(), timeout, 1 << 20, refresh)
     }
 
-    fn read(offset: i64, record: Option<&StateRecord>, key: &str) -> ReadRecord {
+    /// A record as read back, signed by `signer` if given.
+    fn read(offset: i64, record: Option<&StateRecord>, key: &str, signer: Option<&RecordSigner>) -> ReadRecord {
         let value = record.map(|r| Bytes::from(serde_json::to_vec(r).expect("json")));
-        ReadRecord { offset, key: Some(Bytes::from(key.to_string())), value }
+        let headers = signer
+            .map(|s| vec![(SIGNATURE_HEADER.to_string(), Some(s.sign(Some(key.as_bytes()), value.as_deref())))])
+            .unwrap_or_default();
+        ReadRecord { offset, key: Some(Bytes::from(key.to_string())), value, headers }
+    }
+
+    fn vcluster(name: &str, prefix: &str) -> StateRecord {
+        StateRecord::VirtualCluster { name: name.into(), prefix: prefix.into() }
+    }
+
+    fn account(generation: u32, revoked: bool) -> StateRecord {
+        StateRecord::ServiceAccount { vcluster: "teamA".into(), username: "sa".into(), generation, revoked }
     }
 
     #[test]
     fn the_first_token_secret_in_the_topic_stands_until_its_key_is_deleted() {
-        let store = store();
-        let vcluster = StateRecord::VirtualCluster { name: "teamA".into(), prefix: "teamA".into() };
-        store.apply_read(&read(0, Some(&vcluster), "vcluster/teamA"));
+        let store = store().with_signing_secret(Some(SECRET));
+        let fleet = RecordSigner::from_token_secret(SECRET);
+        store.apply_all(&[read(0, Some(&vcluster("teamA", "teamA")), "vcluster/teamA", Some(&fleet))]);
         assert_eq!(store.first_secret(), None);
-        for (offset, secret) in [(1, "first"), (2, "second"), (3, "first")] {
-            store.apply_read(&read(offset, Some(&token_secret_record(secret)), TOKEN_SECRET_KEY));
-        }
+        let secrets: Vec<_> = [(1, "first"), (2, "second"), (3, "first")]
+            .map(|(offset, secret)| read(offset, Some(&token_secret_record(secret)), TOKEN_SECRET_KEY, None))
+            .to_vec();
+        store.apply_all(&secrets);
         assert_eq!(store.first_secret().as_deref(), Some("first"), "a racing instance's later record loses");
-        assert!(store.registry.get("teamA").is_some(), "virtual-cluster records still apply");
         // A secret record under another key is not the secret.
-        store.apply_read(&read(4, Some(&token_secret_record("forged")), "vcluster/x"));
+        store.apply_all(&[read(4, Some(&token_secret_record("forged")), "vcluster/x", Some(&fleet))]);
         assert_eq!(store.first_secret().as_deref(), Some("first"));
         // Deleted: the next secret written is the one.
-        store.apply_read(&read(5, None, TOKEN_SECRET_KEY));
+        store.apply_all(&[read(5, None, TOKEN_SECRET_KEY, None)]);
         assert_eq!(store.first_secret(), None);
-        store.apply_read(&read(6, Some(&token_secret_record("rotated")), TOKEN_SECRET_KEY));
+        store.apply_all(&[read(6, Some(&token_secret_record("rotated")), TOKEN_SECRET_KEY, None)]);
         assert_eq!(store.first_secret().as_deref(), Some("rotated"));
         assert!(store.registry.get("teamA").is_some(), "deleting the secret deletes no virtual cluster");
+    }
+
+    #[test]
+    fn a_generated_secret_signs_records_read_before_it_in_the_same_read() {
+        let store = store();
+        let fleet = RecordSigner::from_token_secret(b"generated");
+        let tally = store.apply_all(&[
+            read(0, Some(&vcluster("teamA", "teamA")), "vcluster/teamA", Some(&fleet)),
+            read(1, Some(&token_secret_record("generated")), TOKEN_SECRET_KEY, None),
+        ]);
+        assert_eq!(tally.rejected, 0);
+        assert!(store.registry.get("teamA").is_some());
+        // The key stays the first secret's for as long as the instance runs, whatever the topic says later.
+        store.apply_all(&[read(2, None, TOKEN_SECRET_KEY, None)]);
+        store.apply_all(&[read(3, Some(&token_secret_record("attacker's")), TOKEN_SECRET_KEY, None)]);
+        let forger = RecordSigner::from_token_secret(b"attacker's");
+        let tally = store.apply_all(&[read(4, Some(&vcluster("evil", "evil")), "vcluster/evil", Some(&forger))]);
+        assert_eq!(tally.rejected, 1);
+        assert!(store.registry.get("evil").is_none());
+    }
+
+    #[test]
+    fn unsigned_forged_and_tampered_records_are_rejected_and_counted() {
+        let store = store().with_signing_secret(Some(SECRET));
+        let fleet = RecordSigner::from_token_secret(SECRET);
+        let forger = RecordSigner::from_token_secret(b"guess");
+        let tally = store.apply_all(&[
+            read(0, Some(&vcluster("teamA", "teamA")), "vcluster/teamA", Some(&fleet)),
+            read(1, Some(&account(0, false)), "account/teamA/sa", Some(&fleet)),
+            // A revocation written straight to the backend: unsigned, then signed with a guessed secret.
+            read(2, Some(&account(1, true)), "account/teamA/sa", None),
+            read(3, Some(&account(2, true)), "account/teamA/sa", Some(&forger)),
+            // A deletion of the tenant, unsigned.
+            read(4, None, "vcluster/teamA", None),
+        ]);
+        assert_eq!(tally.rejected, 3);
+        assert!(tally.unsigned_accepted.is_empty());
+        assert!(store.registry.check_token("teamA", "sa", 0).is_ok(), "the account still logs in");
+        // A signed record's value swapped for another keeps its signature no more.
+        let mut tampered = read(5, Some(&account(0, true)), "account/teamA/sa", None);
+        tampered.headers = read(5, Some(&account(9, true)), "account/teamA/sa", Some(&fleet)).headers;
+        assert_eq!(store.apply_all(&[tampered]).rejected, 1);
+        assert!(store.registry.check_token("teamA", "sa", 0).is_ok());
+    }
+
+    #[test]
+    fn unsigned_records_of_an_older_gateway_are_applied_only_when_accepted_and_then_re_signed() {
+        let legacy = [
+            read(0, Some(&vcluster("teamA", "teamA")), "vcluster/teamA", None),
+            read(1, Some(&account(0, false)), "account/teamA/sa", None),
+            read(2, Some(&account(1, false)), "account/teamA/sa", None),
+        ];
+        let strict = store().with_signing_secret(Some(SECRET));
+        assert_eq!(strict.apply_all(&legacy).rejected, 3);
+        assert!(strict.registry.get("teamA").is_none());
+        let migrating = store().with_signing_secret(Some(SECRET)).accepting_unsigned(true);
+        let tally = migrating.apply_all(&legacy);
+        assert_eq!(tally.rejected, 0);
+        assert!(migrating.registry.check_token("teamA", "sa", 1).is_ok());
+        // What is written back is the current state of each key, not the records as read.
+        assert_eq!(
+            migrating.current_records(&tally.unsigned_accepted),
+            [vcluster("teamA", "teamA"), account(1, false)]
+        );
     }
 }

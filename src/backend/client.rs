@@ -59,6 +59,8 @@ pub struct ReadRecord {
     pub key: Option<Bytes>,
     /// Its value; `None` deletes the key in a compacted topic.
     pub value: Option<Bytes>,
+    /// Its headers, in record order (the state topic's records carry their signature in one).
+    pub headers: Vec<(String, Option<Bytes>)>,
 }
 
 /// A plain (non-transactional) record for [`TopicClient::produce`], stamped with the current time; `index` is
@@ -218,7 +220,9 @@ impl TopicClient {
                         let in_aborted = record.transactional
                             && aborted.iter().any(|(pid, first)| *pid == record.producer_id && record.offset >= *first);
                         if record.offset >= offset && !record.control && !in_aborted {
-                            records.push(ReadRecord { offset: record.offset, key: record.key, value: record.value });
+                            let headers = record.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                            let (offset, key, value) = (record.offset, record.key, record.value);
+                            records.push(ReadRecord { offset, key, value, headers });
                         }
                         offset = offset.max(record.offset + 1);
                     }

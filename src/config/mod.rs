@@ -182,11 +182,21 @@ pub struct VirtualClustersConfig {
     /// Refuse principals that belong to no virtual cluster instead of passing them through unprefixed
     /// (`GATEWAY_FEATURE_FLAGS_MANDATORY_VCLUSTER`).
     pub mandatory: bool,
+    /// Apply state records without a signature, as a franzgate from before signed records wrote them, and
+    /// write their current state back signed (`GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS`). For one start after
+    /// upgrading; left on, anyone who can write to the topic on the backend can change tenants and accounts.
+    pub accept_unsigned_records: bool,
 }
 
 impl Default for VirtualClustersConfig {
     fn default() -> Self {
-        Self { enabled: true, state_topic: "_franzgate_state".into(), refresh_interval_ms: 5_000, mandatory: false }
+        Self {
+            enabled: true,
+            state_topic: "_franzgate_state".into(),
+            refresh_interval_ms: 5_000,
+            mandatory: false,
+            accept_unsigned_records: false,
+        }
     }
 }
 

@@ -71,6 +71,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GATEWAY_FEATURE_FLAGS_MULTI_TENANCY",
     "GATEWAY_FEATURE_FLAGS_ANALYTICS",
     "GATEWAY_STATE_TOPIC",
+    "GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS",
     "GATEWAY_CLUSTER_ID",
     "GATEWAY_ADMIN_API_USERS",
     "GATEWAY_SECURITY_PROTOCOL",
@@ -243,6 +244,9 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     }
     if let Some(topic) = env.get("GATEWAY_STATE_TOPIC") {
         gateway.virtual_clusters.state_topic = topic.trim().to_string();
+    }
+    if let Some(accept) = parse_flag(env, "GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS")? {
+        gateway.virtual_clusters.accept_unsigned_records = accept;
     }
     if let Some(id) = env.get("GATEWAY_CLUSTER_ID") {
         gateway.cluster_id = Some(id.trim().to_string());
