@@ -158,10 +158,7 @@ pub async fn serve_admin(listener: TcpListener, state: Arc<AdminState>, shutdown
                 Err(e) => {
                     // Out of descriptors (EMFILE): an idle admin connection gives one back, to a waiting
                     // operator or to a Kafka listener. Retry after a growing pause, not in a hot loop.
-                    let evicted = connections.evict_oldest_idle();
-                    if evicted {
-                        metrics.evicted.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let evicted = make_room(&connections, metrics);
                     backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
                     crate::warn_limited!(reason = %e, evicted_idle = evicted, retry_in = ?backoff, "admin API accept failed");
                     tokio::time::sleep(backoff).await;
@@ -186,11 +183,13 @@ pub async fn serve_admin(listener: TcpListener, state: Arc<AdminState>, shutdown
     }
 }
 
-/// Evicts the oldest idle connection; false if every connection is handling a request.
+/// Evicts the oldest idle connection; false if every connection is handling a request. It leaves the open
+/// gauge at once, like the table, so the gauge never shows more than `admin_max_connections`.
 fn make_room(connections: &Connections, metrics: &AdminConnectionMetrics) -> bool {
     let evicted = connections.evict_oldest_idle();
     if evicted {
         metrics.evicted.fetch_add(1, Ordering::Relaxed);
+        metrics.open.fetch_sub(1, Ordering::Relaxed);
     }
     evicted
 }
@@ -308,17 +307,17 @@ impl Connections {
         }
     }
 
-    fn remove(&self, id: u64) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(&id);
-        }
+    /// Forgets a connection; false if it was already gone (evicted).
+    fn remove(&self, id: u64) -> bool {
+        self.open.lock().is_ok_and(|mut open| open.remove(&id).is_some())
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.connections.remove(self.id);
-        self.metrics.admin.open.fetch_sub(1, Ordering::Relaxed);
+        if self.connections.remove(self.id) {
+            self.metrics.admin.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
