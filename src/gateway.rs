@@ -182,6 +182,7 @@ impl Gateway {
             auth_stats: auth_stats.clone(),
             usage: usage.clone(),
             vclusters: vclusters.clone(),
+            internal_topic_ids: Arc::default(),
         };
         let mut filters = config.filters.clone();
         // With no token secret configured, one is generated here and settled against the state topic at start.
@@ -316,7 +317,7 @@ impl Gateway {
                 std::time::Duration::from_millis(vc.refresh_interval_ms.max(100)),
             );
             let store = store.with_signing_secret(configured_secret).accepting_unsigned(vc.accept_unsigned_records);
-            Arc::new(store.with_metrics(shared.metrics.clone()))
+            Arc::new(store.with_metrics(shared.metrics.clone()).with_topic_ids(ctx.internal_topic_ids.clone()))
         });
         Ok(Self {
             flush,

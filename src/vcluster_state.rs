@@ -26,6 +26,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use franzgate_api::filter::InternalTopicIds;
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::selector::ClusterSelector;
 use franzgate_api::vcluster::{SecretString, StateRecord, TOKEN_SECRET_KEY, VClusterError, VirtualClusters};
@@ -66,6 +67,11 @@ pub struct StateStore {
     accept_unsigned: bool,
     /// Where rejected records are counted.
     metrics: Arc<GatewayMetrics>,
+    /// The topic's id on every cluster it was read from, for the `internal-topics` filter (a client may name a
+    /// topic by id only).
+    topic_ids: Arc<InternalTopicIds>,
+    /// The cluster whose copy's id is in `topic_ids` last.
+    id_learnt_on: std::sync::Mutex<Option<String>>,
 }
 
 /// What one read of the topic did with the records that are not the token secret's.
@@ -147,6 +153,33 @@ impl StateStore {
             signer: std::sync::RwLock::new(None),
             accept_unsigned: false,
             metrics: Arc::new(GatewayMetrics::default()),
+            topic_ids: Arc::default(),
+            id_learnt_on: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Records the topic's id on each cluster in `ids` (the `internal-topics` filter's).
+    pub fn with_topic_ids(mut self, ids: Arc<InternalTopicIds>) -> Self {
+        self.topic_ids = ids;
+        self
+    }
+
+    /// Looks the topic's id up once per cluster; a failure is tried again at the next read.
+    async fn learn_topic_id(&self, client: &TopicClient) {
+        let cluster = &client.cluster.name;
+        let known = self.id_learnt_on.lock().map(|c| c.as_ref() == Some(cluster)).unwrap_or(false);
+        if known {
+            return;
+        }
+        match client.topic_id().await {
+            Ok(Some(id)) => {
+                self.topic_ids.learn(id);
+                if let Ok(mut learnt) = self.id_learnt_on.lock() {
+                    *learnt = Some(cluster.clone());
+                }
+            }
+            Ok(None) => debug!(topic = %self.topic, %cluster, "the state topic has no id yet"),
+            Err(reason) => debug!(topic = %self.topic, %cluster, %reason, "cannot look the state topic's id up yet"),
         }
     }
 
@@ -300,6 +333,7 @@ impl StateStore {
                 return Ok(0);
             }
         };
+        self.learn_topic_id(&client).await;
         let (records, next) = client.read_from(&mut leader, from).await?;
         let applied = records.len();
         let tally = self.apply_all(&records);

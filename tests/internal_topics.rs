@@ -14,10 +14,12 @@ use common::{TestGateway, client_config, read_all, read_frame, shared_cluster, u
 use franzgate::admin::client::{call_text, call_with_body};
 use franzgate_api::vcluster::StateRecord;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+    ApiKey, BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -131,6 +133,14 @@ async fn logged_in(gateway: &TestGateway, (user, password): (&str, &str)) -> Tcp
     stream
 }
 
+/// The topic as the backend describes it to a client connected directly (its id included).
+async fn backend_metadata(bootstrap: &str, topic: &str) -> MetadataResponse {
+    let mut stream = TcpStream::connect(bootstrap).await.expect("connect to the backend");
+    let wanted = MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))));
+    let request = MetadataRequest::default().with_topics(Some(vec![wanted]));
+    call(&mut stream, ApiKey::Metadata, 12, &request).await
+}
+
 fn batch(key: &str, value: &[u8]) -> Bytes {
     let record = Record {
         transactional: false,
@@ -191,6 +201,17 @@ async fn a_passthrough_user_can_neither_write_read_nor_see_the_state_topic() {
     assert!(
         answer.responses.iter().flat_map(|t| &t.partitions).all(|p| p.records.as_ref().is_none_or(|r| r.is_empty()))
     );
+
+    // Nor by id (Fetch v13+), which the gateway looked up itself: no listing has shown it to anyone yet.
+    let described = backend_metadata(&broker.bootstrap(), &state).await;
+    let id = described.topics.first().map(|t| t.topic_id).expect("the state topic");
+    assert!(!id.is_nil());
+    let partition = FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20);
+    let topic = FetchTopic::default().with_topic_id(id).with_partitions(vec![partition]);
+    let fetch = fetch.with_topics(vec![topic]);
+    let answer: FetchResponse = call(&mut alice, ApiKey::Fetch, 13, &fetch).await;
+    let codes: Vec<_> = answer.responses.iter().flat_map(|t| &t.partitions).map(|p| p.error_code).collect();
+    assert_eq!(codes, [TOPIC_AUTHORIZATION_FAILED], "by id");
 
     // librdkafka: the topic is not listed, asking for it is an authorization error, and producing to it fails.
     let client: BaseConsumer = sasl_client(&gateway, ALICE).create().expect("client");

@@ -39,6 +39,30 @@ pub struct FilterContext {
     pub usage: Arc<crate::usage::UsageLedger>,
     /// The virtual clusters (tenants) and their service accounts, kept by the runtime in a Kafka topic.
     pub vclusters: Arc<crate::vcluster::VirtualClusters>,
+    /// Ids of the gateway's own topics, learnt by the runtime's own client (read by the `internal-topics` filter).
+    pub internal_topic_ids: Arc<InternalTopicIds>,
+}
+
+/// Topic ids (as `u128`) of the gateway's own topics on every cluster it used: a request naming a topic by id
+/// only (Fetch v13+, Produce v13, DeleteTopics v6+) is checked against them.
+#[derive(Debug, Default)]
+pub struct InternalTopicIds(std::sync::RwLock<std::collections::HashSet<u128>>);
+
+impl InternalTopicIds {
+    /// Records an internal topic's id (the nil id is no topic's).
+    pub fn learn(&self, id: u128) {
+        if id == 0 || self.contains(id) {
+            return;
+        }
+        if let Ok(mut ids) = self.0.write() {
+            ids.insert(id);
+        }
+    }
+
+    /// Whether `id` is an internal topic's.
+    pub fn contains(&self, id: u128) -> bool {
+        self.0.read().map(|ids| ids.contains(&id)).unwrap_or(false)
+    }
 }
 
 /// Deserializes a filter's config, treating a missing (`null`) config as an empty map so that filters whose

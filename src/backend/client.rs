@@ -28,6 +28,8 @@ use super::{BackendSecurity, round_trip};
 use crate::net::Stream;
 
 const METADATA_VERSION: i16 = 4;
+/// The first Metadata version whose response carries topic ids.
+const TOPIC_ID_METADATA_VERSION: i16 = 10;
 const CREATE_TOPICS_VERSION: i16 = 4;
 const PRODUCE_VERSION: i16 = 3;
 const LIST_OFFSETS_VERSION: i16 = 1;
@@ -117,6 +119,17 @@ impl TopicClient {
             None => Ok(Some(stream)),
             Some(address) => self.connect(&address).await.map(Some),
         }
+    }
+
+    /// The topic's id (as `u128`), or `None` if the topic does not exist (or the broker predates topic ids).
+    pub async fn topic_id(&self) -> Result<Option<u128>, String> {
+        let mut stream = self.bootstrap().await?;
+        let topic = MetadataRequestTopic::default().with_name(Some(self.topic_name()));
+        let request = MetadataRequest::default().with_topics(Some(vec![topic])).with_allow_auto_topic_creation(false);
+        let response: MetadataResponse =
+            self.call(&mut stream, ApiKey::Metadata, TOPIC_ID_METADATA_VERSION, &request).await?;
+        let topic = response.topics.first().filter(|t| t.error_code == 0);
+        Ok(topic.map(|t| t.topic_id.as_u128()).filter(|id| *id != 0))
     }
 
     /// The leader of a topic just created. Kafka answers CreateTopics before its brokers' metadata lists the

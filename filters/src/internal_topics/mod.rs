@@ -16,9 +16,9 @@
 //! runtime places this filter right inside the topic-prefix filter: tenants' names arrive prefixed, so a tenant
 //! reaches an internal topic only through an empty prefix, and is refused like everyone else.
 //!
-//! Requests that name topics by id (Fetch v13+, Produce v13, DeleteTopics v6+) are refused when the id is one
-//! an internal topic was seen with in a Metadata response through this gateway (every gateway path that
-//! reveals an id to a client is a Metadata response, where the filter learns it first).
+//! Requests that name topics by id (Fetch v13+, Produce v13, DeleteTopics v6+) are refused when the id is an
+//! internal topic's: the runtime looks the ids up with its own client ([`FilterContext::internal_topic_ids`]),
+//! and the filter also learns any it sees in a Metadata response.
 //!
 //! Api keys and versions this gateway cannot decode, and apis that name no topics, pass through untouched.
 //! Every refusal is an audit line (`franzgate::audit`), at most [`AUDIT_LINES_PER_SECOND`] a second.
@@ -30,10 +30,10 @@ mod scan;
 mod tests;
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use franzgate_api::filter::parse_config;
+use franzgate_api::filter::{InternalTopicIds, parse_config};
 use franzgate_api::kafka_protocol::messages::ApiKey;
 use franzgate_api::rewrite::RewriteResponse;
 use franzgate_api::{
@@ -88,32 +88,27 @@ pub struct InternalTopics<S> {
 struct Shared {
     /// Backend names of the internal topics.
     topics: HashSet<String>,
-    /// Ids the internal topics were seen with in Metadata responses.
+    /// The internal topics' ids.
     ids: KnownIds,
     /// Bounds the audit lines.
     audit: AuditLimiter,
 }
 
-/// Topic ids of internal topics, learnt from responses.
+/// Topic ids of internal topics: told by the runtime (its own client reads them), or learnt from responses.
 #[derive(Debug, Default)]
-pub(crate) struct KnownIds(RwLock<HashSet<Uuid>>);
+pub(crate) struct KnownIds(Arc<InternalTopicIds>);
 
 // === impl KnownIds ===
 
 impl KnownIds {
     /// Records an internal topic's id.
     pub(crate) fn learn(&self, id: Uuid) {
-        if id.is_nil() || self.contains(&id) {
-            return;
-        }
-        if let Ok(mut ids) = self.0.write() {
-            ids.insert(id);
-        }
+        self.0.learn(id.as_u128());
     }
 
     /// Whether `id` is an internal topic's.
     pub(crate) fn contains(&self, id: &Uuid) -> bool {
-        self.0.read().map(|ids| ids.contains(id)).unwrap_or(false)
+        self.0.contains(id.as_u128())
     }
 }
 
@@ -124,25 +119,28 @@ impl FilterFactory for InternalTopicsFactory {
         TYPE_NAME
     }
 
-    fn create(&self, config: serde_yaml::Value, _ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
+    fn create(&self, config: serde_yaml::Value, ctx: &FilterContext) -> Result<BoxLayer, ConfigError> {
         let config: InternalTopicsConfig = parse_config(config)?;
         if config.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(ConfigError::new("internal-topics: `topics` holds an empty name"));
         }
-        Ok(BoxLayer::new(InternalTopicsLayer::new(config)))
+        Ok(BoxLayer::new(InternalTopicsLayer::with_ids(config, ctx.internal_topic_ids.clone())))
     }
 }
 
 // === impl InternalTopicsLayer ===
 
 impl InternalTopicsLayer {
-    /// A layer protecting `config.topics`.
+    /// A layer protecting `config.topics`, learning their ids from Metadata responses only.
     pub fn new(config: InternalTopicsConfig) -> Self {
-        let shared = Shared {
-            topics: config.topics.into_iter().collect(),
-            ids: KnownIds::default(),
-            audit: AuditLimiter::default(),
-        };
+        Self::with_ids(config, Arc::default())
+    }
+
+    /// A layer protecting `config.topics` that also reads (and adds to) `ids`: the internal topics' ids the
+    /// runtime looks up with its own client.
+    pub fn with_ids(config: InternalTopicsConfig, ids: Arc<InternalTopicIds>) -> Self {
+        let topics = config.topics.into_iter().collect();
+        let shared = Shared { topics, ids: KnownIds(ids), audit: AuditLimiter::default() };
         Self { shared: Arc::new(shared) }
     }
 }
