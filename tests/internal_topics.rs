@@ -308,3 +308,40 @@ async fn an_older_gateways_unsigned_state_is_applied_only_when_accepted_and_then
     assert_eq!(status, 200, "signed since: {listed}");
     assert_eq!(listed["prefix"], Value::from(format!("{shop}.")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_state_replicated_by_mirrormaker_into_a_renamed_topic_stays_valid() {
+    let (main, failover) = tokio::join!(shared_cluster(), common::own_kafka("mm2-target"));
+    let state = unique("_franzgate_state");
+    let shop = unique("shop");
+    let on_main = gateway(&main.bootstrap(), &state, "").await;
+    tenant_token(&on_main, &shop, "sa").await;
+
+    // MirrorMaker 2 with its default replication policy: the copy on the target is `main.<topic>`, its records
+    // carrying key, value and headers as they were.
+    let properties = format!(
+        "clusters = main, failover\nmain.bootstrap.servers = {}\nfailover.bootstrap.servers = {}\n\
+         main->failover.enabled = true\nmain->failover.topics = {state}\nrefresh.topics.interval.seconds = 1\n\
+         main.consumer.auto.offset.reset = earliest\nemit.checkpoints.enabled = false\n\
+         replication.factor = 1\ncheckpoints.topic.replication.factor = 1\nheartbeats.topic.replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\noffset.storage.replication.factor = 1\n\
+         status.storage.replication.factor = 1\nconfig.storage.replication.factor = 1\n",
+        main.bootstrap(),
+        failover.bootstrap()
+    );
+    let mirror = common::MirrorMaker::start(&properties);
+    let copy = format!("main.{state}");
+    let expected = read_all(&main.bootstrap(), &state).len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read_all(&failover.bootstrap(), &copy).len() < expected {
+        assert!(Instant::now() < deadline, "MirrorMaker did not copy the state topic: {}", mirror.log_tail());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A gateway of the same fleet reading the renamed copy applies every record: none is rejected.
+    let on_failover = gateway(&failover.bootstrap(), &copy, "").await;
+    let (status, listed) = admin(&on_failover, "GET", &format!("/admin/vclusters/v1/vcluster/{shop}"), "").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["serviceAccounts"][0]["username"], Value::from("sa"), "{listed}");
+    assert_eq!(rejected_records(&metrics(&on_failover).await), 0);
+}
