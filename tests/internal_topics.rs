@@ -345,3 +345,28 @@ async fn signed_state_replicated_by_mirrormaker_into_a_renamed_topic_stays_valid
     assert_eq!(listed["serviceAccounts"][0]["username"], Value::from("sa"), "{listed}");
     assert_eq!(rejected_records(&metrics(&on_failover).await), 0);
 }
+
+/// The filter chain a gateway with these `gateway:` keys runs, outermost first.
+fn chain(gateway_keys: &str) -> Vec<String> {
+    let yaml = format!(
+        "gateway:\n  advertised_host: 127.0.0.1\n  port_start: 9092\n{gateway_keys}clusters:\n  main:\n    \
+         bootstrap.servers: 127.0.0.1:9\n"
+    );
+    let config = franzgate::GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
+    let registry = franzgate::FilterRegistry::with_builtins();
+    franzgate::Gateway::new(&config, &registry, "test.yaml").expect("gateway builds").chain_names()
+}
+
+#[test]
+fn the_internal_topics_filter_guards_every_chain_with_a_state_or_flush_topic() {
+    // Tenants: right inside the prefixing, so it sees backend names.
+    let names = chain("  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: s\n");
+    let at = |name: &str| names.iter().position(|n| n == name);
+    assert_eq!(at("internal-topics"), at("topic-prefix").map(|i| i + 1), "{names:?}");
+    // No SASL, a chargeback flush topic: outermost.
+    let names = chain("  chargeback:\n    flush_topic: usage\n");
+    assert_eq!(names.first().map(String::as_str), Some("internal-topics"), "{names:?}");
+    // No topic of its own: no filter.
+    let names = chain("");
+    assert!(!names.iter().any(|n| n == "internal-topics"), "{names:?}");
+}
