@@ -197,15 +197,16 @@ where
             Close::BackendLost => warn!("closing: backend connection lost"),
             Close::BadFrame(e @ FrameError::TooLarge { .. }) => {
                 config.metrics.refused_oversized_frames.fetch_add(1, Ordering::Relaxed);
-                warn!(reason = %e, "closing: frame larger than max_frame_bytes from client")
+                crate::warn_limited!(reason = %e, "closing: frame larger than max_frame_bytes from client")
             }
-            Close::BadFrame(e) => warn!(reason = %e, "closing: bad frame from client"),
-            Close::BadRequest(e) => warn!(reason = %e, "closing: malformed request"),
-            Close::Filter(e, None) => warn!(reason = %e, "closing: request failed"),
+            // A client decides how often these happen: rate-limited, so it cannot set the log's growth rate.
+            Close::BadFrame(e) => crate::warn_limited!(reason = %e, "closing: bad frame from client"),
+            Close::BadRequest(e) => crate::warn_limited!(reason = %e, "closing: malformed request"),
+            Close::Filter(e, None) => crate::warn_limited!(reason = %e, "closing: request failed"),
             Close::Filter(e, Some(key)) => {
                 let api = franzgate_api::kafka_protocol::messages::ApiKey::try_from(key)
                     .map_or_else(|_| key.to_string(), |k| format!("{k:?}"));
-                warn!(reason = %e, api = %api, "closing: request failed")
+                crate::warn_limited!(reason = %e, api = %api, "closing: request failed")
             }
             Close::ClientWrite(e) => debug!(reason = %e, "closing: cannot write to client"),
         }

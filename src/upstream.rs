@@ -130,6 +130,7 @@ impl Upstream {
                 next_correlation_id: 0,
                 out: BytesMut::with_capacity(16 * 1024),
                 written: Vec::new(),
+                handle_dropped: CancellationToken::new(),
             };
             tokio::spawn(actor.run(rx));
             tx
@@ -224,6 +225,8 @@ struct Actor {
     out: BytesMut,
     /// Charges of the requests in `out`, given back when it is flushed.
     written: Vec<Charge>,
+    /// Cancelled when the `Upstream` handle is dropped and its queue drained.
+    handle_dropped: CancellationToken,
 }
 
 impl Actor {
@@ -238,11 +241,14 @@ impl Actor {
             }
             self.retiring.retain(|(_, reader)| !reader.is_finished());
         }
+        // The handle is gone (the session closed): readers stop at the first response nobody awaits any more,
+        // rather than reading all the broker still owes (a thousand pipelined fetches, say).
+        self.handle_dropped.cancel();
     }
 
     async fn forward(&mut self, outbound: Outbound) {
         if let Err(error) = self.ensure_connection(&outbound.route).await {
-            warn!(session = self.session.id, %error, "cannot reach backend");
+            crate::warn_limited!(session = self.session.id, %error, "cannot reach backend");
             self.lost.cancel();
             if let Some(reply) = outbound.reply {
                 let _ = reply.send(Err(error));
@@ -312,7 +318,7 @@ impl Actor {
     }
 
     fn connection_failed(&mut self, reason: String) {
-        warn!(session = self.session.id, %reason, "backend connection failed");
+        crate::warn_limited!(session = self.session.id, %reason, "backend connection failed");
         // Dropping the connection drops the waiting queue; the reader fails what is still pending.
         self.current = None;
         self.lost.cancel();
@@ -379,13 +385,24 @@ impl Actor {
             metrics: metrics.clone(),
             budget: self.session.budget.clone(),
             retired: retired.clone(),
+            handle_dropped: self.handle_dropped.clone(),
         };
         let reading = read_responses(frames, queue, self.lost.clone(), self.session.id, address.clone(), limits);
         let reader = tokio::spawn(async move {
+            // Counted down however the task ends, also when it is aborted.
+            let _open = OpenGauge(metrics);
             reading.await;
-            metrics.upstream_connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
         Connection { address, writer, waiting, reader, retired }
+    }
+}
+
+/// Counts one backend connection out of `upstream_connections_open` when dropped.
+struct OpenGauge(Arc<crate::metrics::GatewayMetrics>);
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        self.0.upstream_connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -399,6 +416,8 @@ struct ReadLimits {
     budget: Arc<SessionBudget>,
     /// Cancelled when the connection is retired (then the budget is not waited for).
     retired: CancellationToken,
+    /// Cancelled when the session's `Upstream` handle is gone: responses nobody awaits are not read any more.
+    handle_dropped: CancellationToken,
 }
 
 impl ReadLimits {
@@ -440,6 +459,9 @@ async fn read_responses(
             biased;
             next = queue.recv() => {
                 let Some(waiting) = next else { return };
+                if limits.handle_dropped.is_cancelled() && waiting.reply.as_ref().is_none_or(|r| r.is_closed()) {
+                    break "the session closed; nobody awaits the responses still owed".to_string();
+                }
                 limits.admit_response(session_id).await;
                 let limit = limits.request_timeout.filter(|_| waiting.request.api_key != JOIN_GROUP);
                 let next = match limit {
