@@ -23,7 +23,7 @@ struct InternalNames<'a> {
 /// The internal topics `body` names (by name, or by an id learnt for one), each once, in request order.
 ///
 /// The walk takes the request mutably (it is the one that prefixes tenant names), so it runs over a copy: the
-/// request itself stays undecoded-clean and is forwarded as the bytes the client sent. The copy shares record
+/// request itself is not marked for re-encoding and is forwarded as the bytes the client sent. The copy shares record
 /// bytes with the original, so it costs one allocation per topic and partition, not per byte.
 pub(super) fn internal_names(
     body: &RequestKind,
