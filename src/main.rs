@@ -94,7 +94,7 @@ fn return_freed_memory() {}
 /// common soft default of 1,024, a thousand idle connections exhausted the process and new clients, and
 /// `/health`, could no longer be accepted.
 #[cfg(unix)]
-fn raise_open_file_limit(max_connections: usize) {
+fn raise_open_file_limit(max_connections: usize, admin_max_connections: usize) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes only the struct it is given.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
@@ -112,8 +112,9 @@ fn raise_open_file_limit(max_connections: usize) {
             tracing::warn!(%error, soft = limit.rlim_cur, hard = limit.rlim_max, "cannot raise the open-file limit");
         }
     }
-    // Two per connection, plus listeners, the admin API and the gateway's own backend probes.
-    let needed = (max_connections as u64).saturating_mul(2).saturating_add(256);
+    // Two per client connection, one per admin connection, plus listeners and the gateway's own backend probes.
+    let needed =
+        (max_connections as u64).saturating_mul(2).saturating_add(admin_max_connections as u64).saturating_add(256);
     if max_connections > 0 && limit.rlim_cur < needed {
         tracing::warn!(
             open_files = limit.rlim_cur,
@@ -126,7 +127,7 @@ fn raise_open_file_limit(max_connections: usize) {
 }
 
 #[cfg(not(unix))]
-fn raise_open_file_limit(_max_connections: usize) {}
+fn raise_open_file_limit(_max_connections: usize, _admin_max_connections: usize) {}
 
 fn main() -> ExitCode {
     retain_freed_memory();
@@ -235,7 +236,7 @@ fn run(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    raise_open_file_limit(config.gateway.max_connections);
+    raise_open_file_limit(config.gateway.max_connections, config.gateway.admin_max_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
