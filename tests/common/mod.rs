@@ -3,6 +3,7 @@
 //! topic and group names isolate them, and run in parallel.
 #![allow(dead_code, unused_imports)]
 
+pub mod client_matrix;
 pub mod kafka;
 pub mod secure;
 

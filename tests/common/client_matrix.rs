@@ -1,0 +1,188 @@
+//! The client matrix: one small driver program per client family (Java, librdkafka/confluent-kafka, kafka-python,
+//! franz-go, kafkajs), each run the same way by the test binaries `tests/client_<family>.rs`.
+//!
+//! # The driver contract
+//! A driver is a program run as `<program> <command> key=value ...`. It prints JSON lines on stdout; the last
+//! one is its result. It exits 0 when the command did what it was asked, non-zero otherwise (with the reason on
+//! stderr). Commands:
+//! - `produce bootstrap=B topic=T count=N [idempotent=true] [acks=all] [rate=R] [key_prefix=K]` and the SASL keys
+//!   below: produces records with keys `K-0` .. `K-(N-1)` (value = key), at most `R` per second when `rate` is
+//!   given, and prints `{"acked": n}` after every 100 acknowledgements. Result:
+//!   `{"client": "...", "version": "...", "produced": n, "errors": ["...", ...]}` — `errors` lists every error
+//!   that reached the application (delivery reports, exceptions), empty when none did.
+//! - `consume bootstrap=B topic=T group=G count=N [protocol=classic|consumer] [timeout_ms=M]` and the SASL keys:
+//!   consumes in consumer group `G` (committing offsets) until it has seen `N` distinct keys or `timeout_ms`
+//!   (default 60000) passed. Prints `{"consumed": n}` every 100 records. Result:
+//!   `{"client", "version", "consumed": n, "keys": [...distinct keys...], "errors": [...]}`.
+//! - SASL keys (both commands): `user=U password=P mechanism=PLAIN|SCRAM-SHA-256` — SASL_PLAINTEXT.
+//!
+//! Unknown keys are an error, so a typo in a test fails loudly.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// How to start one client family's driver.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    /// The family's name in the matrix (`java`, `franz-go`, ...).
+    pub name: &'static str,
+    /// The program (an interpreter, `java`, or a built binary).
+    pub program: PathBuf,
+    /// Arguments before the command (a script path, `-cp ... Main`).
+    pub prefix: Vec<String>,
+}
+
+/// A driver's final JSON result, with its stderr for failure messages.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The last JSON line on stdout.
+    pub result: Value,
+    /// Every JSON line before it (progress).
+    pub progress: Vec<Value>,
+    /// The process's exit status was success.
+    pub success: bool,
+    /// What it wrote on stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The errors that reached the application, as the driver reported them.
+    pub fn errors(&self) -> Vec<String> {
+        self.result["errors"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// A number in the result.
+    pub fn count(&self, key: &str) -> u64 {
+        self.result[key].as_u64().unwrap_or(0)
+    }
+
+    /// The distinct keys a consume saw.
+    pub fn keys(&self) -> std::collections::BTreeSet<String> {
+        self.result["keys"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A driver started in the background; its progress lines can be awaited.
+pub struct Running {
+    child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    seen: Vec<Value>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl Driver {
+    /// Starts `command` with `args` (`key=value` strings) in the background.
+    pub fn start(&self, command: &str, args: &[String]) -> Running {
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(&self.prefix)
+            .arg(command)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the {} driver ({}): {e}", self.name, self.program.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(value);
+                }
+            }
+        });
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        Running { child, lines, seen: Vec::new(), stderr }
+    }
+
+    /// Runs `command` to its end (at most `timeout`).
+    pub async fn run(&self, command: &str, args: &[String], timeout: Duration) -> Outcome {
+        self.start(command, args).finish(timeout).await
+    }
+}
+
+impl Running {
+    /// Waits until a progress line has `key` at `at_least` or more (e.g. `acked` >= 300).
+    pub async fn await_progress(&mut self, key: &str, at_least: u64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.seen.iter().any(|v| v[key].as_u64().is_some_and(|n| n >= at_least)) {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(value)) => self.seen.push(value),
+                Ok(None) => panic!("the driver ended before {key} reached {at_least}; it printed {:?}", self.seen),
+                Err(_) => {
+                    panic!("{key} did not reach {at_least} within {timeout:?}; the driver printed {:?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Waits for the driver to exit (at most `timeout`) and collects its result.
+    pub async fn finish(mut self, timeout: Duration) -> Outcome {
+        let status = tokio::time::timeout(timeout, self.child.wait()).await;
+        let success = matches!(status, Ok(Ok(s)) if s.success());
+        if status.is_err() {
+            let _ = self.child.kill().await;
+        }
+        while let Ok(value) = self.lines.try_recv() {
+            self.seen.push(value);
+        }
+        // The reader task may still hold the last line: give it until the pipe closes.
+        while let Ok(Some(value)) = tokio::time::timeout(Duration::from_secs(5), self.lines.recv()).await {
+            self.seen.push(value);
+        }
+        let stderr = self.stderr.await.unwrap_or_default();
+        let result = self.seen.pop().unwrap_or(Value::Null);
+        if status.is_err() {
+            panic!("the driver did not finish within {timeout:?}; stderr:\n{stderr}");
+        }
+        Outcome { result, progress: self.seen, success, stderr }
+    }
+}
+
+/// `key=value` arguments from pairs.
+pub fn args(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// MirrorMaker 2 intervals short enough for tests (topics, groups and offsets copied every 2 s).
+const MM2_EXTRA: &str = "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\n\
+    sync.group.offsets.interval.seconds=2\nemit.checkpoints.interval.seconds=2\n";
+
+/// The binary's shared pair (`main` nodes 1-3, `failover` nodes 4-6) with MirrorMaker 2 copying main to failover
+/// (the seed's `mm2.properties`), started once per test binary.
+pub async fn mirrored_pair() -> (&'static super::KafkaCluster, &'static super::KafkaCluster) {
+    static MM2: std::sync::OnceLock<super::MirrorMaker> = std::sync::OnceLock::new();
+    let (main, failover) = super::shared_pair().await;
+    MM2.get_or_init(|| {
+        super::MirrorMaker::start(&super::MirrorMaker::seed_properties(
+            &main.bootstrap(),
+            &failover.bootstrap(),
+            MM2_EXTRA,
+        ))
+    });
+    (main, failover)
+}
