@@ -1,11 +1,12 @@
 //! Metadata, the one api split rather than refused whole: clients ask for many topics at once, and a listing of
-//! all topics must simply not show the internal ones.
+//! all topics must simply not show the internal ones. DescribeTopicPartitions lists all topics too (an empty
+//! topic list, paged by a cursor): its listings lose the internal ones the same way.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use franzgate_api::kafka_protocol::messages::metadata_response::MetadataResponseTopic;
-use franzgate_api::kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use franzgate_api::kafka_protocol::messages::{DescribeTopicPartitionsRequest, RequestKind, ResponseKind, TopicName};
 use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::rewrite::Rewrite;
 use franzgate_api::{FilterError, KafkaRequest, KafkaResponse};
@@ -102,6 +103,52 @@ impl Rewrite for HideInternal {
         r.topics.extend(refused_ids.into_iter().map(|id| refusal(None, id)));
         let names = self.refused.into_iter().map(|n| Some(TopicName(StrBytes::from_string(n))));
         r.topics.extend(names.map(|name| refusal(name, Uuid::nil())));
+        Ok(())
+    }
+}
+
+/// The DescribeTopicPartitions response rewrite: internal topics are dropped from the listing, their ids learnt.
+#[derive(Debug)]
+pub(super) struct HideListed {
+    /// The internal topics and their ids.
+    shared: Arc<Shared>,
+}
+
+/// The internal topics a DescribeTopicPartitions request names in its topic list. Its cursor is only where a
+/// page starts, not a topic asked for: a page starting at an internal topic is answered without it.
+pub(super) fn described_internal(r: &DescribeTopicPartitionsRequest, internal: &HashSet<String>) -> Vec<String> {
+    let names = r.topics.iter().map(|t| t.name.0.as_str());
+    names.filter(|name| internal.contains(*name)).map(String::from).collect()
+}
+
+// === impl HideListed ===
+
+impl HideListed {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Rewrite for HideListed {
+    fn rewrite(self, response: &mut KafkaResponse) -> Result<(), FilterError> {
+        let internal =
+            |name: &Option<TopicName>| name.as_ref().is_some_and(|n| self.shared.topics.contains(n.0.as_str()));
+        let listed = match response.body()? {
+            ResponseKind::DescribeTopicPartitions(r) => r.topics.iter().any(|t| internal(&t.name)),
+            _ => false,
+        };
+        if !listed {
+            return Ok(());
+        }
+        if let ResponseKind::DescribeTopicPartitions(r) = response.body_mut()? {
+            r.topics.retain(|t| {
+                let hide = internal(&t.name);
+                if hide {
+                    self.shared.ids.learn(t.topic_id);
+                }
+                !hide
+            });
+        }
         Ok(())
     }
 }

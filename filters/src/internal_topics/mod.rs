@@ -7,7 +7,8 @@
 //! DescribeTopicPartitions, offset and transaction apis, ...) is answered by the gateway with
 //! TOPIC_AUTHORIZATION_FAILED (29) on every topic of the request, as a broker refusing the whole request would,
 //! and never forwarded. Only Metadata is split: the internal names are taken out of the request, the rest is
-//! forwarded, and the answer lists each internal name with error 29; a listing of all topics omits them.
+//! forwarded, and the answer lists each internal name with error 29; a listing of all topics (Metadata, or
+//! DescribeTopicPartitions with no topic named) omits them.
 //! Mixing an internal topic with others in any other request is not something a client does by accident, so
 //! refusing the whole request costs nothing and keeps every response exactly as a broker shapes it.
 //!
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use franzgate_api::filter::{InternalTopicIds, parse_config};
-use franzgate_api::kafka_protocol::messages::ApiKey;
+use franzgate_api::kafka_protocol::messages::{ApiKey, RequestKind};
 use franzgate_api::rewrite::RewriteResponse;
 use franzgate_api::{
     BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse, Session,
@@ -47,7 +48,7 @@ use uuid::Uuid;
 use crate::topic_prefix::{Access, tenant_may_use};
 pub use audit::AUDIT_LINES_PER_SECOND;
 use audit::AuditLimiter;
-use metadata::{HideInternal, split_metadata};
+use metadata::{HideInternal, HideListed, split_metadata};
 
 /// The YAML type name.
 pub const TYPE_NAME: &str = "internal-topics";
@@ -195,6 +196,9 @@ where
         if key == Some(ApiKey::Metadata) {
             return self.metadata(request, found);
         }
+        if key == Some(ApiKey::DescribeTopicPartitions) {
+            return self.describe_topic_partitions(request);
+        }
         if found.is_empty() {
             return self.inner.call(request).boxed();
         }
@@ -229,6 +233,23 @@ where
             }
             Err(e) => ready(Err(e)).boxed(),
         }
+    }
+
+    /// DescribeTopicPartitions: refused when its topic list names an internal topic; otherwise forwarded, and a
+    /// listing of all topics loses the internal ones.
+    fn describe_topic_partitions(
+        &mut self,
+        mut request: KafkaRequest,
+    ) -> BoxFuture<'static, Result<KafkaResponse, FilterError>> {
+        let named = match request.body() {
+            Ok(RequestKind::DescribeTopicPartitions(r)) => metadata::described_internal(r, &self.shared.topics),
+            _ => Vec::new(),
+        };
+        if !named.is_empty() {
+            return self.refuse(request, &named);
+        }
+        let hide = HideListed::new(self.shared.clone());
+        RewriteResponse::new(self.inner.call(request), Some(hide)).boxed()
     }
 
     /// Answers the whole request with error 29 on every item, without forwarding it.

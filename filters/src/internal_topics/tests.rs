@@ -241,3 +241,30 @@ async fn an_acks_0_produce_to_the_state_topic_closes_the_connection() {
     assert!(response.closes_connection());
     assert!(seen.lock().expect("lock").is_empty());
 }
+
+#[tokio::test]
+async fn describe_topic_partitions_lists_all_topics_but_the_internal_ones_even_from_a_cursor_there() {
+    use franzgate_api::kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use franzgate_api::kafka_protocol::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic;
+    use franzgate_api::kafka_protocol::messages::{DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
+    let listed = [STATE, "orders"].map(|n| DescribeTopicPartitionsResponseTopic::default().with_name(Some(topic(n))));
+    let answer = DescribeTopicPartitionsResponse::default().with_topics(listed.to_vec());
+    let (inner, seen) = backend(ResponseKind::DescribeTopicPartitions(answer));
+    let mut service = layer().layer(inner);
+    // All topics, from a page that starts at the state topic.
+    let cursor = Cursor::default().with_topic_name(topic(STATE));
+    let all = DescribeTopicPartitionsRequest::default().with_cursor(Some(cursor));
+    let body = RequestKind::DescribeTopicPartitions(all);
+    let mut response = call(&mut service, request(ApiKey::DescribeTopicPartitions, 0, body)).await.expect("ok");
+    let ResponseKind::DescribeTopicPartitions(answer) = response.body().expect("body") else { panic!("not dtp") };
+    let names: Vec<_> = answer.topics.iter().filter_map(|t| t.name.as_ref()).map(|n| n.0.as_str()).collect();
+    assert_eq!(names, ["orders"]);
+    // Naming it is refused.
+    let named =
+        DescribeTopicPartitionsRequest::default().with_topics(vec![TopicRequest::default().with_name(topic(STATE))]);
+    let body = RequestKind::DescribeTopicPartitions(named);
+    let mut response = call(&mut service, request(ApiKey::DescribeTopicPartitions, 0, body)).await.expect("ok");
+    let ResponseKind::DescribeTopicPartitions(answer) = response.body().expect("body") else { panic!("not dtp") };
+    assert!(answer.topics.iter().all(|t| t.error_code == TOPIC_AUTHORIZATION_FAILED) && !answer.topics.is_empty());
+    assert_eq!(seen.lock().expect("lock").len(), 1, "only the listing reached the backend");
+}
