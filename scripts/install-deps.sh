@@ -96,3 +96,62 @@ if [ ! -f "$KAFKA_DIR/installed" ]; then
   "$KAFKA_DIR/bin/kafka-topics" --version >&2
   echo "$KAFKA_VERSION" > "$KAFKA_DIR/installed"
 fi
+
+# --- client matrix: kafkajs (Node.js) --- tests/clients/kafkajs pins the release in package.json and
+# package-lock.json; `npm ci` installs exactly that into $TOOLS/clients/kafkajs, again only when the lockfile
+# changed (its checksum is kept beside it). tests/client_kafkajs.rs runs the driver from the checkout with
+# `node`, which loads kafkajs from there.
+KAFKAJS_SRC=tests/clients/kafkajs
+KAFKAJS_DIR="$TOOLS/clients/kafkajs"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing nodejs and npm (for the kafkajs client)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+kafkajs_lock_sum=$(sha256sum "$KAFKAJS_SRC/package-lock.json" | cut -d' ' -f1)
+if [ -f "$KAFKAJS_DIR/node_modules/kafkajs/package.json" ] \
+   && [ "$(cat "$KAFKAJS_DIR/lock.sha256" 2>/dev/null)" = "$kafkajs_lock_sum" ]; then
+  log "kafkajs $(node -p 'require(process.argv[1]).version' "$KAFKAJS_DIR/node_modules/kafkajs/package.json") present in $KAFKAJS_DIR"
+else
+  log "installing kafkajs (npm ci) into $KAFKAJS_DIR"
+  rm -rf "$KAFKAJS_DIR" && mkdir -p "$KAFKAJS_DIR"
+  cp "$KAFKAJS_SRC/package.json" "$KAFKAJS_SRC/package-lock.json" "$KAFKAJS_DIR/"
+  (cd "$KAFKAJS_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$kafkajs_lock_sum" > "$KAFKAJS_DIR/lock.sha256"
+  log "kafkajs $(node -p 'require(process.argv[1]).version' "$KAFKAJS_DIR/node_modules/kafkajs/package.json") installed"
+fi
+# --- end kafkajs ---
+
+# --- Java client matrix driver (tests/client_java.rs) ---
+# kafka-clients at the release tests/clients/java/pom.xml pins, alone in $TOOLS/clients/java/libs (the broker's
+# jars above may be an older release), and tests/clients/java/Driver.java compiled against it into
+# $TOOLS/clients/java/classes, again whenever the source or the pom changes (their checksum sits beside them).
+JAVA_CLIENT_DIR="$TOOLS/clients/java"
+JAVA_CLIENT_VERSION=$(sed -n 's:.*<kafka-clients.version>\(.*\)</kafka-clients.version>.*:\1:p' tests/clients/java/pom.xml)
+need_jdk=()
+command -v javac >/dev/null || need_jdk+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || need_jdk+=(maven)
+if [ ${#need_jdk[@]} -gt 0 ]; then
+  log "installing ${need_jdk[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_jdk[@]}" >/dev/null
+fi
+if [ -f "$JAVA_CLIENT_DIR/libs/kafka-clients-$JAVA_CLIENT_VERSION.jar" ] \
+   && cmp -s tests/clients/java/pom.xml "$JAVA_CLIENT_DIR/pom.xml"; then
+  log "kafka-clients $JAVA_CLIENT_VERSION present in $JAVA_CLIENT_DIR/libs"
+else
+  log "fetching kafka-clients $JAVA_CLIENT_VERSION from Maven Central into $JAVA_CLIENT_DIR/libs"
+  rm -rf "$JAVA_CLIENT_DIR" && mkdir -p "$JAVA_CLIENT_DIR"
+  mvn -q -B -f tests/clients/java/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$JAVA_CLIENT_DIR/libs" >&2
+  cp tests/clients/java/pom.xml "$JAVA_CLIENT_DIR/pom.xml"
+fi
+java_driver_sum=$(cat tests/clients/java/Driver.java tests/clients/java/pom.xml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$JAVA_CLIENT_DIR/classes/source.sha256" 2>/dev/null)" != "$java_driver_sum" ]; then
+  log "compiling tests/clients/java/Driver.java against kafka-clients $JAVA_CLIENT_VERSION"
+  rm -rf "$JAVA_CLIENT_DIR/classes"
+  javac -Xlint:all -Werror -d "$JAVA_CLIENT_DIR/classes" -cp "$JAVA_CLIENT_DIR/libs/*" \
+    tests/clients/java/Driver.java >&2
+  echo "$java_driver_sum" > "$JAVA_CLIENT_DIR/classes/source.sha256"
+fi
+# --- end Java client matrix driver ---
