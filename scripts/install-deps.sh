@@ -155,3 +155,20 @@ if [ "$(cat "$JAVA_CLIENT_DIR/classes/source.sha256" 2>/dev/null)" != "$java_dri
   echo "$java_driver_sum" > "$JAVA_CLIENT_DIR/classes/source.sha256"
 fi
 # --- end Java client matrix driver ---
+
+# --- franz-go client matrix driver (tests/client_franz_go.rs) --- tests/clients/franz-go pins the release in
+# go.mod/go.sum; the driver is built from the Go module proxy into $TOOLS/clients/franz-go/driver, again
+# whenever its sources change (their checksum sits beside it).
+FRANZ_GO_DIR="$TOOLS/clients/franz-go"
+FRANZ_GO_VERSION=$(sed -n 's:^require github.com/twmb/franz-go \(v[^ ]*\).*:\1:p' tests/clients/franz-go/go.mod)
+command -v go >/dev/null || { log "go is missing: the franz-go driver needs Go (see tests/clients/franz-go/go.mod)"; exit 1; }
+franz_go_sum=$(cat tests/clients/franz-go/go.mod tests/clients/franz-go/go.sum tests/clients/franz-go/*.go | sha256sum | cut -d' ' -f1)
+if [ -x "$FRANZ_GO_DIR/driver" ] && [ "$(cat "$FRANZ_GO_DIR/source.sha256" 2>/dev/null)" = "$franz_go_sum" ]; then
+  log "franz-go $FRANZ_GO_VERSION driver present in $FRANZ_GO_DIR"
+else
+  log "building the franz-go $FRANZ_GO_VERSION driver into $FRANZ_GO_DIR"
+  mkdir -p "$FRANZ_GO_DIR"
+  (cd tests/clients/franz-go && GOFLAGS=-mod=mod go build -trimpath -o "$FRANZ_GO_DIR/driver" .) >&2
+  echo "$franz_go_sum" > "$FRANZ_GO_DIR/source.sha256"
+fi
+# --- end franz-go client matrix driver ---

