@@ -357,11 +357,6 @@ mod tests {
     /// Serves one connection with a stack whose responses complete in *reverse* order of arrival, counting
     /// the most requests ever in flight at once.
     async fn start(max_in_flight: usize) -> (TcpStream, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
-        let (server, peer) = listener.accept().await.expect("accept");
-        let server = Stream::Tcp(server);
-        let session = Arc::new(Session::new(1, peer, 0, Arc::new(BackendCluster::new("main", vec![])), 0));
         let (current, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let peak_seen = peak.clone();
         let stack = tower::service_fn(move |request: KafkaRequest| {
@@ -377,6 +372,20 @@ mod tests {
             }
         });
         let stack = ConcurrencyLimit::new(stack, max_in_flight);
+        (serve_one(stack, max_in_flight, GatewayMetrics::default()).await, peak_seen)
+    }
+
+    /// A client connection served by `stack`.
+    async fn serve_one<S>(stack: S, max_in_flight: usize, metrics: GatewayMetrics) -> TcpStream
+    where
+        S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError> + Send + 'static,
+        S::Future: Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (server, peer) = listener.accept().await.expect("accept");
+        let server = Stream::Tcp(server);
+        let session = Arc::new(Session::new(1, peer, 0, Arc::new(BackendCluster::new("main", vec![])), 0));
         let config = SessionConfig {
             max_frame: 1 << 20,
             pre_auth_max_frame: None,
@@ -384,13 +393,13 @@ mod tests {
             idle_timeout: None,
             max_in_flight,
             buffer_bytes: usize::MAX,
-            metrics: Arc::new(GatewayMetrics::default()),
+            metrics: Arc::new(metrics),
         };
         let never = CancellationToken::new();
         let (_epoch, switched) = tokio::sync::watch::channel(0);
         let signals = Signals { backend_lost: never.clone(), shutdown: never, switched };
         tokio::spawn(serve(server, session, stack, signals, config));
-        (client, peak_seen)
+        client
     }
 
     async fn correlation_ids(client: &mut TcpStream, count: usize) -> Vec<i32> {
@@ -420,5 +429,45 @@ mod tests {
         client.write_all(&pipeline).await.expect("write");
         assert_eq!(correlation_ids(&mut client, 5).await, vec![0, 1, 2, 3, 4]);
         assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_response_filters_only_inspect_reaches_the_client_unchanged_even_when_it_does_not_decode() {
+        use franzgate_api::undecodable::Direction as Way;
+        use tower::Layer;
+        // A Fetch v12 answer whose body is not a Fetch response (a newer broker, an unknown tagged field...).
+        let garbage = bytes::Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0x01]);
+        let broker = tower::service_fn(move |request: KafkaRequest| {
+            let garbage = garbage.clone();
+            async move {
+                if request.api_key_raw() == 18 {
+                    let body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
+                    return KafkaResponse::from_message(18, 0, request.correlation_id(), body);
+                }
+                let tags = bytes::Bytes::from_static(&[0]);
+                Ok(KafkaResponse::from_wire(1, 12, request.correlation_id(), tags, garbage))
+            }
+        });
+        // The chargeback filter reads every Fetch response; error-code metrics read every response.
+        let ledger = Arc::new(franzgate_api::usage::UsageLedger::new(Default::default()));
+        let stack = franzgate_filters::chargeback::ChargebackLayer::new(ledger).layer(broker);
+        let mut metrics = GatewayMetrics::default();
+        metrics.count_error_codes = true;
+        let mut client = serve_one(stack, 16, metrics).await;
+
+        let fetch = [&1i16.to_be_bytes()[..], &12i16.to_be_bytes(), &5i32.to_be_bytes(), &[0xff, 0xff, 0]].concat();
+        client.write_all(&(fetch.len() as i32).to_be_bytes()).await.expect("write");
+        client.write_all(&fetch).await.expect("write");
+        let len = client.read_i32().await.expect("the answer comes");
+        let mut frame = vec![0; len as usize];
+        client.read_exact(&mut frame).await.expect("frame");
+        assert_eq!(frame, [&5i32.to_be_bytes()[..], &[0], &[0xde, 0xad, 0xbe, 0xef, 0xff, 0x01]].concat());
+
+        client.write_all(&api_versions(6)).await.expect("write");
+        assert_eq!(correlation_ids(&mut client, 1).await, vec![6], "the session stays open");
+        let counted = franzgate_api::undecodable::counts()
+            .into_iter()
+            .any(|((way, key, version), n)| way == Way::Response && key == 1 && version == 12 && n >= 1);
+        assert!(counted, "the undecodable response is counted");
     }
 }

@@ -14,10 +14,14 @@ pub struct Body<T> {
     raw: Option<Bytes>,
     /// The decoded message, present once a filter asked for it.
     decoded: Option<T>,
+    /// Why the bytes did not decode, once tried: later asks fail at once (and are not counted again).
+    undecodable: Option<String>,
 }
 
 /// How a body type is decoded and encoded at a given api key and version.
 pub trait BodyCodec: Sized {
+    /// Which way such messages travel, for the undecodable-message count.
+    const DIRECTION: crate::undecodable::Direction;
     /// Decodes `bytes` as the message for `api_key` at `version`.
     fn decode_body(api_key: i16, version: i16, bytes: Bytes) -> Result<Self, anyhow::Error>;
     /// Appends the encoded message at `version` to `out`.
@@ -29,12 +33,12 @@ pub trait BodyCodec: Sized {
 impl<T> Body<T> {
     /// A body holding only the bytes received from the network.
     pub fn raw(bytes: Bytes) -> Self {
-        Self { raw: Some(bytes), decoded: None }
+        Self { raw: Some(bytes), decoded: None, undecodable: None }
     }
 
     /// A body built by the gateway itself (a short-circuit answer); it is encoded when written.
     pub fn decoded(message: T) -> Self {
-        Self { raw: None, decoded: Some(message) }
+        Self { raw: None, decoded: Some(message), undecodable: None }
     }
 
     /// True when a filter changed the message, so the original bytes no longer describe it.
@@ -85,10 +89,23 @@ impl<T: BodyCodec> Body<T> {
         }
     }
 
+    /// Decodes once. A body that does not decode is still forwarded as the bytes it came as: only the filter
+    /// that needed the message fails; the failure is counted and logged once per api and version.
     fn ensure_decoded(&mut self, api_key: i16, version: i16) -> Result<(), anyhow::Error> {
+        if let Some(reason) = &self.undecodable {
+            anyhow::bail!("{reason}");
+        }
         if self.decoded.is_none() {
             let raw = self.raw.clone().ok_or_else(|| anyhow::anyhow!("body has neither bytes nor message"))?;
-            self.decoded = Some(T::decode_body(api_key, version, raw)?);
+            match T::decode_body(api_key, version, raw) {
+                Ok(message) => self.decoded = Some(message),
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    crate::undecodable::record(T::DIRECTION, api_key, version, &reason);
+                    self.undecodable = Some(reason);
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -111,6 +128,8 @@ fn known_key(api_key: i16, version: i16) -> Result<kafka_protocol::messages::Api
 }
 
 impl BodyCodec for kafka_protocol::messages::RequestKind {
+    const DIRECTION: crate::undecodable::Direction = crate::undecodable::Direction::Request;
+
     fn decode_body(api_key: i16, version: i16, mut bytes: Bytes) -> Result<Self, anyhow::Error> {
         let key = known_key(api_key, version)?;
         Self::decode(key, &mut bytes, version)
@@ -122,6 +141,8 @@ impl BodyCodec for kafka_protocol::messages::RequestKind {
 }
 
 impl BodyCodec for kafka_protocol::messages::ResponseKind {
+    const DIRECTION: crate::undecodable::Direction = crate::undecodable::Direction::Response;
+
     fn decode_body(api_key: i16, version: i16, mut bytes: Bytes) -> Result<Self, anyhow::Error> {
         let key = known_key(api_key, version)?;
         Self::decode(key, &mut bytes, version)

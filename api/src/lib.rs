@@ -43,6 +43,7 @@ pub mod rewrite;
 pub mod selector;
 pub mod session;
 pub mod topology;
+pub mod undecodable;
 pub mod usage;
 pub mod vcluster;
 

@@ -98,11 +98,33 @@ impl AdminConnectionMetrics {
             "Idle admin API connections closed to make room for a new one (admin_max_connections or the file-descriptor reserve).",
             load(&self.evicted),
         );
-        header(r, "franzgate_admin_connections_refused_total", "counter", "Admin API connections refused with none idle to evict, by limit.");
-        let _ = writeln!(r, "franzgate_admin_connections_refused_total{{limit=\"admin_max_connections\"}} {}", load(&self.refused_max_connections));
-        let _ = writeln!(r, "franzgate_admin_connections_refused_total{{limit=\"descriptor_reserve\"}} {}", load(&self.refused_descriptor_reserve));
-        header(r, "franzgate_admin_timeouts_total", "counter", "Admin API connections closed, or requests answered 503, by timeout.");
-        let _ = writeln!(r, "franzgate_admin_timeouts_total{{timeout=\"header_read\"}} {}", load(&self.header_read_timeouts));
+        header(
+            r,
+            "franzgate_admin_connections_refused_total",
+            "counter",
+            "Admin API connections refused with none idle to evict, by limit.",
+        );
+        let _ = writeln!(
+            r,
+            "franzgate_admin_connections_refused_total{{limit=\"admin_max_connections\"}} {}",
+            load(&self.refused_max_connections)
+        );
+        let _ = writeln!(
+            r,
+            "franzgate_admin_connections_refused_total{{limit=\"descriptor_reserve\"}} {}",
+            load(&self.refused_descriptor_reserve)
+        );
+        header(
+            r,
+            "franzgate_admin_timeouts_total",
+            "counter",
+            "Admin API connections closed, or requests answered 503, by timeout.",
+        );
+        let _ = writeln!(
+            r,
+            "franzgate_admin_timeouts_total{{timeout=\"header_read\"}} {}",
+            load(&self.header_read_timeouts)
+        );
         let _ = writeln!(r, "franzgate_admin_timeouts_total{{timeout=\"idle\"}} {}", load(&self.idle_timeouts));
         let _ = writeln!(r, "franzgate_admin_timeouts_total{{timeout=\"request\"}} {}", load(&self.request_timeouts));
         counter(
@@ -327,6 +349,7 @@ impl GatewayMetrics {
         let _ = writeln!(r, "franzgate_limit_reached_total{{limit=\"max_frame_bytes\"}} {frames}");
         let _ = writeln!(r, "franzgate_limit_reached_total{{limit=\"max_in_flight_per_session\"}} {in_flight}");
         self.render_memory(r);
+        render_undecodable(r);
         counter(
             r,
             "franzgate_backend_request_timeouts_total",
@@ -503,4 +526,22 @@ fn api_name(slot: usize) -> String {
 /// Label values escape `\`, `"` and newlines.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// `franzgate_undecodable_messages_total{direction,api,version}`: messages a filter asked to decode that did not.
+fn render_undecodable(r: &mut String) {
+    header(
+        r,
+        "franzgate_undecodable_messages_total",
+        "counter",
+        "Messages that did not decode when a filter asked for them, by direction, api and version; forwarded unchanged unless a filter had to rewrite them.",
+    );
+    for ((direction, key, version), count) in franzgate_api::undecodable::counts() {
+        let api = ApiKey::try_from(key).map_or_else(|_| key.to_string(), |k| format!("{k:?}"));
+        let direction = direction.name();
+        let _ = writeln!(
+            r,
+            "franzgate_undecodable_messages_total{{direction=\"{direction}\",api=\"{api}\",version=\"{version}\"}} {count}"
+        );
+    }
 }
