@@ -35,7 +35,10 @@ fn driver() -> Driver {
 fn installed_version() -> String {
     let manifest = tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
     let text = std::fs::read_to_string(&manifest).unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["version"].as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["version"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// One cell of the matrix, appended to target/client-matrix/kafkajs.jsonl when dropped: passed unless the test
@@ -67,7 +70,8 @@ impl Drop for Cell {
             "supported": self.supported,
         });
         let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{FAMILY}.jsonl")))?;
+            let mut file =
+                std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{FAMILY}.jsonl")))?;
             writeln!(file, "{line}")
         });
         if let Err(e) = written {
@@ -116,7 +120,13 @@ async fn kafkajs_produces_idempotently_and_consumes_in_a_group_as_a_passthrough_
     let produced = driver()
         .run(
             "produce",
-            &args(&[("bootstrap", &bootstrap), ("topic", &topic), ("count", "300"), ("acks", "all"), ("idempotent", "true")]),
+            &args(&[
+                ("bootstrap", &bootstrap),
+                ("topic", &topic),
+                ("count", "300"),
+                ("acks", "all"),
+                ("idempotent", "true"),
+            ]),
             Duration::from_secs(60),
         )
         .await;
@@ -138,4 +148,67 @@ async fn kafkajs_produces_idempotently_and_consumes_in_a_group_as_a_passthrough_
     assert_clean("group consume", &consumed);
     assert_eq!(consumed.keys(), keys("key", 300));
     assert_eq!(committed_total(main, &group, &topic), 300, "the group committed every offset on the backend");
+}
+
+const TOKEN_SECRET: &str = "kafkajs-matrix-token-secret";
+const TENANT_ADMIN: (&str, &str) = ("admin", "admin-secret");
+
+/// A SASL_PLAINTEXT gateway before `bootstrap` whose tenants log in with service-account tokens, its virtual
+/// clusters kept in a state topic of its own.
+async fn tenant_gateway(bootstrap: &str) -> TestGateway {
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: {TOKEN_SECRET}\n  \
+         admin_users: [{{username: {}, password: {}, admin: true}}]\n  \
+         virtual_clusters: {{refresh_interval_ms: 300, state_topic: {}}}\n",
+        TENANT_ADMIN.0,
+        TENANT_ADMIN.1,
+        unique("_franzgate_state_kjs")
+    );
+    let yaml = common::secure::gateway_yaml(&keys, &format!("  main:\n    bootstrap.servers: {bootstrap}\n"), "");
+    TestGateway::from_yaml(&yaml).await
+}
+
+/// A token for `user` of virtual cluster `vcluster`, from the gateway's admin API.
+async fn tenant_token(gateway: &TestGateway, vcluster: &str, user: &str) -> String {
+    let path = format!("/admin/vclusters/v1/vcluster/{vcluster}/username/{user}");
+    let body = r#"{"lifeTimeSeconds": 3600}"#.to_string();
+    let (status, answer) =
+        call_with_body(&gateway.admin(), "POST", &path, Some(TENANT_ADMIN), body).await.expect("admin API answers");
+    assert_eq!(status, 200, "{answer}");
+    answer["token"].as_str().expect("token in the answer").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_produces_and_consumes_as_a_virtual_cluster_tenant_over_sasl_plain() {
+    common::init_test_logging();
+    let (main, _) = shared_pair().await;
+    let gateway = tenant_gateway(&main.bootstrap()).await;
+    let (vcluster, topic, group) = (unique("kjsteam"), unique("kjs-users"), unique("kjs-readers"));
+    let token = tenant_token(&gateway, &vcluster, "sa").await;
+    let bootstrap = gateway.bootstrap();
+    common::create_topic_with(common::tenant_config(&bootstrap, "sa", &token), &topic, PARTITIONS).await;
+    let _cell = Cell::new("tenant");
+    let sasl = [("user", "sa"), ("password", token.as_str()), ("mechanism", "PLAIN")];
+    let mut produce_args = args(&[("bootstrap", &bootstrap), ("topic", &topic), ("count", "300"), ("acks", "all")]);
+    produce_args.extend(args(&[("idempotent", "true")]).into_iter().chain(args(&sasl)));
+    let produced = driver().run("produce", &produce_args, Duration::from_secs(60)).await;
+    assert_clean("tenant produce", &produced);
+    assert_eq!(produced.count("produced"), 300);
+
+    let mut consume_args = args(&[("bootstrap", &bootstrap), ("topic", &topic), ("group", &group), ("count", "300")]);
+    consume_args.extend(args(&sasl));
+    let consumed = driver().run("consume", &consume_args, Duration::from_secs(90)).await;
+    assert_clean("tenant consume", &consumed);
+    assert_eq!(consumed.keys(), keys("key", 300));
+
+    // On the backend the topic and the group carry the virtual cluster's prefix.
+    let backend_topic = format!("{vcluster}{topic}");
+    let on_backend = read_all(&main.bootstrap(), &backend_topic);
+    assert_eq!(on_backend.len(), 300, "{backend_topic} holds each record once");
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300));
+    assert_eq!(
+        committed_total(main, &format!("{vcluster}{group}"), &backend_topic),
+        300,
+        "the prefixed group committed"
+    );
 }
