@@ -1,0 +1,312 @@
+//! The client matrix for Apache Kafka's Java client, `kafka-clients` (tests/clients/java/Driver.java, fetched at
+//! the release tests/clients/java/pom.xml pins and compiled by scripts/install-deps.sh): produce with acks=all
+//! and an idempotent producer, consume in a consumer group with commits over the classic protocol and over
+//! KIP-848 (`group.protocol=consumer`), as a passthrough principal and as a virtual-cluster tenant with SASL
+//! PLAIN, and a switch to the failover cluster mid-stream, all through the gateway against Apache Kafka.
+//!
+//! Each test writes its cells (client, version, capability, pass) to target/client-matrix/java.jsonl. All tests
+//! use the binary's shared pair (`main`, `failover`); the passthrough and tenant tests only `main`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::client_matrix::{Driver, Outcome, args, mirrored_pair};
+use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, tools_dir, unique};
+use franzgate::admin::client::call_with_body;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const FAMILY: &str = "java";
+const PARTITIONS: i32 = 3;
+
+fn java_dir() -> PathBuf {
+    tools_dir().join("clients/java")
+}
+
+/// `java` with light JVM flags (fast start-up) on the driver's classes and kafka-clients' jars.
+fn driver() -> Driver {
+    let dir = java_dir();
+    let class = dir.join("classes/Driver.class");
+    assert!(class.exists(), "{} missing: run scripts/install-deps.sh", class.display());
+    let classpath = format!("{}:{}/*", dir.join("classes").display(), dir.join("libs").display());
+    let prefix = [
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xmx256m",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+        "-cp",
+        &classpath,
+        "Driver",
+    ];
+    Driver { name: FAMILY, program: PathBuf::from("java"), prefix: prefix.iter().map(|s| s.to_string()).collect() }
+}
+
+/// The kafka-clients release installed in the tools cache (the jar's name).
+fn installed_version() -> String {
+    let Ok(entries) = std::fs::read_dir(java_dir().join("libs")) else { return String::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find_map(|name| Some(name.strip_prefix("kafka-clients-")?.strip_suffix(".jar")?.to_string()))
+        .unwrap_or_default()
+}
+
+/// One cell of the matrix, appended to target/client-matrix/java.jsonl when dropped: passed unless the test is
+/// panicking.
+struct Cell {
+    capability: &'static str,
+}
+
+impl Cell {
+    fn new(capability: &'static str) -> Self {
+        Self { capability }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
+        let line = serde_json::json!({
+            "client": FAMILY,
+            "version": installed_version(),
+            "capability": self.capability,
+            "pass": !std::thread::panicking(),
+            "supported": true,
+        });
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let path = dir.join(format!("{FAMILY}.jsonl"));
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(file, "{line}")
+        });
+        if let Err(e) = written {
+            eprintln!("could not record the matrix cell {line}: {e}");
+        }
+    }
+}
+
+/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application.
+fn assert_clean(what: &str, outcome: &Outcome) {
+    assert!(
+        outcome.success && outcome.errors().is_empty(),
+        "{what}: result {}\nstderr:\n{}",
+        outcome.result,
+        outcome.stderr
+    );
+    assert_eq!(outcome.result["client"], FAMILY, "{what}: the result names the client");
+    assert_eq!(outcome.result["version"].as_str(), Some(installed_version().as_str()), "{what}: the release run");
+}
+
+/// `key-0` .. `key-(n-1)`.
+fn keys(prefix: &str, n: u64) -> BTreeSet<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// The sum over `topic`'s partitions of the offsets `group` committed on `cluster` (read directly).
+fn committed_total(cluster: &KafkaCluster, group: &str, topic: &str) -> i64 {
+    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        wanted.add_partition(topic, p);
+    }
+    let committed = reader.committed_offsets(wanted, Duration::from_secs(20)).expect("committed offsets");
+    committed.elements().iter().map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 }).sum()
+}
+
+fn consume_args(bootstrap: &str, topic: &str, group: &str, count: &str, protocol: &str) -> Vec<String> {
+    args(&[("bootstrap", bootstrap), ("topic", topic), ("group", group), ("count", count), ("protocol", protocol)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_produces_idempotently_and_consumes_in_a_group_classic_and_kip848_as_a_passthrough_principal() {
+    common::init_test_logging();
+    let (main, _) = shared_pair().await;
+    let gateway = TestGateway::start(&main.bootstrap(), "").await;
+    let topic = unique("java-orders");
+    let (classic_group, kip848_group) = (unique("java-classic"), unique("java-kip848"));
+    create_topic(&gateway.bootstrap(), &topic, PARTITIONS).await;
+    let bootstrap = gateway.bootstrap();
+    let (produce_cell, idempotent_cell) = (Cell::new("produce"), Cell::new("idempotent"));
+    let produced = driver()
+        .run(
+            "produce",
+            &args(&[
+                ("bootstrap", &bootstrap),
+                ("topic", &topic),
+                ("count", "300"),
+                ("acks", "all"),
+                ("idempotent", "true"),
+            ]),
+            Duration::from_secs(90),
+        )
+        .await;
+    assert_clean("idempotent produce", &produced);
+    assert_eq!(produced.count("produced"), 300);
+    let on_backend = read_all(&main.bootstrap(), &topic);
+    assert_eq!(on_backend.len(), 300, "no record written twice");
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300), "every record on the backend");
+    drop((produce_cell, idempotent_cell));
+
+    // The classic protocol and KIP-848's consumer protocol, each in a fresh group of its own, side by side.
+    let (group_cell, kip848_cell) = (Cell::new("consume-group"), Cell::new("kip848"));
+    let java = driver();
+    let classic_args = consume_args(&bootstrap, &topic, &classic_group, "300", "classic");
+    let kip848_args = consume_args(&bootstrap, &topic, &kip848_group, "300", "consumer");
+    let (classic, kip848) = tokio::join!(
+        java.run("consume", &classic_args, Duration::from_secs(100)),
+        java.run("consume", &kip848_args, Duration::from_secs(100)),
+    );
+    assert_clean("classic group consume", &classic);
+    assert_eq!(classic.keys(), keys("key", 300));
+    assert_eq!(committed_total(main, &classic_group, &topic), 300, "the classic group committed every offset");
+    drop(group_cell);
+    assert_clean("KIP-848 group consume", &kip848);
+    assert_eq!(kip848.keys(), keys("key", 300));
+    assert_eq!(committed_total(main, &kip848_group, &topic), 300, "the KIP-848 group committed every offset");
+    drop(kip848_cell);
+}
+
+const TOKEN_SECRET: &str = "java-matrix-token-secret";
+const ADMIN: (&str, &str) = ("admin", "admin-secret");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_produces_and_consumes_as_a_virtual_cluster_tenant_with_sasl_plain() {
+    common::init_test_logging();
+    let _cell = Cell::new("tenant");
+    let (main, _) = shared_pair().await;
+    let keys_yaml = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: {TOKEN_SECRET}\n  \
+         admin_users: [{{username: {}, password: {}, admin: true}}]\n  \
+         virtual_clusters: {{refresh_interval_ms: 300, state_topic: {}}}\n",
+        ADMIN.0,
+        ADMIN.1,
+        unique("_franzgate_state")
+    );
+    let clusters = format!("  main:\n    bootstrap.servers: {}\n", main.bootstrap());
+    let gateway = TestGateway::from_yaml(&common::secure::gateway_yaml(&keys_yaml, &clusters, "")).await;
+    let team = unique("teamJava");
+    let path = format!("/admin/vclusters/v1/vcluster/{team}/username/sj");
+    let (status, body) =
+        call_with_body(&gateway.admin(), "POST", &path, Some(ADMIN), r#"{"lifeTimeSeconds": 600}"#.to_string())
+            .await
+            .expect("admin API");
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token in the answer").to_string();
+
+    let bootstrap = gateway.bootstrap();
+    common::create_topic_with(common::tenant_config(&bootstrap, "sj", &token), "orders", PARTITIONS).await;
+    let sasl = [("user", "sj"), ("password", token.as_str()), ("mechanism", "PLAIN")];
+    let mut produce_args = args(&[
+        ("bootstrap", &bootstrap),
+        ("topic", "orders"),
+        ("count", "200"),
+        ("acks", "all"),
+        ("idempotent", "true"),
+    ]);
+    produce_args.extend(args(&sasl));
+    let produced = driver().run("produce", &produce_args, Duration::from_secs(90)).await;
+    assert_clean("tenant produce", &produced);
+    assert_eq!(produced.count("produced"), 200);
+
+    let mut consume = consume_args(&bootstrap, "orders", "readers", "200", "classic");
+    consume.extend(args(&sasl));
+    let consumed = driver().run("consume", &consume, Duration::from_secs(90)).await;
+    assert_clean("tenant consume", &consumed);
+    assert_eq!(consumed.keys(), keys("key", 200));
+
+    // On the backend the topic and the group carry the tenant's prefix.
+    let backend_topic = format!("{team}orders");
+    let on_backend = read_all(&main.bootstrap(), &backend_topic);
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 200), "{backend_topic} holds them");
+    assert_eq!(committed_total(main, &format!("{team}readers"), &backend_topic), 200, "the prefixed group committed");
+}
+
+/// The number of partitions of `topic` on `cluster`, read directly (0 while it does not exist).
+fn partitions_on(cluster: &KafkaCluster, topic: &str) -> usize {
+    let consumer: BaseConsumer = cluster.client_config().create().expect("metadata client");
+    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else { return 0 };
+    md.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len())
+}
+
+/// Waits until MirrorMaker 2 has created `topic` on the failover: a producer switched there needs it.
+async fn wait_for_mirrored_topic(failover: &'static KafkaCluster, topic: &str) {
+    let topic = Arc::new(topic.to_string());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let t = topic.clone();
+        let found = tokio::task::spawn_blocking(move || partitions_on(failover, &t)).await.expect("check thread");
+        if found == PARTITIONS as usize {
+            return;
+        }
+        assert!(Instant::now() < deadline, "MirrorMaker did not create {topic} on the failover within 90 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_producer_and_group_consumer_carry_on_across_a_switch_to_the_failover() {
+    common::init_test_logging();
+    let _cell = Cell::new("switch");
+    let (main, failover) = mirrored_pair().await;
+    let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
+    let bootstrap = gateway.bootstrap();
+    let (topic, group) = (unique("java-switch"), unique("java-switch-app"));
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    wait_for_mirrored_topic(failover, &topic).await;
+
+    let java = driver();
+    // Not idempotent: an idempotent producer across a switch is issue 17 (the failover does not know its id).
+    let mut producer = java.start(
+        "produce",
+        &args(&[
+            ("bootstrap", &bootstrap),
+            ("topic", &topic),
+            ("count", "1000"),
+            ("acks", "all"),
+            ("idempotent", "false"),
+            ("rate", "100"),
+        ]),
+    );
+    let consume = args(&[
+        ("bootstrap", &bootstrap),
+        ("topic", &topic),
+        ("group", &group),
+        ("count", "1000"),
+        ("timeout_ms", "80000"),
+    ]);
+    let mut consumer = java.start("consume", &consume);
+    producer.await_progress("acked", 300, Duration::from_secs(60)).await;
+    consumer.await_progress("consumed", 200, Duration::from_secs(60)).await;
+    gateway.switch_to("failover").await;
+
+    let produced = producer.finish(Duration::from_secs(100)).await;
+    assert_clean("producer across the switch", &produced);
+    assert_eq!(produced.count("produced"), 1000);
+    // Every acknowledged record is on one of the clusters: written to main before the switch (MirrorMaker may
+    // not have copied all of it yet), or to the failover after.
+    let on_main: BTreeSet<String> = read_all(&main.bootstrap(), &topic).into_iter().collect();
+    let on_failover: BTreeSet<String> = read_all(&failover.bootstrap(), &topic).into_iter().collect();
+    let everywhere: BTreeSet<String> = on_main.union(&on_failover).cloned().collect();
+    let missing: Vec<_> = keys("key", 1000).difference(&everywhere).cloned().collect();
+    assert!(missing.is_empty(), "acknowledged but on neither cluster: {missing:?}");
+    let after_switch: BTreeSet<String> = on_failover.difference(&on_main).cloned().collect();
+    assert!(!after_switch.is_empty(), "records were written to the failover after the switch");
+    assert!(on_main.len() < 1000, "not everything went to main: {} records there", on_main.len());
+
+    // The consumer, started on main, resumes on the failover and reads what was written there.
+    let consumed = consumer.finish(Duration::from_secs(100)).await;
+    let seen = consumed.keys();
+    let unseen: Vec<_> = after_switch.difference(&seen).collect();
+    assert!(
+        unseen.is_empty(),
+        "the consumer missed {} keys written to the failover: {unseen:?}\nresult {}\nstderr:\n{}",
+        unseen.len(),
+        consumed.result,
+        consumed.stderr
+    );
+    assert_eq!(seen, keys("key", 1000), "the consumer saw every key");
+    eprintln!("consumer errors across the switch: {:?}", consumed.errors());
+}
