@@ -1,0 +1,260 @@
+"""Client-matrix driver for the Python clients: confluent-kafka (librdkafka inside) and kafka-python (pure Python).
+
+Implements the driver contract of tests/common/client_matrix.rs:
+    driver.py produce client=C bootstrap=B topic=T count=N [idempotent=true] [acks=all] [rate=R] [key_prefix=K]
+    driver.py consume client=C bootstrap=B topic=T group=G count=N [protocol=classic|consumer] [timeout_ms=M]
+plus the SASL keys `user=U password=P mechanism=PLAIN|SCRAM-SHA-256` on both. `client=confluent-kafka|kafka-python`
+selects the library. Keys only this driver knows:
+    api_version=3.0   kafka-python: the broker version to assume instead of asking (3.0 pins Fetch v12 and
+                      FindCoordinator v4, the versions of issue 18's two kafka-python failures)
+    assign=true       consume: assign every partition of the topic instead of joining group G (no commits)
+
+JSON lines on stdout, the last one the result; exit 0 when the command did what it was asked. Errors that reach
+the application (delivery reports, exceptions, consumer error events) are listed in the result's `errors`.
+kafka-python 3.x has no KIP-848 consumer: `protocol=consumer` is refused with exit code 2.
+"""
+import json
+import sys
+import time
+
+USAGE_EXIT = 2
+COMMON_KEYS = {"client", "bootstrap", "topic", "count", "user", "password", "mechanism", "api_version"}
+PRODUCE_KEYS = COMMON_KEYS | {"idempotent", "acks", "rate", "key_prefix"}
+CONSUME_KEYS = COMMON_KEYS | {"group", "protocol", "timeout_ms", "assign"}
+
+
+def emit(value):
+    print(json.dumps(value), flush=True)
+
+
+def fail(message):
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(USAGE_EXIT)
+
+
+def parse(argv):
+    if len(argv) < 2 or argv[1] not in ("produce", "consume"):
+        fail("usage: driver.py produce|consume key=value ...")
+    command, allowed = argv[1], PRODUCE_KEYS if argv[1] == "produce" else CONSUME_KEYS
+    options = {}
+    for arg in argv[2:]:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            fail(f"unknown or malformed argument for {command}: {arg!r} (allowed: {sorted(allowed)})")
+        options[key] = value
+    for key in ("client", "bootstrap", "topic", "count") + (("group",) if command == "consume" else ()):
+        if key not in options and not (key == "group" and options.get("assign") == "true"):
+            fail(f"{command} needs {key}=")
+    if options["client"] not in ("confluent-kafka", "kafka-python"):
+        fail(f"client must be confluent-kafka or kafka-python, not {options['client']!r}")
+    if options.get("protocol", "classic") not in ("classic", "consumer"):
+        fail(f"protocol must be classic or consumer, not {options['protocol']!r}")
+    if options.get("mechanism", "PLAIN") not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        fail(f"unsupported mechanism {options['mechanism']!r}")
+    return command, options
+
+
+class Pacer:
+    """At most `rate` records per second (no limit without a rate), measured from the start."""
+
+    def __init__(self, rate):
+        self.rate, self.start, self.sent = rate, time.monotonic(), 0
+
+    def wait(self):
+        if self.rate:
+            due = self.start + self.sent / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        self.sent += 1
+
+
+class Progress:
+    """Counts acknowledgements (or records) and prints `{key: n}` at every hundred."""
+
+    def __init__(self, key):
+        self.key, self.n = key, 0
+
+    def add(self, n=1):
+        for _ in range(n):
+            self.n += 1
+            if self.n % 100 == 0:
+                emit({self.key: self.n})
+
+
+# === confluent-kafka ===
+
+def confluent_config(o):
+    from confluent_kafka import KafkaError
+
+    errors = []
+
+    def on_error(err):
+        # librdkafka reports transient states here too (a connection the gateway closed on a switch, all brokers
+        # down for a moment) and recovers by itself; only a fatal error reaches the application.
+        if err.fatal() or err.code() == KafkaError._AUTHENTICATION:
+            errors.append(f"client error: {err}")
+
+    config = {"bootstrap.servers": o["bootstrap"], "error_cb": on_error}
+    if "user" in o:
+        config.update({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": o.get("mechanism", "PLAIN"),
+                       "sasl.username": o["user"], "sasl.password": o.get("password", "")})
+    return config, errors
+
+
+def confluent_produce(o):
+    import confluent_kafka
+    config, errors = confluent_config(o)
+    config.update({"acks": o.get("acks", "all"), "enable.idempotence": o.get("idempotent", "false") == "true",
+                   "linger.ms": 5})
+    producer = confluent_kafka.Producer(config)
+    acked = Progress("acked")
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(f"delivery of {msg.key().decode()}: {err}")
+        else:
+            acked.add()
+
+    pacer, prefix = Pacer(float(o.get("rate", 0))), o.get("key_prefix", "k")
+    for i in range(int(o["count"])):
+        pacer.wait()
+        key = f"{prefix}-{i}".encode()
+        while True:
+            try:
+                producer.produce(o["topic"], key=key, value=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    remaining = producer.flush(120)
+    if remaining:
+        errors.append(f"{remaining} records not acknowledged within 120 s")
+    return {"client": "confluent-kafka", "version": confluent_kafka.version()[0], "produced": acked.n, "errors": errors}
+
+
+def confluent_consume(o):
+    import confluent_kafka
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+    config, errors = confluent_config(o)
+    config.update({"group.id": o.get("group", "unused"), "auto.offset.reset": "earliest",
+                   "enable.auto.commit": False, "group.protocol": o.get("protocol", "classic")})
+    consumer = confluent_kafka.Consumer(config)
+    if o.get("assign") == "true":
+        metadata = consumer.list_topics(o["topic"], timeout=30)
+        partitions = metadata.topics[o["topic"]].partitions
+        consumer.assign([TopicPartition(o["topic"], p, confluent_kafka.OFFSET_BEGINNING) for p in partitions])
+    else:
+        consumer.subscribe([o["topic"]])
+    keys, seen = set(), Progress("consumed")
+    deadline = time.monotonic() + int(o.get("timeout_ms", 60000)) / 1000
+    want = int(o["count"])
+    while len(keys) < want and time.monotonic() < deadline:
+        batch = consumer.consume(num_messages=500, timeout=0.5)
+        fresh = 0
+        for msg in batch:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    errors.append(f"consume: {msg.error()}")
+                continue
+            keys.add(msg.key().decode())
+            fresh += 1
+        seen.add(fresh)
+        if fresh and o.get("assign") != "true":
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as e:
+                errors.append(f"commit: {e}")
+    consumer.close()
+    return {"client": "confluent-kafka", "version": confluent_kafka.version()[0], "consumed": len(keys),
+            "keys": sorted(keys), "errors": errors}
+
+
+# === kafka-python ===
+
+def kafka_python_config(o):
+    config = {"bootstrap_servers": o["bootstrap"]}
+    if "api_version" in o:
+        config["api_version"] = tuple(int(part) for part in o["api_version"].split("."))
+    if "user" in o:
+        config.update({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": o.get("mechanism", "PLAIN"),
+                       "sasl_plain_username": o["user"], "sasl_plain_password": o.get("password", "")})
+    return config
+
+
+def kafka_python_produce(o):
+    import kafka
+    from kafka import KafkaProducer
+    config = kafka_python_config(o)
+    acks = o.get("acks", "all")
+    config.update({"acks": acks if acks == "all" else int(acks), "linger_ms": 5,
+                   "enable_idempotence": o.get("idempotent", "false") == "true"})
+    errors, acked = [], Progress("acked")
+    try:
+        producer = KafkaProducer(**config)
+        pacer, prefix = Pacer(float(o.get("rate", 0))), o.get("key_prefix", "k")
+        for i in range(int(o["count"])):
+            pacer.wait()
+            key = f"{prefix}-{i}".encode()
+            future = producer.send(o["topic"], key=key, value=key)
+            future.add_callback(lambda _metadata: acked.add())
+            future.add_errback(lambda e, key=key: errors.append(f"delivery of {key.decode()}: {e!r}"))
+        producer.flush(timeout=120)
+        producer.close(timeout=30)
+    except Exception as e:  # every failure the library raises reaches the application: report it
+        errors.append(f"{type(e).__name__}: {e}")
+    return {"client": "kafka-python", "version": kafka.__version__, "produced": acked.n, "errors": errors}
+
+
+def kafka_python_consume(o):
+    import kafka
+    from kafka import KafkaConsumer, TopicPartition
+    if o.get("protocol", "classic") == "consumer":
+        fail("kafka-python 3.x has no KIP-848 consumer (group.protocol=consumer)")
+    config = kafka_python_config(o)
+    config.update({"auto_offset_reset": "earliest", "enable_auto_commit": False})
+    errors, keys, seen = [], set(), Progress("consumed")
+    want = int(o["count"])
+    assign = o.get("assign") == "true"
+    try:
+        if assign:
+            consumer = KafkaConsumer(**config)
+            partitions = consumer.partitions_for_topic(o["topic"]) or set()
+            consumer.assign([TopicPartition(o["topic"], p) for p in partitions])
+            consumer.seek_to_beginning()
+        else:
+            consumer = KafkaConsumer(o["topic"], group_id=o["group"], **config)
+        deadline = time.monotonic() + int(o.get("timeout_ms", 60000)) / 1000
+        while len(keys) < want and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=500)
+            fresh = [r.key.decode() for records in batch.values() for r in records]
+            keys.update(fresh)
+            seen.add(len(fresh))
+            if fresh and not assign:
+                try:
+                    consumer.commit()
+                except Exception as e:
+                    errors.append(f"commit: {type(e).__name__}: {e}")
+        consumer.close()
+    except Exception as e:
+        errors.append(f"{type(e).__name__}: {e}")
+    return {"client": "kafka-python", "version": kafka.__version__, "consumed": len(keys), "keys": sorted(keys),
+            "errors": errors}
+
+
+def main():
+    command, options = parse(sys.argv)
+    handlers = {
+        ("produce", "confluent-kafka"): confluent_produce,
+        ("consume", "confluent-kafka"): confluent_consume,
+        ("produce", "kafka-python"): kafka_python_produce,
+        ("consume", "kafka-python"): kafka_python_consume,
+    }
+    result = handlers[(command, options["client"])](options)
+    emit(result)
+    done = result.get("produced", result.get("consumed", 0)) >= int(options["count"])
+    sys.exit(0 if done and not result["errors"] else 1)
+
+
+if __name__ == "__main__":
+    main()
