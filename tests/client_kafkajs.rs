@@ -212,3 +212,95 @@ async fn kafkajs_produces_and_consumes_as_a_virtual_cluster_tenant_over_sasl_pla
         "the prefixed group committed"
     );
 }
+
+/// The number of partitions of `topic` on `cluster`, read directly (0 while it does not exist).
+fn partitions_on(cluster: &KafkaCluster, topic: &str) -> usize {
+    let consumer: BaseConsumer = cluster.client_config().create().expect("metadata client");
+    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else { return 0 };
+    md.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len())
+}
+
+/// Waits until MirrorMaker 2 has created `topic` on `failover` (a producer switched there before would
+/// auto-create a topic of its own shape).
+async fn wait_for_mirrored_topic(failover: &'static KafkaCluster, topic: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let t = topic.to_string();
+        let found = tokio::task::spawn_blocking(move || partitions_on(failover, &t)).await.expect("check thread");
+        if found == PARTITIONS as usize {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "MirrorMaker did not create {topic} on the failover in 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every record value of `topic` on `cluster`, read directly (on a blocking thread).
+async fn values_on(cluster: &'static KafkaCluster, topic: &str) -> Vec<String> {
+    let t = topic.to_string();
+    tokio::task::spawn_blocking(move || read_all(&cluster.bootstrap(), &t)).await.expect("reader thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_producer_and_consumer_group_carry_on_across_a_switch_to_the_failover_cluster() {
+    common::init_test_logging();
+    const RECORDS: u64 = 1000;
+    let (main, failover) = mirrored_pair().await;
+    let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
+    let (topic, group) = (unique("kjs-switch"), unique("kjs-switch-app"));
+    let bootstrap = gateway.bootstrap();
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    wait_for_mirrored_topic(failover, &topic).await;
+    let _cell = Cell::new("switch");
+
+    let count = RECORDS.to_string();
+    let consume_args = args(&[
+        ("bootstrap", &bootstrap),
+        ("topic", &topic),
+        ("group", &group),
+        ("count", &count),
+        ("timeout_ms", "100000"),
+    ]);
+    let mut consumer = driver().start("consume", &consume_args);
+    // Idempotent producers across a switch are issue 17 (the failover cluster does not know the producer id).
+    let produce_args = args(&[
+        ("bootstrap", &bootstrap),
+        ("topic", &topic),
+        ("count", &count),
+        ("acks", "all"),
+        ("idempotent", "false"),
+        ("rate", "100"),
+        ("key_prefix", "sw"),
+    ]);
+    let mut producer = driver().start("produce", &produce_args);
+    producer.await_progress("acked", 300, Duration::from_secs(60)).await;
+    consumer.await_progress("consumed", 100, Duration::from_secs(60)).await;
+    gateway.switch_to("failover").await;
+
+    let produced = producer.finish(Duration::from_secs(90)).await;
+    assert_clean("producer across the switch", &produced);
+    assert_eq!(produced.count("produced"), RECORDS);
+    // Every acknowledged record is on main (MirrorMaker copies it to the failover) or on the failover.
+    let (on_main, on_failover) = (values_on(main, &topic).await, values_on(failover, &topic).await);
+    let stored: BTreeSet<String> = on_main.iter().chain(&on_failover).cloned().collect();
+    let expected = keys("sw", RECORDS);
+    let missing: Vec<_> = expected.difference(&stored).collect();
+    assert!(missing.is_empty(), "acknowledged but on neither cluster: {missing:?}");
+    let last = format!("sw-{}", RECORDS - 1);
+    assert!(on_failover.contains(&last) && !on_main.contains(&last), "records after the switch went to the failover");
+
+    let consumed = consumer.finish(Duration::from_secs(120)).await;
+    assert_clean("consumer group across the switch", &consumed);
+    let seen = consumed.keys();
+    let unseen: Vec<_> = expected.difference(&seen).collect();
+    assert!(unseen.is_empty(), "the group did not resume on the failover: never saw {unseen:?}");
+    eprintln!(
+        "kafkajs across the switch: {} records on main, {} on the failover; the consumer read {} records for {} keys, \
+         recovered from {:?}",
+        on_main.len(),
+        on_failover.len(),
+        consumed.count("records"),
+        seen.len(),
+        consumed.result["recovered"]
+    );
+}
