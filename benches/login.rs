@@ -13,7 +13,7 @@
 //! 2. the SaslAuthenticate response time of a known user's wrong password and of an unknown user, alternated
 //!    one by one on a quiet gateway: median, p10–p90 and mean ± stdev, and the difference of the medians;
 //! 3. the round trip of a pre-authentication ApiVersions on a fresh connection, idle and during a flood of
-//!    failed logins from `LOGIN_CLIENTS` clients (the async workers' responsiveness), and the gateway's thread
+//!    failed logins (a known user's wrong passwords) from `LOGIN_CLIENTS` clients (the async workers' responsiveness), and the gateway's thread
 //!    count after the flood (the hashing pool is bounded).
 //!
 //! `authentication.failure_delay_ms` is 0 here so the numbers show the check itself (the default 100 ms delay
@@ -269,8 +269,9 @@ fn main() {
         .map(|_| {
             let (flooding, port) = (flooding.clone(), gateway.port);
             std::thread::spawn(move || {
+                // A known user's wrong password: the login an older gateway hashed on its async workers.
                 while flooding.load(Ordering::Relaxed) {
-                    login(port, "mallory", "wrong");
+                    login(port, "carol", "wrong");
                 }
             })
         })
