@@ -8,10 +8,13 @@ selects the library. Keys only this driver knows:
     api_version=3.0   kafka-python: the broker version to assume instead of asking (3.0 pins Fetch v12 and
                       FindCoordinator v4, the versions of issue 18's two kafka-python failures)
     assign=true       consume: assign every partition of the topic instead of joining group G (no commits)
+and one command beyond the contract, to check which protocol a group used (confluent-kafka only):
+    driver.py group-type client=confluent-kafka bootstrap=B group=G   ->  {"group": G, "type": "CONSUMER"|"CLASSIC"|...}
 
 JSON lines on stdout, the last one the result; exit 0 when the command did what it was asked. Errors that reach
 the application (delivery reports, exceptions, consumer error events) are listed in the result's `errors`.
-kafka-python 3.x has no KIP-848 consumer: `protocol=consumer` is refused with exit code 2.
+kafka-python 3.x has no KIP-848 consumer: `protocol=consumer` is refused with exit code 2 (the result's error
+starts with `unsupported:`).
 """
 import json
 import sys
@@ -21,6 +24,8 @@ USAGE_EXIT = 2
 COMMON_KEYS = {"client", "bootstrap", "topic", "count", "user", "password", "mechanism", "api_version"}
 PRODUCE_KEYS = COMMON_KEYS | {"idempotent", "acks", "rate", "key_prefix"}
 CONSUME_KEYS = COMMON_KEYS | {"group", "protocol", "timeout_ms", "assign"}
+GROUP_TYPE_KEYS = {"client", "bootstrap", "group"}
+COMMAND_KEYS = {"produce": PRODUCE_KEYS, "consume": CONSUME_KEYS, "group-type": GROUP_TYPE_KEYS}
 
 
 def emit(value):
@@ -33,16 +38,18 @@ def fail(message):
 
 
 def parse(argv):
-    if len(argv) < 2 or argv[1] not in ("produce", "consume"):
-        fail("usage: driver.py produce|consume key=value ...")
-    command, allowed = argv[1], PRODUCE_KEYS if argv[1] == "produce" else CONSUME_KEYS
+    if len(argv) < 2 or argv[1] not in COMMAND_KEYS:
+        fail("usage: driver.py produce|consume|group-type key=value ...")
+    command, allowed = argv[1], COMMAND_KEYS[argv[1]]
     options = {}
     for arg in argv[2:]:
         key, sep, value = arg.partition("=")
         if not sep or key not in allowed:
             fail(f"unknown or malformed argument for {command}: {arg!r} (allowed: {sorted(allowed)})")
         options[key] = value
-    for key in ("client", "bootstrap", "topic", "count") + (("group",) if command == "consume" else ()):
+    required = {"produce": ("client", "bootstrap", "topic", "count"), "consume": ("client", "bootstrap", "topic", "count",
+                "group"), "group-type": ("client", "bootstrap", "group")}[command]
+    for key in required:
         if key not in options and not (key == "group" and options.get("assign") == "true"):
             fail(f"{command} needs {key}=")
     if options["client"] not in ("confluent-kafka", "kafka-python"):
@@ -83,6 +90,18 @@ class Progress:
 
 
 # === confluent-kafka ===
+
+def confluent_version():
+    """The package's release (`version()` was a (string, int) pair in older releases, is a string in newer ones)."""
+    import confluent_kafka
+    version = confluent_kafka.version()
+    return version if isinstance(version, str) else version[0]
+
+
+def confluent_versions():
+    import confluent_kafka
+    return {"client": "confluent-kafka", "version": confluent_version(), "librdkafka": confluent_kafka.libversion()[0]}
+
 
 def confluent_config(o):
     from confluent_kafka import KafkaError
@@ -130,7 +149,7 @@ def confluent_produce(o):
     remaining = producer.flush(120)
     if remaining:
         errors.append(f"{remaining} records not acknowledged within 120 s")
-    return {"client": "confluent-kafka", "version": confluent_kafka.version()[0], "produced": acked.n, "errors": errors}
+    return {**confluent_versions(), "produced": acked.n, "errors": errors}
 
 
 def confluent_consume(o):
@@ -166,8 +185,18 @@ def confluent_consume(o):
             except KafkaException as e:
                 errors.append(f"commit: {e}")
     consumer.close()
-    return {"client": "confluent-kafka", "version": confluent_kafka.version()[0], "consumed": len(keys),
-            "keys": sorted(keys), "errors": errors}
+    return {**confluent_versions(), "consumed": len(keys), "keys": sorted(keys), "errors": errors}
+
+
+def confluent_group_type(o):
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": o["bootstrap"]})
+    listed = admin.list_consumer_groups(request_timeout=30).result()
+    types = {g.group_id: getattr(g.type, "name", str(g.type)) for g in listed.valid}
+    errors = [str(e) for e in listed.errors]
+    if o["group"] not in types:
+        errors.append(f"group {o['group']} not listed")
+    return {**confluent_versions(), "group": o["group"], "type": types.get(o["group"]), "errors": errors}
 
 
 # === kafka-python ===
@@ -210,10 +239,12 @@ def kafka_python_consume(o):
     import kafka
     from kafka import KafkaConsumer, TopicPartition
     if o.get("protocol", "classic") == "consumer":
-        fail("kafka-python 3.x has no KIP-848 consumer (group.protocol=consumer)")
+        reason = f"unsupported: kafka-python {kafka.__version__} has no KIP-848 consumer (group.protocol=consumer)"
+        emit({"client": "kafka-python", "version": kafka.__version__, "consumed": 0, "keys": [], "errors": [reason]})
+        fail(reason)
     config = kafka_python_config(o)
     config.update({"auto_offset_reset": "earliest", "enable_auto_commit": False})
-    errors, keys, seen = [], set(), Progress("consumed")
+    errors, keys, seen, versions = [], set(), Progress("consumed"), {}
     want = int(o["count"])
     assign = o.get("assign") == "true"
     try:
@@ -235,11 +266,26 @@ def kafka_python_consume(o):
                     consumer.commit()
                 except Exception as e:
                     errors.append(f"commit: {type(e).__name__}: {e}")
+        versions = kafka_python_versions_used(consumer)
         consumer.close()
     except Exception as e:
         errors.append(f"{type(e).__name__}: {e}")
     return {"client": "kafka-python", "version": kafka.__version__, "consumed": len(keys), "keys": sorted(keys),
-            "errors": errors}
+            "errors": errors, "api_versions": versions}
+
+
+def kafka_python_versions_used(consumer):
+    """The Fetch and FindCoordinator versions the consumer used, from its client's negotiated table (a private
+    attribute, so best effort: empty when the library changed). kafka-python 3.0's fetcher asks for Fetch v12 at
+    most (its `max_version = 12`), whatever the broker offers."""
+    try:
+        from kafka.protocol.consumer import FetchRequest
+        from kafka.protocol.metadata import FindCoordinatorRequest
+        client = consumer._client
+        return {"Fetch": client.api_version(FetchRequest, max_version=12),
+                "FindCoordinator": client.api_version(FindCoordinatorRequest, max_version=float("inf"))}
+    except Exception:
+        return {}
 
 
 def main():
@@ -249,10 +295,14 @@ def main():
         ("consume", "confluent-kafka"): confluent_consume,
         ("produce", "kafka-python"): kafka_python_produce,
         ("consume", "kafka-python"): kafka_python_consume,
+        ("group-type", "confluent-kafka"): confluent_group_type,
     }
-    result = handlers[(command, options["client"])](options)
+    handler = handlers.get((command, options["client"]))
+    if handler is None:
+        fail(f"{command} is not implemented for {options['client']}")
+    result = handler(options)
     emit(result)
-    done = result.get("produced", result.get("consumed", 0)) >= int(options["count"])
+    done = command == "group-type" or result.get("produced", result.get("consumed", 0)) >= int(options["count"])
     sys.exit(0 if done and not result["errors"] else 1)
 
 

@@ -35,6 +35,9 @@ pub fn record_cell(driver: &Driver, outcome: Option<&Outcome>, capability: &str,
     let version = outcome.and_then(|o| o.result["version"].as_str()).unwrap_or("unknown");
     let mut line =
         serde_json::json!({"client": driver.name, "version": version, "capability": capability, "pass": pass});
+    if outcome.is_some_and(|o| o.errors().iter().any(|e| e.starts_with("unsupported:"))) {
+        line["supported"] = false.into();
+    }
     if let Some(lib) = outcome.and_then(|o| o.result["librdkafka"].as_str()) {
         line["librdkafka"] = lib.into();
     }
@@ -111,17 +114,33 @@ pub async fn produce_idempotent_and_consume_in_groups(driver: &Driver, protocols
                 RUN_LIMIT,
             )
             .await;
-        let ok = clean(&consumed, "consumed", RECORDS) && consumed.keys() == expected_keys("k", RECORDS);
+        // Which protocol the group really used, asked of the backend directly.
+        let group_type = group_type_on(&broker.bootstrap(), &group).await;
+        let wanted_type = if *protocol == "consumer" { "CONSUMER" } else { "CLASSIC" };
+        let ok = clean(&consumed, "consumed", RECORDS)
+            && consumed.keys() == expected_keys("k", RECORDS)
+            && group_type == wanted_type;
         let capability = if *protocol == "consumer" { "kip848" } else { "consume-group" };
         record_cell(driver, Some(&consumed), capability, ok);
         assert!(
             ok,
-            "consume ({protocol}): {:?} errors {:?}\nstderr:\n{}",
+            "consume ({protocol}): {:?} keys, group type {group_type} (wanted {wanted_type}), errors {:?}\nstderr:\n{}",
             consumed.count("consumed"),
             consumed.errors(),
             consumed.stderr
         );
     }
+}
+
+/// The type (`CLASSIC`, `CONSUMER`) of consumer group `group` on the cluster at `bootstrap`, from the
+/// confluent-kafka driver's `group-type` command (an admin client's ListGroups, which names each group's type).
+pub async fn group_type_on(bootstrap: &str, group: &str) -> String {
+    let checker = driver("confluent-kafka");
+    let outcome = checker
+        .run("group-type", &client_args(&checker, &[("bootstrap", bootstrap), ("group", group)]), RUN_LIMIT)
+        .await;
+    assert!(outcome.success, "group-type {group}: {:?}\nstderr:\n{}", outcome.result, outcome.stderr);
+    outcome.result["type"].as_str().unwrap_or_default().to_string()
 }
 
 // === tenants ===
@@ -321,4 +340,49 @@ pub async fn switch_mid_stream(driver: &Driver) {
         consumed.errors(),
         consumed.stderr
     );
+}
+
+/// A client that has no KIP-848 consumer refuses `protocol=consumer` as unsupported (exit 2), and the matrix
+/// says so: cell `kip848` with `pass: false, supported: false`.
+pub async fn kip848_is_reported_unsupported(driver: &Driver) {
+    let pairs =
+        [("bootstrap", "127.0.0.1:9"), ("topic", "t"), ("group", "g"), ("count", "1"), ("protocol", "consumer")];
+    let refused = driver.run("consume", &client_args(driver, &pairs), RUN_LIMIT).await;
+    let unsupported = !refused.success && refused.errors().iter().any(|e| e.starts_with("unsupported:"));
+    assert!(unsupported, "{:?}\nstderr:\n{}", refused.result, refused.stderr);
+    record_cell(driver, Some(&refused), "kip848", false);
+}
+
+// === issue 18: kafka-python 3.x at the protocol versions that once failed ===
+
+/// kafka-python pinned to broker version 3.0 (`api_version=3.0`: FindCoordinator v4 and Fetch v12, the versions
+/// of issue 18's two kafka-python 3.x failures) through `target`: a group consumer (FindCoordinator v4 — every
+/// one once closed the connection: `cannot encode ... FindCoordinatorResponse`) and a consumer with assigned
+/// partitions (Fetch v12 — once closed on every response against tansu: `Tag 0 is not valid for version 12`)
+/// both read every record, and the versions they used are the pinned ones.
+pub async fn kafka_python_consumes_at_find_coordinator_v4_and_fetch_v12(driver: &Driver, target: &Target) {
+    let topic = unique("pinned");
+    crate::common::create_topic_with(target.client_config(), &topic, 3).await;
+    let produced = driver
+        .run("produce", &target.args(driver, &[("topic", &topic), ("count", "100"), ("key_prefix", "p")]), RUN_LIMIT)
+        .await;
+    assert!(clean(&produced, "produced", 100), "produce: {:?}\nstderr:\n{}", produced.result, produced.stderr);
+    let group = unique("pinned-group");
+    let runs = [
+        ("group", vec![("topic", topic.as_str()), ("group", group.as_str())]),
+        ("assigned partitions", vec![("topic", topic.as_str()), ("assign", "true")]),
+    ];
+    for (how, mut pairs) in runs {
+        pairs.extend([("count", "100"), ("api_version", "3.0"), ("timeout_ms", "45000")]);
+        let consumed = driver.run("consume", &target.args(driver, &pairs), RUN_LIMIT).await;
+        assert!(
+            clean(&consumed, "consumed", 100) && consumed.keys() == expected_keys("p", 100),
+            "consume ({how}) at api_version 3.0: {} keys, errors {:?}\nstderr:\n{}",
+            consumed.count("consumed"),
+            consumed.errors(),
+            consumed.stderr
+        );
+        let used = &consumed.result["api_versions"];
+        assert_eq!((used["Fetch"].as_i64(), used["FindCoordinator"].as_i64()), (Some(12), Some(4)), "{how}: {used}");
+    }
 }
