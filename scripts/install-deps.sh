@@ -45,6 +45,23 @@ else
   [[ "$(kafka_python_version)" == "$KAFKA_PYTHON_SERIES"* ]] || { log "kafka-python 3.x did not install"; exit 1; }
 fi
 
+# --- client matrix: confluent-kafka (Python, librdkafka inside) --- the release tests/client_confluent_kafka.rs
+# was last run with (the latest on PyPI then; raise it to the newest release, major unpinned), into the same venv
+# as kafka-python; the driver is tests/clients/python/driver.py.
+CONFLUENT_KAFKA_VERSION="2.16.1"
+confluent_kafka_version() {
+  "$TOOLS/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("confluent-kafka"))' 2>/dev/null || true
+}
+if [ "$(confluent_kafka_version)" = "$CONFLUENT_KAFKA_VERSION" ]; then
+  log "confluent-kafka $CONFLUENT_KAFKA_VERSION present in $TOOLS/venv"
+else
+  log "installing confluent-kafka $CONFLUENT_KAFKA_VERSION into $TOOLS/venv (found: $(confluent_kafka_version))"
+  "$TOOLS/venv/bin/pip" install -q "confluent-kafka==$CONFLUENT_KAFKA_VERSION" >&2
+  [ "$(confluent_kafka_version)" = "$CONFLUENT_KAFKA_VERSION" ] || { log "confluent-kafka did not install"; exit 1; }
+  log "confluent-kafka $CONFLUENT_KAFKA_VERSION installed (librdkafka $("$TOOLS/venv/bin/python" -c 'import confluent_kafka as c; print(c.libversion()[0])'))"
+fi
+# --- end confluent-kafka ---
+
 # Apache Kafka from Maven Central: every runtime jar of the broker, the tools and MirrorMaker 2 in one folder
 # (scripts/kafka/pom.xml pins the release), plus launchers named like Kafka's own bin/*.sh scripts. The jars are
 # the classpath of every launcher; log4j2.properties keeps them quiet.
