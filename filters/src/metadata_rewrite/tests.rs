@@ -161,3 +161,75 @@ async fn produce_leader_hints_are_rewritten() {
     );
     assert_eq!(r.responses[0].partition_responses[0].current_leader.leader_id, BrokerId(0));
 }
+
+// === captured answers (issue 18: kafka-python 3.x through the gateway) ===
+
+/// Apache Kafka 4.x's FindCoordinator answer for group `g` (coordinator node 1 at 127.0.0.1:19092), captured at
+/// v4 (kafka-python 3.x pinned to broker 3.0) and v6 (the same bytes): one entry in `coordinators`, the v0-3
+/// top-level fields absent.
+const FIND_COORDINATOR_V4_V6: &str = "00000000020267000000010a3132372e302e302e3100004a940000010000";
+
+/// Apache Kafka 4.x's Fetch v12 answer (kafka-python 3.x fetches at v12 at most) for topic `cap`, partition 0,
+/// holding two record batches (`k-0`, `k-1`); no leader hints, no node endpoints.
+const FETCH_V12: &str = "0000000000000000000002046361700200000000000000000000000000020000000000000002000000000000000000\
+ffffffff950100000000000000000000003e000000000256ada96a000000000000000001a23d5c0a55000001a23d5c0a550000000000000000\
+0000000000000000000118000000066b2d30066b2d300000000000000000010000003e0000000002bae1c1d7000000000000000001a23d5c0a78\
+000001a23d5c0a7800000000000000000000000000010000000118000000066b2d31066b2d3100000000";
+
+fn unhex(hex: &str) -> bytes::Bytes {
+    let digits: Vec<u8> = hex.bytes().filter(u8::is_ascii_hexdigit).collect();
+    let byte = |pair: &[u8]| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex digits");
+    digits.chunks(2).map(byte).collect()
+}
+
+/// `body` as a broker's answer at `key`/`version` (flexible header: one empty tagged-fields byte) through the
+/// filter; the frame the client receives (correlation id onwards), or the error that would end the session.
+async fn captured_through_filter(key: ApiKey, version: i16, body: bytes::Bytes) -> Result<Vec<u8>, FilterError> {
+    let session = session();
+    let advertised = Arc::new(AdvertisedAddress::ports("gateway", 6969, 8));
+    let layer = MetadataRewriteLayer::new(advertised, None);
+    let inner = service_fn(move |req: KafkaRequest| {
+        let body = body.clone();
+        async move {
+            let tags = bytes::Bytes::from_static(&[0]);
+            Ok::<_, FilterError>(KafkaResponse::from_wire(req.api_key_raw(), req.api_version(), 42, tags, body))
+        }
+    });
+    let response = layer.layer(inner).oneshot(request(&session, key, version)).await?;
+    let mut frame = bytes::BytesMut::new();
+    response.encode_frame(&mut frame)?;
+    Ok(frame[4..].to_vec())
+}
+
+#[tokio::test]
+async fn captured_find_coordinator_v4_and_v6_answers_reach_the_client_rewritten() {
+    use franzgate_api::kafka_protocol::protocol::Decodable;
+    // Every kafka-python 3.x group consumer was disconnected here once: the v0-3 top-level node id (0 when
+    // absent) was given a virtual id, which does not encode at v4+ ("cannot encode ... FindCoordinatorResponse").
+    for version in [4, 6] {
+        let frame = captured_through_filter(ApiKey::FindCoordinator, version, unhex(FIND_COORDINATOR_V4_V6))
+            .await
+            .unwrap_or_else(|e| panic!("v{version} ends the session: {e}"));
+        let mut body = bytes::Bytes::from(frame).split_off(5); // correlation id, header tagged fields
+        let answer = FindCoordinatorResponse::decode(&mut body, version).expect("the client can decode it");
+        let got: Vec<_> =
+            answer.coordinators.iter().map(|c| (c.key.as_str(), c.node_id.0, c.host.as_str(), c.port)).collect();
+        assert_eq!(got, vec![("g", 0, "gateway", 6969)], "v{version}: the gateway's address, virtual node 0");
+    }
+}
+
+#[tokio::test]
+async fn captured_fetch_v12_answers_reach_the_client_unchanged_even_with_a_tag_v12_does_not_define() {
+    let captured = unhex(FETCH_V12);
+    let frame = captured_through_filter(ApiKey::Fetch, 12, captured.clone()).await.expect("forwarded");
+    assert_eq!(&frame[5..], &captured[..], "no leader hints: the broker's bytes, unchanged");
+    // tansu answered kafka-python's Fetch v12 with top-level tagged field 0 (NodeEndpoints, defined from v16):
+    // the codec refuses it ("Tag 0 is not valid for version 12") and the gateway closed the session on every
+    // fetch. Here: the captured answer with that field (an empty endpoint list) in place of the empty tag buffer.
+    let mut tansu = captured[..captured.len() - 1].to_vec();
+    tansu.extend_from_slice(&[1, 0, 1, 1]); // one tagged field: tag 0, 1 byte, compact array of 0 entries
+    let frame = captured_through_filter(ApiKey::Fetch, 12, tansu.clone().into())
+        .await
+        .unwrap_or_else(|e| panic!("an answer the filter cannot decode ends the session: {e}"));
+    assert_eq!(&frame[5..], &tansu[..], "forwarded as the broker sent it");
+}
