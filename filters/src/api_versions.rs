@@ -3,13 +3,14 @@
 //! A client picks, per api, the highest version both it and the broker support. If the broker is newer than
 //! the gateway's protocol library, a client could pick a version no filter could read or rewrite (a Metadata
 //! response whose broker addresses the gateway cannot replace would leak the backend). So each api the
-//! gateway knows is capped to the versions it decodes; apis it does not know are left as the broker says —
-//! their frames cross the gateway untouched.
+//! gateway knows is capped to the versions it decodes ([`decodable_versions`]); apis it does not know are left
+//! as the broker says — their frames cross the gateway untouched.
 
 use std::task::{Context, Poll};
 
 use franzgate_api::filter::parse_config;
 use franzgate_api::kafka_protocol::messages::{ApiKey, ResponseKind};
+use franzgate_api::kafka_protocol::protocol::VersionRange;
 use franzgate_api::{BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse};
 use serde::Deserialize;
 use tower::{Layer, Service};
@@ -112,10 +113,24 @@ impl Rewrite for CapVersions {
     }
 }
 
+/// Apis whose request message decodes fewer versions than the protocol library's `ApiKey::valid_versions`
+/// lists (kafka-protocol 0.18 lists OffsetCommit and OffsetFetch v10 and InitProducerId v6, whose request
+/// types stop one version lower), with the highest version that decodes. Offered the listed maximum, a client
+/// such as franz-go picks it, and a filter that must rewrite the request (a tenant's prefixes) cannot.
+const REQUEST_DECODES_UP_TO: [(ApiKey, i16); 3] =
+    [(ApiKey::OffsetCommit, 9), (ApiKey::OffsetFetch, 9), (ApiKey::InitProducerId, 5)];
+
+/// The versions of `key` the gateway decodes in both directions.
+pub fn decodable_versions(key: ApiKey) -> VersionRange {
+    let listed = key.valid_versions();
+    let max = REQUEST_DECODES_UP_TO.iter().find(|(k, _)| *k == key).map_or(listed.max, |(_, max)| listed.max.min(*max));
+    VersionRange { min: listed.min, max }
+}
+
 /// `None`: leave as is. `Some(None)`: no version in common, drop it. `Some(Some(range))`: narrow to `range`.
 fn cap(v: &franzgate_api::kafka_protocol::messages::api_versions_response::ApiVersion) -> Option<Option<(i16, i16)>> {
     let key = ApiKey::try_from(v.api_key).ok()?;
-    let ours = key.valid_versions();
+    let ours = decodable_versions(key);
     let (min, max) = (v.min_version.max(ours.min), v.max_version.min(ours.max));
     if (min, max) == (v.min_version, v.max_version) {
         return None;
@@ -146,6 +161,30 @@ mod tests {
         let Ok(ResponseKind::ApiVersions(body)) = response.body() else { panic!("not ApiVersions") };
         let got: Vec<_> = body.api_keys.iter().map(|v| (v.api_key, v.min_version, v.max_version)).collect();
         assert_eq!(got, vec![(3, 0, ours.max), (0, 3, 3), (9999, 0, 7)]);
+    }
+
+    /// A tripwire for the protocol library: every version advertised decodes in both directions (an empty body
+    /// may fail to decode, but never as an unsupported version), and each exception is still needed.
+    #[test]
+    fn every_decodable_version_decodes_and_every_exception_is_needed() {
+        use franzgate_api::kafka_protocol::messages::RequestKind;
+        // `{:#}`: the library wraps the cause in a context line.
+        fn unsupported(e: impl std::fmt::Display) -> bool {
+            format!("{e:#}").contains("version not supported")
+        }
+        for key in ApiKey::iter() {
+            let range = decodable_versions(key);
+            for v in range.min..=range.max {
+                let request = RequestKind::decode(key, &mut bytes::Bytes::new(), v).err().is_some_and(unsupported);
+                let response = ResponseKind::decode(key, &mut bytes::Bytes::new(), v).err().is_some_and(unsupported);
+                assert!(!request && !response, "{key:?} v{v} is advertised but does not decode");
+            }
+        }
+        for (key, max) in REQUEST_DECODES_UP_TO {
+            assert!(key.valid_versions().max > max, "{key:?}: the library caught up; drop the exception");
+            let above = RequestKind::decode(key, &mut bytes::Bytes::new(), max + 1).err().is_some_and(unsupported);
+            assert!(above, "{key:?} v{} decodes now; drop the exception", max + 1);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! ApiVersions before authentication: answered by the gateway, since nothing may reach the backend yet.
 //!
 //! The answer is what the backend last advertised to the gateway's own connections (recorded per cluster),
-//! narrowed to the versions the gateway can decode, plus the SASL apis the gateway itself serves. Before the
+//! narrowed to the versions the gateway can decode (`api_versions::decodable_versions`), plus the SASL apis the gateway itself serves. Before the
 //! gateway has heard from the backend it offers its own ranges; clients pick versions within them and the
 //! backend's real ranges arrive with the first authenticated connection.
 
@@ -44,7 +44,7 @@ pub fn pre_auth_api_versions(request: &mut KafkaRequest) -> Result<KafkaResponse
 pub fn advertised(backend: Option<&[ApiVersionRange]>) -> Vec<ApiVersion> {
     let mut out = Vec::new();
     for key in ApiKey::iter() {
-        let ours = key.valid_versions();
+        let ours = crate::api_versions::decodable_versions(key);
         let range = match (key, backend) {
             (ApiKey::SaslHandshake | ApiKey::SaslAuthenticate, _) | (_, None) => Some((ours.min, ours.max)),
             (_, Some(ranges)) => ranges
