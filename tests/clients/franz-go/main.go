@@ -33,9 +33,10 @@ import (
 
 const clientName = "franz-go"
 
-// Kafka api keys the group-protocol probe counts.
+// Kafka api keys the request probe counts.
 const (
 	apiJoinGroup              = 11
+	apiInitProducerID         = 22
 	apiConsumerGroupHeartbeat = 68
 )
 
@@ -232,8 +233,9 @@ func produce(a args) (bool, error) {
 		// kgo is idempotent unless told otherwise.
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
+	probe := &requestProbe{}
 	// A bound on retries, so a record that can never be delivered reaches the application as an error.
-	opts = append(opts, kgo.RecordDeliveryTimeout(90*time.Second))
+	opts = append(opts, kgo.RecordDeliveryTimeout(90*time.Second), kgo.WithHooks(probe))
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return false, err
@@ -270,24 +272,27 @@ func produce(a args) (bool, error) {
 	errors := errs.list()
 	emit(map[string]any{
 		"client": clientName, "version": clientVersion(), "produced": produced, "errors": errors,
-		"idempotent": idempotent,
+		// kgo asks for a producer id only when it writes idempotently.
+		"idempotent": probe.initProducerIDs.Load() > 0,
 	})
 	return produced == int64(count) && len(errors) == 0, nil
 }
 
 // === consume ===
 
-// groupRequests counts the group-membership requests kgo wrote: JoinGroup (classic) or
-// ConsumerGroupHeartbeat (KIP-848).
-type groupRequests struct {
-	joins, heartbeats848 atomic.Int64
+// requestProbe counts the requests kgo wrote that tell how it works: InitProducerId (an idempotent producer),
+// JoinGroup (a classic group member) or ConsumerGroupHeartbeat (a KIP-848 member).
+type requestProbe struct {
+	initProducerIDs, joins, heartbeats848 atomic.Int64
 }
 
-func (g *groupRequests) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+func (g *requestProbe) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
 	if err != nil {
 		return
 	}
 	switch key {
+	case apiInitProducerID:
+		g.initProducerIDs.Add(1)
 	case apiJoinGroup:
 		g.joins.Add(1)
 	case apiConsumerGroupHeartbeat:
@@ -295,7 +300,7 @@ func (g *groupRequests) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _,
 	}
 }
 
-func (g *groupRequests) protocol() string {
+func (g *requestProbe) protocol() string {
 	switch {
 	case g.heartbeats848.Load() > 0 && g.joins.Load() == 0:
 		return "consumer"
@@ -336,7 +341,7 @@ func consume(a args) (bool, error) {
 	if err := a.rejectUnknown(); err != nil {
 		return false, err
 	}
-	probe := &groupRequests{}
+	probe := &requestProbe{}
 	opts = append(opts,
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),

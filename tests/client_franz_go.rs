@@ -1,0 +1,311 @@
+//! The client matrix for franz-go (Go; the kgo driver in tests/clients/franz-go, built by scripts/install-deps.sh
+//! at the release its go.mod pins): produce with acks=all and an idempotent producer, consume in a consumer group
+//! with commits (classic, and KIP-848 `group.protocol=consumer` through kgo's ServerSideBalancer), as a
+//! passthrough principal and as a virtual-cluster tenant with SASL PLAIN, and a switch to the failover cluster
+//! mid-stream, all through the gateway against Apache Kafka.
+//!
+//! Each test writes its cells (client, version, capability, pass) to target/client-matrix/franz-go.jsonl. The
+//! switch test uses the binary's mirrored pair (`main`, `failover`); the others the single-node shared cluster,
+//! which starts in seconds on a busy machine.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::client_matrix::{Driver, Outcome, args, mirrored_pair};
+use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_cluster, tools_dir, unique};
+use franzgate::admin::client::call_with_body;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const FAMILY: &str = "franz-go";
+const PARTITIONS: i32 = 3;
+
+fn driver_path() -> PathBuf {
+    tools_dir().join("clients/franz-go/driver")
+}
+
+fn driver() -> Driver {
+    let program = driver_path();
+    assert!(program.exists(), "{} missing: run scripts/install-deps.sh", program.display());
+    Driver { name: FAMILY, program, prefix: Vec::new() }
+}
+
+/// The franz-go release the driver was built with (its go.mod's pin, as the install step read it).
+fn installed_version() -> String {
+    let go_mod = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/franz-go/go.mod");
+    std::fs::read_to_string(go_mod)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("require github.com/twmb/franz-go v").map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// One cell of the matrix, appended to target/client-matrix/franz-go.jsonl when dropped: passed unless the test
+/// is panicking.
+struct Cell {
+    capability: &'static str,
+}
+
+impl Cell {
+    fn new(capability: &'static str) -> Self {
+        Self { capability }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
+        let line = serde_json::json!({
+            "client": FAMILY,
+            "version": installed_version(),
+            "capability": self.capability,
+            "pass": !std::thread::panicking(),
+            "supported": true,
+        });
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let path = dir.join(format!("{FAMILY}.jsonl"));
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(file, "{line}")
+        });
+        if let Err(e) = written {
+            eprintln!("could not record the matrix cell {line}: {e}");
+        }
+    }
+}
+
+/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application.
+fn assert_clean(what: &str, outcome: &Outcome) {
+    assert!(
+        outcome.success && outcome.errors().is_empty(),
+        "{what}: result {}\nstderr:\n{}",
+        outcome.result,
+        outcome.stderr
+    );
+    assert_eq!(outcome.result["client"], FAMILY, "{what}: the result names the client");
+    assert_eq!(outcome.result["version"], installed_version().as_str(), "{what}: the pinned release ran");
+}
+
+/// `prefix-0` .. `prefix-(n-1)`.
+fn keys(prefix: &str, n: u64) -> BTreeSet<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// The sum over `topic`'s partitions of the offsets `group` committed on `cluster` (read directly). Retries for
+/// up to 30 s while the group coordinator loads.
+fn committed_total(cluster: &KafkaCluster, group: &str, topic: &str) -> i64 {
+    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        wanted.add_partition(topic, p);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match reader.committed_offsets(wanted.clone(), Duration::from_secs(10)) {
+            Ok(committed) => {
+                return committed
+                    .elements()
+                    .iter()
+                    .map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 })
+                    .sum();
+            }
+            Err(e) if Instant::now() < deadline => eprintln!("committed offsets of {group}, retrying: {e}"),
+            Err(e) => panic!("committed offsets of {group} on {}: {e}", cluster.name()),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Produces `count` records with keys `key-*` (acks=all, idempotent) through `bootstrap` with `extra` arguments.
+async fn produce_idempotently(bootstrap: &str, topic: &str, count: &str, extra: &[(&str, &str)]) -> Outcome {
+    let mut pairs = vec![("bootstrap", bootstrap), ("topic", topic), ("count", count), ("acks", "all")];
+    pairs.push(("idempotent", "true"));
+    pairs.extend_from_slice(extra);
+    driver().run("produce", &args(&pairs), Duration::from_secs(90)).await
+}
+
+/// Consumes `count` distinct keys in `group` with `protocol`, committing, through `bootstrap`.
+async fn consume(bootstrap: &str, topic: &str, group: &str, protocol: &str, extra: &[(&str, &str)]) -> Outcome {
+    let mut pairs = vec![("bootstrap", bootstrap), ("topic", topic), ("group", group), ("count", "300")];
+    pairs.extend_from_slice(&[("protocol", protocol), ("timeout_ms", "60000")]);
+    pairs.extend_from_slice(extra);
+    driver().run("consume", &args(&pairs), Duration::from_secs(90)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_produces_idempotently_and_consumes_in_a_classic_group_as_a_passthrough_principal() {
+    common::init_test_logging();
+    let main = shared_cluster().await;
+    let gateway = TestGateway::start(&main.bootstrap(), "").await;
+    let (topic, group) = (unique("fg-orders"), unique("fg-group"));
+    let bootstrap = gateway.bootstrap();
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+
+    let (produce_cell, idempotent_cell) = (Cell::new("produce"), Cell::new("idempotent"));
+    let produced = produce_idempotently(&bootstrap, &topic, "300", &[]).await;
+    assert_clean("idempotent produce", &produced);
+    assert_eq!(produced.count("produced"), 300);
+    assert_eq!(produced.result["idempotent"], true, "kgo asked for a producer id: {}", produced.result);
+    let on_backend = read_all(&main.bootstrap(), &topic);
+    assert_eq!(on_backend.len(), 300, "no record written twice");
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300), "every record on the backend");
+    drop((produce_cell, idempotent_cell));
+
+    let _group_cell = Cell::new("consume-group");
+    let consumed = consume(&bootstrap, &topic, &group, "classic", &[]).await;
+    assert_clean("classic group consume", &consumed);
+    assert_eq!(consumed.result["group_protocol"], "classic", "{}", consumed.result);
+    assert_eq!(consumed.keys(), keys("key", 300), "every key once consumed");
+    assert_eq!(committed_total(main, &group, &topic), 300, "the group's commits reached the backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_consumes_with_the_kip848_consumer_group_protocol_through_the_gateway() {
+    common::init_test_logging();
+    let _kip848 = Cell::new("kip848");
+    let main = shared_cluster().await;
+    let gateway = TestGateway::start(&main.bootstrap(), "").await;
+    let (topic, group) = (unique("fg-848"), unique("fg-848-group"));
+    let bootstrap = gateway.bootstrap();
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    assert_clean("produce", &produce_idempotently(&bootstrap, &topic, "300", &[]).await);
+
+    let consumed = consume(&bootstrap, &topic, &group, "consumer", &[]).await;
+    assert_clean("KIP-848 group consume", &consumed);
+    // The driver watched kgo's requests: ConsumerGroupHeartbeat only, no JoinGroup (no silent fallback).
+    assert_eq!(consumed.result["group_protocol"], "consumer", "{}", consumed.result);
+    assert_eq!(consumed.keys(), keys("key", 300), "every key once consumed");
+    assert_eq!(committed_total(main, &group, &topic), 300, "the group's commits reached the backend");
+}
+
+/// The vclusters test's gateway: SASL_PLAINTEXT, tenants log in with tokens from the admin API.
+const SECRET: &str = "franz-go-token-secret";
+const ADMIN: (&str, &str) = ("admin", "admin-secret");
+
+async fn tenant_gateway(bootstrap: &str) -> TestGateway {
+    let keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: {SECRET}\n  \
+         admin_users: [{{username: {}, password: {}, admin: true}}]\n  \
+         virtual_clusters: {{refresh_interval_ms: 300, state_topic: {}}}\n",
+        ADMIN.0,
+        ADMIN.1,
+        unique("_franzgate_state")
+    );
+    let yaml = common::secure::gateway_yaml(&keys, &format!("  main:\n    bootstrap.servers: {bootstrap}\n"), "");
+    TestGateway::from_yaml(&yaml).await
+}
+
+/// A service-account token for `user` of `vcluster`, from the admin API.
+async fn token(gateway: &TestGateway, vcluster: &str, user: &str) -> String {
+    let path = format!("/admin/vclusters/v1/vcluster/{vcluster}/username/{user}");
+    let (status, body) =
+        call_with_body(&gateway.admin(), "POST", &path, Some(ADMIN), r#"{"lifeTimeSeconds": 3600}"#.to_string())
+            .await
+            .expect("admin API");
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token in the answer").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_produces_and_consumes_as_a_sasl_tenant_of_a_virtual_cluster() {
+    let _tenant_cell = Cell::new("tenant");
+    let main = shared_cluster().await;
+    let gateway = tenant_gateway(&main.bootstrap()).await;
+    let team = unique("teamFg");
+    let token = token(&gateway, &team, "fg").await;
+    let bootstrap = gateway.bootstrap();
+    let sasl = [("user", "fg"), ("password", token.as_str()), ("mechanism", "PLAIN")];
+    common::create_topic_with(common::tenant_config(&bootstrap, "fg", &token), "orders", PARTITIONS).await;
+
+    let produced = produce_idempotently(&bootstrap, "orders", "300", &sasl).await;
+    assert_clean("tenant produce", &produced);
+    assert_eq!(produced.count("produced"), 300);
+    let consumed = consume(&bootstrap, "orders", "readers", "classic", &sasl).await;
+    assert_clean("tenant consume", &consumed);
+    assert_eq!(consumed.keys(), keys("key", 300), "every key once consumed");
+
+    // On the backend: the tenant's names carry its prefix.
+    let (topic, group) = (format!("{team}orders"), format!("{team}readers"));
+    let on_backend = read_all(&main.bootstrap(), &topic);
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300), "in the prefixed topic");
+    assert_eq!(committed_total(main, &group, &topic), 300, "the prefixed group's commits");
+}
+
+/// Waits until `topic` exists with `partitions` partitions on `cluster` (MirrorMaker creates it there).
+async fn await_topic_on(cluster: &'static KafkaCluster, topic: &str, partitions: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let t = topic.to_string();
+        let found = tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = cluster.client_config().create().expect("metadata client");
+            let Ok(md) = client.fetch_metadata(Some(&t), Duration::from_secs(5)) else { return 0 };
+            md.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len())
+        })
+        .await
+        .expect("metadata thread");
+        if found == partitions {
+            return;
+        }
+        assert!(Instant::now() < deadline, "MirrorMaker did not create {topic} on {} in 90 s", cluster.name());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_producer_and_group_consumer_carry_on_across_a_switch_to_the_failover() {
+    common::init_test_logging();
+    let _switch_cell = Cell::new("switch");
+    let (main, failover) = mirrored_pair().await;
+    let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
+    let (topic, group) = (unique("fg-switch"), unique("fg-switch-group"));
+    let bootstrap = gateway.bootstrap();
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    await_topic_on(failover, &topic, PARTITIONS as usize).await;
+
+    let mut consumer = driver().start(
+        "consume",
+        &args(&[
+            ("bootstrap", &bootstrap),
+            ("topic", &topic),
+            ("group", &group),
+            ("count", "1000"),
+            ("timeout_ms", "100000"),
+        ]),
+    );
+    // Not idempotent: an idempotent producer across a switch is issue 17.
+    let mut producer = driver().start(
+        "produce",
+        &args(&[
+            ("bootstrap", &bootstrap),
+            ("topic", &topic),
+            ("count", "1000"),
+            ("rate", "100"),
+            ("acks", "all"),
+            ("idempotent", "false"),
+        ]),
+    );
+    producer.await_progress("acked", 300, Duration::from_secs(60)).await;
+    consumer.await_progress("consumed", 100, Duration::from_secs(60)).await;
+    gateway.switch_to("failover").await;
+
+    let produced = producer.finish(Duration::from_secs(120)).await;
+    assert_clean("producer across the switch", &produced);
+    assert_eq!(produced.count("produced"), 1000, "every record acknowledged");
+    let on_main: BTreeSet<String> = read_all(&main.bootstrap(), &topic).into_iter().collect();
+    let on_failover: BTreeSet<String> = read_all(&failover.bootstrap(), &topic).into_iter().collect();
+    let stored: BTreeSet<String> = on_main.union(&on_failover).cloned().collect();
+    let lost: Vec<_> = keys("key", 1000).difference(&stored).cloned().collect();
+    assert!(lost.is_empty(), "acknowledged but on neither cluster: {lost:?}");
+    let after_switch: BTreeSet<String> = on_failover.difference(&on_main).cloned().collect();
+    assert!(!after_switch.is_empty() && !on_main.contains("key-999"), "the later records went to the failover");
+
+    let consumed = consumer.finish(Duration::from_secs(120)).await;
+    assert_clean("group consumer across the switch", &consumed);
+    let seen = consumed.keys();
+    let missed: Vec<_> = after_switch.difference(&seen).collect();
+    assert!(missed.is_empty(), "the consumer resumed on the failover but missed {missed:?}");
+    assert_eq!(consumed.keys(), keys("key", 1000), "every key consumed");
+}
