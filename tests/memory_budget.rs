@@ -219,6 +219,7 @@ async fn pipelined_fetches_never_read_hold_no_more_than_the_budgets_and_others_k
         idle / MIB,
         peak / MIB
     );
+    eprintln!("unread fetches: gateway RSS idle {} MiB, peak {} MiB", idle / MIB, peak / MIB);
     let buffered = gateway.metric("franzgate_buffered_bytes_peak").await;
     assert!(buffered <= GATEWAY_BUDGET + 4 * 3 * MIB, "buffered at most {} MiB", buffered / MIB);
 
@@ -238,6 +239,7 @@ async fn pipelined_fetches_never_read_hold_no_more_than_the_budgets_and_others_k
     }
     // ...and to the system: resident memory returns near its idle size.
     await_rss_near(&gateway, idle, 48 * MIB, Duration::from_secs(90)).await;
+    eprintln!("after the load: gateway RSS {} MiB", gateway.rss() / MIB);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,6 +303,12 @@ async fn an_acks_zero_flood_against_a_paused_broker_is_held_to_the_budgets_and_c
         streams.push(stream);
     }
     signal(pid, "CONT");
+    eprintln!(
+        "acks=0 flood: {} MiB sent in 30 s, gateway RSS idle {} MiB, peak {} MiB",
+        sent / MIB,
+        idle / MIB,
+        peak / MIB
+    );
     assert!(sent >= GATEWAY_BUDGET, "the flood reached the gateway ({} MiB sent)", sent / MIB);
     assert!(
         peak <= idle + ALLOWED_GROWTH,
