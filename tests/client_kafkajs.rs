@@ -252,6 +252,7 @@ async fn kafkajs_producer_and_consumer_group_carry_on_across_a_switch_to_the_fai
     create_topic(&bootstrap, &topic, PARTITIONS).await;
     wait_for_mirrored_topic(failover, &topic).await;
     let _cell = Cell::new("switch");
+    let started = std::time::Instant::now();
 
     let count = RECORDS.to_string();
     let consume_args = args(&[
@@ -296,11 +297,12 @@ async fn kafkajs_producer_and_consumer_group_carry_on_across_a_switch_to_the_fai
     assert!(unseen.is_empty(), "the group did not resume on the failover: never saw {unseen:?}");
     eprintln!(
         "kafkajs across the switch: {} records on main, {} on the failover; the consumer read {} records for {} keys, \
-         recovered from {:?}",
+         recovered from {:?}; {:?} from the first record to the last check",
         on_main.len(),
         on_failover.len(),
         consumed.count("records"),
         seen.len(),
-        consumed.result["recovered"]
+        consumed.result["recovered"],
+        started.elapsed()
     );
 }

@@ -67,7 +67,8 @@ function client(options) {
   const config = {
     clientId: 'franzgate-matrix-kafkajs',
     brokers: options.bootstrap.split(','),
-    logLevel: logLevel.WARN,
+    // KAFKAJS_DRIVER_LOG=info|debug (inherited from the test) shows more of kafkajs's own log on stderr.
+    logLevel: logLevel[(process.env.KAFKAJS_DRIVER_LOG || 'warn').toUpperCase()] ?? logLevel.WARN,
     logCreator: stderrLogCreator,
   };
   if (options.user !== undefined || options.mechanism !== undefined) {
