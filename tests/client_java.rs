@@ -2,7 +2,8 @@
 //! the release tests/clients/java/pom.xml pins and compiled by scripts/install-deps.sh): produce with acks=all
 //! and an idempotent producer, consume in a consumer group with commits over the classic protocol and over
 //! KIP-848 (`group.protocol=consumer`), as a passthrough principal and as a virtual-cluster tenant with SASL
-//! PLAIN, and a switch to the failover cluster mid-stream, all through the gateway against Apache Kafka.
+//! PLAIN, a switch to the failover cluster mid-stream, and a transactional producer (passthrough, no switch), all
+//! through the gateway against Apache Kafka.
 //!
 //! Each test writes its cells (client, version, capability, pass) to target/client-matrix/java.jsonl. All tests
 //! use the binary's shared pair (`main`, `failover`); the passthrough and tenant tests only `main`.
@@ -330,4 +331,35 @@ async fn java_producer_and_group_consumer_carry_on_across_a_switch_to_the_failov
         after_switch.len(),
         seen.len(),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_produces_in_committed_transactions_as_a_passthrough_principal() {
+    common::init_test_logging();
+    let _cell = Cell::new("transactions");
+    let (main, _) = shared_pair().await;
+    let gateway = TestGateway::start(&main.bootstrap(), "").await;
+    let bootstrap = gateway.bootstrap();
+    let (topic, group, transactional_id) = (unique("java-txn"), unique("java-txn-app"), unique("java-txn-id"));
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    let produce = args(&[
+        ("bootstrap", &bootstrap),
+        ("topic", &topic),
+        ("count", "250"),
+        ("acks", "all"),
+        ("transactional_id", &transactional_id),
+    ]);
+    let produced = driver().run("produce", &produce, Duration::from_secs(90)).await;
+    assert_clean("transactional produce", &produced);
+    assert_eq!(produced.count("produced"), 250);
+    // Read on the backend by a read_committed reader (librdkafka's default): all three transactions committed,
+    // each record once.
+    let on_backend = read_all(&main.bootstrap(), &topic);
+    assert_eq!(on_backend.len(), 250, "each record once");
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 250));
+    let consumed = driver()
+        .run("consume", &consume_args(&bootstrap, &topic, &group, "250", "classic"), Duration::from_secs(90))
+        .await;
+    assert_clean("read_committed consume", &consumed);
+    assert_eq!(consumed.keys(), keys("key", 250));
 }

@@ -2,7 +2,7 @@
 // kafka-clients producing and consuming through the gateway, reporting JSON lines on stdout.
 //
 //   java -cp <classes>:<libs>/* Driver produce bootstrap=B topic=T count=N [idempotent=true] [acks=all] [rate=R]
-//        [key_prefix=K] [user=U password=P mechanism=PLAIN|SCRAM-SHA-256]
+//        [key_prefix=K] [transactional_id=X] [user=U password=P mechanism=PLAIN|SCRAM-SHA-256]
 //   java -cp <classes>:<libs>/* Driver consume bootstrap=B topic=T group=G count=N [protocol=classic|consumer]
 //        [timeout_ms=M] [user=U password=P mechanism=...]
 //
@@ -40,7 +40,7 @@ public final class Driver {
 
     private static final Set<String> SASL_KEYS = Set.of("user", "password", "mechanism");
     private static final Set<String> PRODUCE_KEYS = Set.of("bootstrap", "topic", "count", "idempotent", "acks",
-            "rate", "key_prefix");
+            "rate", "key_prefix", "transactional_id");
     private static final Set<String> CONSUME_KEYS = Set.of("bootstrap", "topic", "group", "count", "protocol",
             "timeout_ms");
 
@@ -97,10 +97,25 @@ public final class Driver {
         AtomicLong acked = new AtomicLong();
         List<String> errors = Collections.synchronizedList(new ArrayList<>());
         long start = System.nanoTime();
+        // Java-only key: transactional_id=X produces in transactions of 100 records, each committed.
+        String transactionalId = args.get("transactional_id");
+        if (transactionalId != null) {
+            props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+            props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        }
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
+            if (transactionalId != null) {
+                producer.initTransactions();
+            }
             for (long i = 0; i < count; i++) {
                 if (rate > 0) {
                     pace(start, i, rate);
+                }
+                if (transactionalId != null && i % 100 == 0) {
+                    if (i > 0) {
+                        producer.commitTransaction();
+                    }
+                    producer.beginTransaction();
                 }
                 String key = prefix + "-" + i;
                 producer.send(new ProducerRecord<>(topic, key, key), (metadata, error) -> {
@@ -115,6 +130,9 @@ public final class Driver {
                 });
             }
             producer.flush();
+            if (transactionalId != null && count > 0) {
+                producer.commitTransaction();
+            }
         } catch (RuntimeException e) {
             errors.add(describe(e));
         }
@@ -156,6 +174,8 @@ public final class Driver {
         props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        // Aborted and open transactions' records are not the application's (the Java default reads them).
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
 
