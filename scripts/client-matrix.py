@@ -22,6 +22,7 @@ COLUMNS = [
     ("kip848", "KIP-848 group"),
     ("tenant", "SASL tenant"),
     ("switch", "switch mid-stream"),
+    ("transactions", "transactions (no switch)"),
 ]
 ORDER = ["java", "confluent-kafka", "kafka-python", "franz-go", "kafkajs"]
 
