@@ -234,6 +234,39 @@ async fn franz_go_produces_and_consumes_as_a_sasl_tenant_of_a_virtual_cluster() 
     assert_eq!(committed_total(main, &group, &topic), 300, "the prefixed group's commits");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_authenticates_with_scram_sha_256_and_512_as_a_gateway_user() {
+    use common::secure::{gateway_yaml, hashed_credentials, user_entry};
+    let main = shared_cluster().await;
+    let gateway_keys = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    users: [{}]\n",
+        user_entry("fguser", &hashed_credentials("fg-secret"))
+    );
+    let gateway = TestGateway::from_yaml(&gateway_yaml(
+        &gateway_keys,
+        &format!("  main:\n    bootstrap.servers: {}\n", main.bootstrap()),
+        "",
+    ))
+    .await;
+    let bootstrap = gateway.bootstrap();
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let (topic, group) = (unique("fg-scram"), unique("fg-scram-group"));
+        let sasl = [("user", "fguser"), ("password", "fg-secret"), ("mechanism", mechanism)];
+        // Topics are created through the gateway as this user (auto-creation is not relied upon).
+        let admin = common::client_config(&bootstrap)
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", mechanism)
+            .set("sasl.username", "fguser")
+            .set("sasl.password", "fg-secret")
+            .clone();
+        common::create_topic_with(admin, &topic, PARTITIONS).await;
+        assert_clean(mechanism, &produce_idempotently(&bootstrap, &topic, "300", &sasl).await);
+        let consumed = consume(&bootstrap, &topic, &group, "classic", &sasl).await;
+        assert_clean(mechanism, &consumed);
+        assert_eq!(consumed.keys(), keys("key", 300), "{mechanism}: every key consumed");
+    }
+}
+
 /// Waits until `topic` exists with `partitions` partitions on `cluster` (MirrorMaker creates it there).
 async fn await_topic_on(cluster: &'static KafkaCluster, topic: &str, partitions: usize) {
     let deadline = Instant::now() + Duration::from_secs(90);
