@@ -241,6 +241,10 @@ async fn values_on(cluster: &'static KafkaCluster, topic: &str) -> Vec<String> {
     tokio::task::spawn_blocking(move || read_all(&cluster.bootstrap(), &t)).await.expect("reader thread")
 }
 
+/// Seen once in four runs: the consumer stalled on the failover. Its member id from `main` is unknown there
+/// (UNKNOWN_MEMBER_ID on OffsetCommit, as for any client), and kafkajs then re-joined from several places at once
+/// (three JoinGroups and two SyncGroups of the one process within milliseconds), so its own extra members kept
+/// the group rebalancing past the timeout. Not weakened: it is kafkajs's to fix (see the kafkajs report).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafkajs_producer_and_consumer_group_carry_on_across_a_switch_to_the_failover_cluster() {
     common::init_test_logging();
