@@ -14,11 +14,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::client_matrix::{Driver, Outcome, args, mirrored_pair};
+use common::client_matrix::{self as client_matrix, Cell, Driver, Outcome, args, keys, mirrored_pair};
 use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_cluster, tools_dir, unique};
 use franzgate::admin::client::call_with_body;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const FAMILY: &str = "franz-go";
 const PARTITIONS: i32 = 3;
@@ -43,80 +42,17 @@ fn installed_version() -> String {
         .unwrap_or_default()
 }
 
-/// One cell of the matrix, appended to target/client-matrix/franz-go.jsonl when dropped: passed unless the test
-/// is panicking.
-struct Cell {
-    capability: &'static str,
+/// A cell of this family's row in the matrix.
+fn cell(capability: &'static str) -> Cell {
+    Cell::new(FAMILY, installed_version(), capability)
 }
 
-impl Cell {
-    fn new(capability: &'static str) -> Self {
-        Self { capability }
-    }
-}
-
-impl Drop for Cell {
-    fn drop(&mut self) {
-        use std::io::Write;
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
-        let line = serde_json::json!({
-            "client": FAMILY,
-            "version": installed_version(),
-            "capability": self.capability,
-            "pass": !std::thread::panicking(),
-            "supported": true,
-        });
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            let path = dir.join(format!("{FAMILY}.jsonl"));
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            writeln!(file, "{line}")
-        });
-        if let Err(e) = written {
-            eprintln!("could not record the matrix cell {line}: {e}");
-        }
-    }
-}
-
-/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application.
 fn assert_clean(what: &str, outcome: &Outcome) {
-    assert!(
-        outcome.success && outcome.errors().is_empty(),
-        "{what}: result {}\nstderr:\n{}",
-        outcome.result,
-        outcome.stderr
-    );
-    assert_eq!(outcome.result["client"], FAMILY, "{what}: the result names the client");
-    assert_eq!(outcome.result["version"], installed_version().as_str(), "{what}: the pinned release ran");
+    client_matrix::assert_clean(FAMILY, Some(&installed_version()), what, outcome)
 }
 
-/// `prefix-0` .. `prefix-(n-1)`.
-fn keys(prefix: &str, n: u64) -> BTreeSet<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-/// The sum over `topic`'s partitions of the offsets `group` committed on `cluster` (read directly). Retries for
-/// up to 30 s while the group coordinator loads.
 fn committed_total(cluster: &KafkaCluster, group: &str, topic: &str) -> i64 {
-    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        wanted.add_partition(topic, p);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match reader.committed_offsets(wanted.clone(), Duration::from_secs(10)) {
-            Ok(committed) => {
-                return committed
-                    .elements()
-                    .iter()
-                    .map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 })
-                    .sum();
-            }
-            Err(e) if Instant::now() < deadline => eprintln!("committed offsets of {group}, retrying: {e}"),
-            Err(e) => panic!("committed offsets of {group} on {}: {e}", cluster.name()),
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    client_matrix::committed_total(cluster, group, topic, PARTITIONS)
 }
 
 /// Produces `count` records with keys `key-*` (acks=all, idempotent) through `bootstrap` with `extra` arguments.
@@ -144,7 +80,7 @@ async fn franz_go_produces_idempotently_and_consumes_in_a_classic_group_as_a_pas
     let bootstrap = gateway.bootstrap();
     create_topic(&bootstrap, &topic, PARTITIONS).await;
 
-    let (produce_cell, idempotent_cell) = (Cell::new("produce"), Cell::new("idempotent"));
+    let (produce_cell, idempotent_cell) = (cell("produce"), cell("idempotent"));
     let produced = produce_idempotently(&bootstrap, &topic, "300", &[]).await;
     assert_clean("idempotent produce", &produced);
     assert_eq!(produced.count("produced"), 300);
@@ -154,7 +90,7 @@ async fn franz_go_produces_idempotently_and_consumes_in_a_classic_group_as_a_pas
     assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300), "every record on the backend");
     drop((produce_cell, idempotent_cell));
 
-    let _group_cell = Cell::new("consume-group");
+    let _group_cell = cell("consume-group");
     let consumed = consume(&bootstrap, &topic, &group, "classic", &[]).await;
     assert_clean("classic group consume", &consumed);
     assert_eq!(consumed.result["group_protocol"], "classic", "{}", consumed.result);
@@ -165,7 +101,7 @@ async fn franz_go_produces_idempotently_and_consumes_in_a_classic_group_as_a_pas
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn franz_go_consumes_with_the_kip848_consumer_group_protocol_through_the_gateway() {
     common::init_test_logging();
-    let _kip848 = Cell::new("kip848");
+    let _kip848 = cell("kip848");
     let main = shared_cluster().await;
     let gateway = TestGateway::start(&main.bootstrap(), "").await;
     let (topic, group) = (unique("fg-848"), unique("fg-848-group"));
@@ -211,7 +147,7 @@ async fn token(gateway: &TestGateway, vcluster: &str, user: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn franz_go_produces_and_consumes_as_a_sasl_tenant_of_a_virtual_cluster() {
-    let _tenant_cell = Cell::new("tenant");
+    let _tenant_cell = cell("tenant");
     let main = shared_cluster().await;
     let gateway = tenant_gateway(&main.bootstrap()).await;
     let team = unique("teamFg");
@@ -297,7 +233,7 @@ async fn await_topic_on(cluster: &'static KafkaCluster, topic: &str, partitions:
 #[ignore = "topic ids differ between main and failover; franz-go fails the topic with UNKNOWN_TOPIC_ID after a switch"]
 async fn franz_go_producer_and_group_consumer_carry_on_across_a_switch_to_the_failover() {
     common::init_test_logging();
-    let _switch_cell = Cell::new("switch");
+    let _switch_cell = cell("switch");
     let (main, failover) = mirrored_pair().await;
     let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
     let (topic, group) = (unique("fg-switch"), unique("fg-switch-group"));

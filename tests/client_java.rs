@@ -14,11 +14,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::client_matrix::{Driver, Outcome, args, mirrored_pair};
+use common::client_matrix::{self as client_matrix, Cell, Driver, Outcome, args, keys, mirrored_pair};
 use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, tools_dir, unique};
 use franzgate::admin::client::call_with_body;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const FAMILY: &str = "java";
 const PARTITIONS: i32 = 3;
@@ -54,66 +52,17 @@ fn installed_version() -> String {
         .unwrap_or_default()
 }
 
-/// One cell of the matrix, appended to target/client-matrix/java.jsonl when dropped: passed unless the test is
-/// panicking.
-struct Cell {
-    capability: &'static str,
+/// A cell of this family's row in the matrix.
+fn cell(capability: &'static str) -> Cell {
+    Cell::new(FAMILY, installed_version(), capability)
 }
 
-impl Cell {
-    fn new(capability: &'static str) -> Self {
-        Self { capability }
-    }
-}
-
-impl Drop for Cell {
-    fn drop(&mut self) {
-        use std::io::Write;
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
-        let line = serde_json::json!({
-            "client": FAMILY,
-            "version": installed_version(),
-            "capability": self.capability,
-            "pass": !std::thread::panicking(),
-            "supported": true,
-        });
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            let path = dir.join(format!("{FAMILY}.jsonl"));
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            writeln!(file, "{line}")
-        });
-        if let Err(e) = written {
-            eprintln!("could not record the matrix cell {line}: {e}");
-        }
-    }
-}
-
-/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application.
 fn assert_clean(what: &str, outcome: &Outcome) {
-    assert!(
-        outcome.success && outcome.errors().is_empty(),
-        "{what}: result {}\nstderr:\n{}",
-        outcome.result,
-        outcome.stderr
-    );
-    assert_eq!(outcome.result["client"], FAMILY, "{what}: the result names the client");
-    assert_eq!(outcome.result["version"].as_str(), Some(installed_version().as_str()), "{what}: the release run");
+    client_matrix::assert_clean(FAMILY, Some(&installed_version()), what, outcome)
 }
 
-/// `key-0` .. `key-(n-1)`.
-fn keys(prefix: &str, n: u64) -> BTreeSet<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-/// The sum over `topic`'s partitions of the offsets `group` committed on `cluster` (read directly).
 fn committed_total(cluster: &KafkaCluster, group: &str, topic: &str) -> i64 {
-    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        wanted.add_partition(topic, p);
-    }
-    let committed = reader.committed_offsets(wanted, Duration::from_secs(20)).expect("committed offsets");
-    committed.elements().iter().map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 }).sum()
+    client_matrix::committed_total(cluster, group, topic, PARTITIONS)
 }
 
 /// `franzgate_requests_total` for `api` on the gateway's admin port (the default admin user of a gateway
@@ -139,7 +88,7 @@ async fn java_produces_idempotently_and_consumes_in_a_group_classic_and_kip848_a
     let (classic_group, kip848_group) = (unique("java-classic"), unique("java-kip848"));
     create_topic(&gateway.bootstrap(), &topic, PARTITIONS).await;
     let bootstrap = gateway.bootstrap();
-    let (produce_cell, idempotent_cell) = (Cell::new("produce"), Cell::new("idempotent"));
+    let (produce_cell, idempotent_cell) = (cell("produce"), cell("idempotent"));
     let produced = driver()
         .run(
             "produce",
@@ -161,7 +110,7 @@ async fn java_produces_idempotently_and_consumes_in_a_group_classic_and_kip848_a
     drop((produce_cell, idempotent_cell));
 
     // The classic protocol and KIP-848's consumer protocol, each in a fresh group of its own, side by side.
-    let (group_cell, kip848_cell) = (Cell::new("consume-group"), Cell::new("kip848"));
+    let (group_cell, kip848_cell) = (cell("consume-group"), cell("kip848"));
     let java = driver();
     let classic_args = consume_args(&bootstrap, &topic, &classic_group, "300", "classic");
     let kip848_args = consume_args(&bootstrap, &topic, &kip848_group, "300", "consumer");
@@ -188,7 +137,7 @@ const ADMIN: (&str, &str) = ("admin", "admin-secret");
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_produces_and_consumes_as_a_virtual_cluster_tenant_with_sasl_plain() {
     common::init_test_logging();
-    let _cell = Cell::new("tenant");
+    let _cell = cell("tenant");
     let (main, _) = shared_pair().await;
     let keys_yaml = format!(
         "  security_protocol: SASL_PLAINTEXT\n  authentication:\n    token_secret: {TOKEN_SECRET}\n  \
@@ -270,7 +219,7 @@ fn placed_across_the_switch(main: &KafkaCluster, failover: &KafkaCluster, topic:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_producer_and_group_consumer_carry_on_across_a_switch_to_the_failover() {
     common::init_test_logging();
-    let _cell = Cell::new("switch");
+    let _cell = cell("switch");
     let (main, failover) = mirrored_pair().await;
     let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
     let bootstrap = gateway.bootstrap();
@@ -336,7 +285,7 @@ async fn java_producer_and_group_consumer_carry_on_across_a_switch_to_the_failov
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_produces_in_committed_transactions_as_a_passthrough_principal() {
     common::init_test_logging();
-    let _cell = Cell::new("transactions");
+    let _cell = cell("transactions");
     let (main, _) = shared_pair().await;
     let gateway = TestGateway::start(&main.bootstrap(), "").await;
     let bootstrap = gateway.bootstrap();

@@ -15,11 +15,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::client_matrix::{Driver, Outcome, args, mirrored_pair};
+use common::client_matrix::{self as client_matrix, Cell, Driver, Outcome, args, keys, mirrored_pair};
 use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, tools_dir, unique};
 use franzgate::admin::client::call_with_body;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const FAMILY: &str = "kafkajs";
 const PARTITIONS: i32 = 3;
@@ -41,82 +40,29 @@ fn installed_version() -> String {
         .unwrap_or_default()
 }
 
-/// One cell of the matrix, appended to target/client-matrix/kafkajs.jsonl when dropped: passed unless the test
-/// is panicking (or the cell was marked as not supported).
-struct Cell {
-    capability: &'static str,
-    supported: bool,
+/// A cell of this family's row in the matrix.
+fn cell(capability: &'static str) -> Cell {
+    Cell::new(FAMILY, installed_version(), capability)
 }
 
-impl Cell {
-    fn new(capability: &'static str) -> Self {
-        Self { capability, supported: true }
-    }
-
-    fn unsupported(capability: &'static str) -> Self {
-        Self { capability, supported: false }
-    }
-}
-
-impl Drop for Cell {
-    fn drop(&mut self) {
-        use std::io::Write;
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
-        let line = serde_json::json!({
-            "client": FAMILY,
-            "version": installed_version(),
-            "capability": self.capability,
-            "pass": self.supported && !std::thread::panicking(),
-            "supported": self.supported,
-        });
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            let mut file =
-                std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{FAMILY}.jsonl")))?;
-            writeln!(file, "{line}")
-        });
-        if let Err(e) = written {
-            eprintln!("could not record the matrix cell {line}: {e}");
-        }
-    }
-}
-
-/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application.
 fn assert_clean(what: &str, outcome: &Outcome) {
-    assert!(
-        outcome.success && outcome.errors().is_empty(),
-        "{what}: result {}\nstderr:\n{}",
-        outcome.result,
-        outcome.stderr
-    );
-    assert_eq!(outcome.result["client"], FAMILY, "{what}: the result names the client");
+    client_matrix::assert_clean(FAMILY, None, what, outcome)
 }
 
-/// `key-0` .. `key-(n-1)`.
-fn keys(prefix: &str, n: u64) -> BTreeSet<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-/// The sum over `topic`'s partitions of the offsets `group` committed on `cluster` (read directly).
 fn committed_total(cluster: &KafkaCluster, group: &str, topic: &str) -> i64 {
-    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        wanted.add_partition(topic, p);
-    }
-    let committed = reader.committed_offsets(wanted, Duration::from_secs(20)).expect("committed offsets");
-    committed.elements().iter().map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 }).sum()
+    client_matrix::committed_total(cluster, group, topic, PARTITIONS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafkajs_produces_idempotently_and_consumes_in_a_group_as_a_passthrough_principal() {
     common::init_test_logging();
-    let _kip848 = Cell::unsupported("kip848");
+    let _kip848 = Cell::unsupported(FAMILY, installed_version(), "kip848");
     let (main, _) = shared_pair().await;
     let gateway = TestGateway::start(&main.bootstrap(), "").await;
     let (topic, group) = (unique("kjs-orders"), unique("kjs-group"));
     create_topic(&gateway.bootstrap(), &topic, PARTITIONS).await;
     let bootstrap = gateway.bootstrap();
-    let (produce_cell, idempotent_cell) = (Cell::new("produce"), Cell::new("idempotent"));
+    let (produce_cell, idempotent_cell) = (cell("produce"), cell("idempotent"));
     let produced = driver()
         .run(
             "produce",
@@ -137,7 +83,7 @@ async fn kafkajs_produces_idempotently_and_consumes_in_a_group_as_a_passthrough_
     assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 300), "every record on the backend");
     drop((produce_cell, idempotent_cell));
 
-    let _group_cell = Cell::new("consume-group");
+    let _group_cell = cell("consume-group");
     let consumed = driver()
         .run(
             "consume",
@@ -187,7 +133,7 @@ async fn kafkajs_produces_and_consumes_as_a_virtual_cluster_tenant_over_sasl_pla
     let token = tenant_token(&gateway, &vcluster, "sa").await;
     let bootstrap = gateway.bootstrap();
     common::create_topic_with(common::tenant_config(&bootstrap, "sa", &token), &topic, PARTITIONS).await;
-    let _cell = Cell::new("tenant");
+    let _cell = cell("tenant");
     let sasl = [("user", "sa"), ("password", token.as_str()), ("mechanism", "PLAIN")];
     let mut produce_args = args(&[("bootstrap", &bootstrap), ("topic", &topic), ("count", "300"), ("acks", "all")]);
     produce_args.extend(args(&[("idempotent", "true")]).into_iter().chain(args(&sasl)));
@@ -255,7 +201,7 @@ async fn kafkajs_producer_and_consumer_group_carry_on_across_a_switch_to_the_fai
     let bootstrap = gateway.bootstrap();
     create_topic(&bootstrap, &topic, PARTITIONS).await;
     wait_for_mirrored_topic(failover, &topic).await;
-    let _cell = Cell::new("switch");
+    let _cell = cell("switch");
     let started = std::time::Instant::now();
 
     let count = RECORDS.to_string();

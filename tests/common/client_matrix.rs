@@ -186,3 +186,93 @@ pub async fn mirrored_pair() -> (&'static super::KafkaCluster, &'static super::K
     });
     (main, failover)
 }
+
+/// One cell of the matrix, appended to `target/client-matrix/<family>.jsonl` when dropped (so a failing test
+/// records its cell too): passed unless the test is panicking, or the client has no such feature.
+pub struct Cell {
+    family: &'static str,
+    version: String,
+    capability: &'static str,
+    supported: bool,
+}
+
+impl Cell {
+    /// A capability of `family` at `version` being tested now.
+    pub fn new(family: &'static str, version: String, capability: &'static str) -> Self {
+        Self { family, version, capability, supported: true }
+    }
+
+    /// A capability the client does not have (recorded as such, not as a failure of the gateway).
+    pub fn unsupported(family: &'static str, version: String, capability: &'static str) -> Self {
+        Self { family, version, capability, supported: false }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-matrix");
+        let line = serde_json::json!({
+            "client": self.family,
+            "version": self.version,
+            "capability": self.capability,
+            "pass": self.supported && !std::thread::panicking(),
+            "supported": self.supported,
+        });
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let path = dir.join(format!("{}.jsonl", self.family));
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(file, "{line}")
+        });
+        if let Err(e) = written {
+            eprintln!("could not record the matrix cell {line}: {e}");
+        }
+    }
+}
+
+/// Fails with the driver's result and stderr unless it exited 0 with no errors reaching the application, named
+/// `family` and (when given) ran release `version`.
+pub fn assert_clean(family: &str, version: Option<&str>, what: &str, outcome: &Outcome) {
+    assert!(
+        outcome.success && outcome.errors().is_empty(),
+        "{what}: result {}\nstderr:\n{}",
+        outcome.result,
+        outcome.stderr
+    );
+    assert_eq!(outcome.result["client"], family, "{what}: the result names the client");
+    if let Some(version) = version {
+        assert_eq!(outcome.result["version"].as_str(), Some(version), "{what}: the pinned release ran");
+    }
+}
+
+/// `prefix-0` .. `prefix-(n-1)`: the keys a driver's `produce` writes.
+pub fn keys(prefix: &str, n: u64) -> std::collections::BTreeSet<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// The sum over `topic`'s `partitions` of the offsets `group` committed on `cluster` (read directly). Retries for
+/// up to 30 s while the group coordinator loads.
+pub fn committed_total(cluster: &super::KafkaCluster, group: &str, topic: &str, partitions: i32) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let reader: BaseConsumer = cluster.client_config().set("group.id", group).create().expect("reader");
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..partitions {
+        wanted.add_partition(topic, p);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match reader.committed_offsets(wanted.clone(), Duration::from_secs(10)) {
+            Ok(committed) => {
+                return committed
+                    .elements()
+                    .iter()
+                    .map(|e| if let Offset::Offset(n) = e.offset() { n } else { 0 })
+                    .sum();
+            }
+            Err(e) if std::time::Instant::now() < deadline => eprintln!("committed offsets of {group}, retrying: {e}"),
+            Err(e) => panic!("committed offsets of {group}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
