@@ -215,7 +215,8 @@ impl Gateway {
         let internal = internal_topics(config, &auth);
         let guard = franzgate_filters::internal_topics::TYPE_NAME;
         if !internal.is_empty() && !filters.iter().any(|f| f.kind == guard) {
-            let inside = filters.iter().position(|f| f.kind == prefix).or_else(|| filters.iter().position(|f| f.kind == sasl));
+            let inside =
+                filters.iter().position(|f| f.kind == prefix).or_else(|| filters.iter().position(|f| f.kind == sasl));
             let config = franzgate_filters::internal_topics::InternalTopicsConfig { topics: internal };
             let value = serde_yaml::to_value(&config).map_err(|e| ConfigFileError::new(source, e.to_string()))?;
             filters.insert(inside.map_or(0, |i| i + 1), FilterSpec { kind: guard.to_string(), config: value });

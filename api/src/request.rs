@@ -66,7 +66,15 @@ impl KafkaRequest {
             RequestHeader::default().with_request_api_key(ApiKey::SaslAuthenticate as i16).with_request_api_version(0);
         let body = SaslAuthenticateRequest::default().with_auth_bytes(token);
         let body = Body::decoded(RequestKind::SaslAuthenticate(body));
-        Self { header, header_rest: Bytes::new(), body, session, route: Route::Bootstrap, expects_response: true, charge: None }
+        Self {
+            header,
+            header_rest: Bytes::new(),
+            body,
+            session,
+            route: Route::Bootstrap,
+            expects_response: true,
+            charge: None,
+        }
     }
 
     /// Holds `charge` (the bytes of the frame this request was read from) until the request is written out.
