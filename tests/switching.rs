@@ -25,7 +25,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 /// MirrorMaker 2 intervals short enough for tests, and the `unmirrored-` topics and groups left out (the
 /// defaults of `topics.exclude` and `groups.exclude`, plus that prefix; `\\` is a backslash in a properties file).
-const MM2_EXTRA: &str = "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\n\
+/// Source offsets are flushed every second: MirrorMaker copies at least once, and a task restarted when another
+/// test's new topic reconfigures it copies again everything since its last flush (52 records copied twice made
+/// the load test see duplicates the gateway did not write).
+const MM2_EXTRA: &str = "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\noffset.flush.interval.ms=1000\n\
     sync.group.offsets.interval.seconds=2\nemit.checkpoints.interval.seconds=2\n\
     topics.exclude=mm2.*\\\\.internal, .*\\\\.replica, __.*, unmirrored-.*\n\
     groups.exclude=console-consumer-.*, connect-.*, __.*, unmirrored-.*\n";

@@ -169,7 +169,7 @@ pub fn args(pairs: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// MirrorMaker 2 intervals short enough for tests (topics, groups and offsets copied every 2 s).
-const MM2_EXTRA: &str = "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\n\
+const MM2_EXTRA: &str = "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\noffset.flush.interval.ms=1000\n\
     sync.group.offsets.interval.seconds=2\nemit.checkpoints.interval.seconds=2\n";
 
 /// The binary's shared pair (`main` nodes 1-3, `failover` nodes 4-6) with MirrorMaker 2 copying main to failover
