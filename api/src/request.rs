@@ -59,6 +59,37 @@ impl KafkaRequest {
         Self { header, header_rest, body, session, route: Route::Bootstrap, expects_response, charge: None }
     }
 
+    /// A request the gateway sends on its own (out of band) through the inner services of a filter, on the
+    /// session's backend connection. Its header names the gateway as the client (`franzgate`); the backend
+    /// connection gives it a correlation id of its own, so it never collides with the client's.
+    pub fn out_of_band(key: ApiKey, version: i16, body: RequestKind, session: Arc<Session>) -> Self {
+        use bytes::BufMut;
+        const CLIENT_ID: &[u8] = b"franzgate";
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_client_id(Some("franzgate".into()));
+        // Header v1 adds the client id (a nullable INT16-length string), v2 an empty tagged-field list after it.
+        let header_version = key.request_header_version(version);
+        let mut rest = bytes::BytesMut::with_capacity(2 + CLIENT_ID.len() + 1);
+        if header_version >= 1 {
+            rest.put_i16(CLIENT_ID.len() as i16);
+            rest.put_slice(CLIENT_ID);
+        }
+        if header_version >= 2 {
+            rest.put_u8(0);
+        }
+        Self {
+            header,
+            header_rest: rest.freeze(),
+            body: Body::decoded(body),
+            session,
+            route: Route::Bootstrap,
+            expects_response: true,
+            charge: None,
+        }
+    }
+
     /// A bare SASL token sent after SaslHandshake v0 (no Kafka header), as a SaslAuthenticate v0 request so
     /// that the SASL filter handles both framings alike; its response is written back as a bare token.
     pub fn raw_sasl_token(token: Bytes, session: Arc<Session>) -> Self {

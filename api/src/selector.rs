@@ -77,6 +77,33 @@ pub struct ClusterSelector {
     switching: Mutex<()>,
     /// Offset commits the cluster-selector filter refused because they carried another cluster's positions.
     fenced_commits: std::sync::atomic::AtomicU64,
+    /// What the cluster-selector filter did for idempotent producers that crossed a switch.
+    pub producers: ProducerStats,
+}
+
+/// Counters of the cluster-selector filter's producer-identity work, exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct ProducerStats {
+    /// Stand-in producer ids the gateway obtained (InitProducerId) for producers that crossed a switch.
+    pub stand_ins: std::sync::atomic::AtomicU64,
+    /// Stand-in ids that could not be obtained (the Produce got a retriable error).
+    pub stand_in_failures: std::sync::atomic::AtomicU64,
+    /// Record batches written under another producer id than the client's.
+    pub rewritten_batches: std::sync::atomic::AtomicU64,
+    /// Producer ids handed to clients in place of one another cluster's live producer already holds.
+    pub renamed_ids: std::sync::atomic::AtomicU64,
+}
+
+impl ProducerStats {
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The value of `counter`.
+    pub fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 // === impl ClusterSelector ===
@@ -92,6 +119,7 @@ impl ClusterSelector {
             epoch: watch::Sender::new(0),
             switching: Mutex::new(()),
             fenced_commits: std::sync::atomic::AtomicU64::new(0),
+            producers: ProducerStats::default(),
         })
     }
 

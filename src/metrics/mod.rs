@@ -411,6 +411,31 @@ impl GatewayMetrics {
             "Offset commits refused (UNKNOWN_MEMBER_ID) because they carried another cluster's positions.",
             sources.selector.fenced_commits(),
         );
+        let producers = &sources.selector.producers;
+        for (name, help, value) in [
+            (
+                "franzgate_producer_stand_ins_total",
+                "Producer ids the gateway obtained on a cluster for idempotent producers that crossed a switch.",
+                &producers.stand_ins,
+            ),
+            (
+                "franzgate_producer_stand_in_failures_total",
+                "Stand-in producer ids that could not be obtained (the Produce got a retriable error).",
+                &producers.stand_in_failures,
+            ),
+            (
+                "franzgate_producer_batches_rewritten_total",
+                "Record batches forwarded under the stand-in producer id of a producer that crossed a switch.",
+                &producers.rewritten_batches,
+            ),
+            (
+                "franzgate_producer_ids_renamed_total",
+                "Producer ids given to clients in place of an id a live producer of another cluster holds.",
+                &producers.renamed_ids,
+            ),
+        ] {
+            counter(r, name, help, franzgate_api::selector::ProducerStats::get(value));
+        }
         let since = active.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         header(
             r,

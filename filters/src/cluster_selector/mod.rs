@@ -7,11 +7,16 @@
 //! closed: the client retries on a new connection, which is bound to the new cluster. Nothing is forwarded to
 //! the old cluster after the switch, so no acknowledged write can be lost there unseen.
 //!
-//! It also keeps consumer-group members of one cluster from committing offsets to another ([`members`]).
+//! It also keeps consumer-group members of one cluster from committing offsets to another ([`members`]), and
+//! writes the batches of idempotent producers that crossed a switch under a producer id valid on the cluster
+//! they now reach ([`producers`]).
 
 pub mod members;
+mod produce;
+pub mod producers;
+pub mod record_batches;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use franzgate_api::filter::parse_config;
@@ -21,6 +26,7 @@ use franzgate_api::selector::ClusterSelector;
 use franzgate_api::{BoxLayer, ConfigError, FilterContext, FilterError, FilterFactory, KafkaRequest, KafkaResponse};
 use futures::future::{BoxFuture, Either, Ready, ready};
 use members::MemberRegistry;
+use producers::ProducerRegistry;
 use serde::Deserialize;
 use tower::{Layer, Service};
 
@@ -44,17 +50,28 @@ pub struct ClusterSelectorLayer {
     selector: Arc<ClusterSelector>,
     /// Which clusters confirmed each consumer-group member; shared by every session.
     members: Arc<MemberRegistry>,
+    /// Where each idempotent producer's id came from, and its stand-ins; shared by every session.
+    producers: Arc<ProducerRegistry>,
 }
 
 /// The service of [`ClusterSelectorLayer`].
 #[derive(Debug, Clone)]
 pub struct ClusterSelectorService<S> {
-    /// The wrapped service.
-    inner: S,
+    /// The wrapped service, shared with the futures that send a request of the gateway's own before the
+    /// client's (a stand-in producer id). The services inside (metadata rewrite, routing, the backend
+    /// connection) are always ready, so a call from such a future needs no readiness wait.
+    inner: Arc<Mutex<S>>,
     /// The switchable state: the active cluster and its epoch.
     selector: Arc<ClusterSelector>,
     /// Which clusters confirmed each consumer-group member.
     members: Arc<MemberRegistry>,
+    /// Where each idempotent producer's id came from, and its stand-ins.
+    producers: Arc<ProducerRegistry>,
+}
+
+/// Locks the shared inner service (a poisoned lock still holds a usable service).
+fn lock<S>(inner: &Mutex<S>) -> MutexGuard<'_, S> {
+    inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl FilterFactory for ClusterSelectorFactory {
@@ -71,7 +88,7 @@ impl FilterFactory for ClusterSelectorFactory {
 impl ClusterSelectorLayer {
     /// Checks requests against `selector`'s epoch.
     pub fn new(selector: Arc<ClusterSelector>) -> Self {
-        Self { selector, members: Arc::default() }
+        Self { selector, members: Arc::default(), producers: Arc::default() }
     }
 }
 
@@ -79,7 +96,12 @@ impl<S> Layer<S> for ClusterSelectorLayer {
     type Service = ClusterSelectorService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClusterSelectorService { inner, selector: self.selector.clone(), members: self.members.clone() }
+        ClusterSelectorService {
+            inner: Arc::new(Mutex::new(inner)),
+            selector: self.selector.clone(),
+            members: self.members.clone(),
+            producers: self.producers.clone(),
+        }
     }
 }
 
@@ -110,7 +132,7 @@ pub fn retriable_error(key: Option<ApiKey>) -> i16 {
 
 impl<S> Service<KafkaRequest> for ClusterSelectorService<S>
 where
-    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError> + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = KafkaResponse;
@@ -121,7 +143,7 @@ where
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FilterError>> {
-        self.inner.poll_ready(cx)
+        lock(&self.inner).poll_ready(cx)
     }
 
     fn call(&mut self, mut request: KafkaRequest) -> Self::Future {
@@ -147,7 +169,7 @@ where
                 if let Some(membership) = membership_of(&mut request) {
                     let (members, selector) = (self.members.clone(), self.selector.clone());
                     let (cluster, epoch) = (request.session.cluster.clone(), request.session.epoch);
-                    let response = self.inner.call(request);
+                    let response = lock(&self.inner).call(request);
                     return Either::Right(Either::Right(Box::pin(async move {
                         let mut response = response.await?;
                         // An answer that arrives after a switch speaks for a cluster no longer active: it must
@@ -161,9 +183,32 @@ where
                     })));
                 }
             }
+            Some(ApiKey::Produce) if self.producers.may_place(&request.session.cluster.name) => {
+                let cluster = request.session.cluster.clone();
+                let placements = produce::placements(&mut request, &self.producers, &cluster.name);
+                if !placements.is_empty() {
+                    let (inner, selector) = (self.inner.clone(), self.selector.clone());
+                    let placed = produce::place_and_forward(request, placements, inner, selector);
+                    return Either::Right(Either::Right(Box::pin(placed)));
+                }
+            }
+            Some(ApiKey::InitProducerId) => {
+                if let Ok(None) = produce::transactional_id(&mut request) {
+                    // Recorded even when answered after a switch: the id is the answering cluster's all the same.
+                    let (producers, selector) = (self.producers.clone(), self.selector.clone());
+                    let cluster = request.session.cluster.clone();
+                    let response = lock(&self.inner).call(request);
+                    return Either::Right(Either::Right(Box::pin(async move {
+                        let mut response = response.await?;
+                        produce::note_allocation(&mut response, &cluster.name, &producers, &selector.producers);
+                        Ok(response)
+                    })));
+                }
+            }
             _ => {}
         }
-        Either::Right(Either::Left(self.inner.call(request)))
+        let response = lock(&self.inner).call(request);
+        Either::Right(Either::Left(response))
     }
 }
 

@@ -1,0 +1,169 @@
+//! The Produce and InitProducerId side of [`super::producers`]: finding the batches to place, obtaining
+//! stand-in ids with an InitProducerId of the gateway's own, and rewriting the batches.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use franzgate_api::kafka_protocol::ResponseError;
+use franzgate_api::kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProducerId, RequestKind, ResponseKind};
+use franzgate_api::selector::{ClusterSelector, ProducerStats};
+use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
+use tower::Service;
+
+use super::producers::{Placement, ProducerRegistry};
+use super::record_batches::{self, BatchProducer};
+
+/// InitProducerId v4 (Kafka 2.8+; flexible): what the gateway asks a stand-in id with.
+const INIT_PRODUCER_ID_VERSION: i16 = 4;
+/// A stand-in that takes longer than this fails the Produce with a retriable error (the client retries).
+const STAND_IN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The producers of `request`'s batches that are not written as they are, with how they are placed. A body
+/// that does not decode has none: it is forwarded as it came.
+pub fn placements(
+    request: &mut KafkaRequest,
+    registry: &ProducerRegistry,
+    cluster: &str,
+) -> Vec<(BatchProducer, Placement)> {
+    let Ok(RequestKind::Produce(produce)) = request.body() else { return Vec::new() };
+    let mut seen: Vec<BatchProducer> = Vec::new();
+    for records in produce.topic_data.iter().flat_map(|t| &t.partition_data).filter_map(|p| p.records.as_ref()) {
+        for producer in record_batches::producers(records) {
+            if !seen.contains(&producer) {
+                seen.push(producer);
+            }
+        }
+    }
+    let now = Instant::now();
+    seen.into_iter()
+        .filter_map(|producer| match registry.placement(producer, cluster, now) {
+            Placement::AsIs => None,
+            placement => Some((producer, placement)),
+        })
+        .collect()
+}
+
+/// Resolves every placement to the id and epoch its batches are written under, obtaining stand-ins through
+/// `inner` on the session's cluster, then rewrites the batches and forwards the request. A stand-in that cannot
+/// be obtained answers the Produce with NOT_LEADER_OR_FOLLOWER: the client retries (and the retry tries again).
+pub async fn place_and_forward<S>(
+    mut request: KafkaRequest,
+    placements: Vec<(BatchProducer, Placement)>,
+    inner: Arc<Mutex<S>>,
+    selector: Arc<ClusterSelector>,
+) -> Result<KafkaResponse, FilterError>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+    S::Future: Send + 'static,
+{
+    let stats = &selector.producers;
+    let mut rewrites = Vec::with_capacity(placements.len());
+    for (producer, placement) in placements {
+        let target = match placement {
+            Placement::AsIs => continue,
+            Placement::As(id, epoch) => (id, epoch),
+            Placement::StandIn(stand_in) => {
+                let obtain = || obtain_stand_in(inner.clone(), request.session.clone(), stats);
+                match stand_in.target.get_or_try_init(obtain).await {
+                    Ok(target) => *target,
+                    Err(error) => {
+                        ProducerStats::add(&stats.stand_in_failures, 1);
+                        tracing::warn!(session = request.session.id, %error, "the Produce gets a retriable error");
+                        return request.error_response(ResponseError::NotLeaderOrFollower.code());
+                    }
+                }
+            }
+        };
+        rewrites.push((producer, target));
+    }
+    let rewritten = rewrite(&mut request, &rewrites)?;
+    ProducerStats::add(&stats.rewritten_batches, rewritten);
+    let response = super::lock(&inner).call(request);
+    response.await
+}
+
+/// Writes every batch of each `(from, to)` producer as `to`; returns how many batches were rewritten.
+fn rewrite(request: &mut KafkaRequest, rewrites: &[(BatchProducer, (i64, i16))]) -> Result<u64, FilterError> {
+    let RequestKind::Produce(produce) = request.body_mut()? else { return Ok(0) };
+    let mut count = 0;
+    for partition in produce.topic_data.iter_mut().flat_map(|t| t.partition_data.iter_mut()) {
+        for (from, to) in rewrites {
+            let Some(records) = partition.records.as_ref() else { continue };
+            if let Some(rewritten) = record_batches::rewrite_producer(records, *from, *to) {
+                count += record_batches::producers(&rewritten).filter(|p| (p.id, p.epoch) == *to).count() as u64;
+                partition.records = Some(rewritten);
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Asks the session's cluster for a producer id of the gateway's own (InitProducerId without transactional id,
+/// as an idempotent producer does).
+async fn obtain_stand_in<S>(
+    inner: Arc<Mutex<S>>,
+    session: Arc<Session>,
+    stats: &ProducerStats,
+) -> Result<(i64, i16), String>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    let body = InitProducerIdRequest::default().with_transaction_timeout_ms(i32::MAX);
+    let cluster = session.cluster.name.clone();
+    let request = KafkaRequest::out_of_band(
+        ApiKey::InitProducerId,
+        INIT_PRODUCER_ID_VERSION,
+        RequestKind::InitProducerId(body),
+        session,
+    );
+    let call = super::lock(&inner).call(request);
+    let mut response = match tokio::time::timeout(STAND_IN_TIMEOUT, call).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => return Err(format!("InitProducerId for a stand-in producer id on {cluster}: {error}")),
+        Err(_) => return Err(format!("InitProducerId for a stand-in producer id on {cluster}: no answer in 15 s")),
+    };
+    match response.body() {
+        Ok(ResponseKind::InitProducerId(answer)) if answer.error_code == 0 => {
+            ProducerStats::add(&stats.stand_ins, 1);
+            tracing::info!(cluster, producer_id = answer.producer_id.0, epoch = answer.producer_epoch,
+                "obtained a stand-in producer id for a producer that crossed a switch");
+            Ok((answer.producer_id.0, answer.producer_epoch))
+        }
+        Ok(ResponseKind::InitProducerId(answer)) => Err(format!(
+            "InitProducerId for a stand-in producer id on {cluster}: error {:?}",
+            ResponseError::try_from_code(answer.error_code)
+        )),
+        Ok(_) => Err(format!("InitProducerId for a stand-in producer id on {cluster}: another answer")),
+        Err(error) => Err(format!("InitProducerId for a stand-in producer id on {cluster}: {error}")),
+    }
+}
+
+/// The transactional id of an InitProducerId request (`None` for an idempotent producer); `Err` when the
+/// request is not one that decodes.
+pub fn transactional_id(request: &mut KafkaRequest) -> Result<Option<String>, ()> {
+    match request.body() {
+        Ok(RequestKind::InitProducerId(init)) => Ok(init.transactional_id.as_ref().map(|t| t.0.to_string())),
+        _ => Err(()),
+    }
+}
+
+/// Records the id an InitProducerId answer of `cluster` hands an idempotent producer, renaming it in the answer
+/// when another cluster's live producer already holds it.
+pub fn note_allocation(response: &mut KafkaResponse, cluster: &str, registry: &ProducerRegistry, stats: &ProducerStats) {
+    let id = match response.body() {
+        Ok(ResponseKind::InitProducerId(answer)) if answer.error_code == 0 && answer.producer_id.0 >= 0 => {
+            answer.producer_id.0
+        }
+        _ => return,
+    };
+    let given = registry.allocated(cluster, id, Instant::now());
+    if given == id {
+        return;
+    }
+    if let Ok(ResponseKind::InitProducerId(answer)) = response.body_mut() {
+        answer.producer_id = ProducerId(given);
+        ProducerStats::add(&stats.renamed_ids, 1);
+        tracing::info!(cluster, producer_id = id, renamed = given,
+            "renamed a producer id that a producer of another cluster holds through the gateway");
+    }
+}
