@@ -11,45 +11,23 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::client_matrix::{self as client_matrix, Cell, Driver, Outcome, args, keys, mirrored_pair};
-use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, tools_dir, unique};
+use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, unique};
 use franzgate::admin::client::call_with_body;
 
 const FAMILY: &str = "java";
 const PARTITIONS: i32 = 3;
 
-fn java_dir() -> PathBuf {
-    tools_dir().join("clients/java")
-}
-
-/// `java` with light JVM flags (fast start-up) on the driver's classes and kafka-clients' jars.
+/// `java` on the driver's classes and kafka-clients' jars.
 fn driver() -> Driver {
-    let dir = java_dir();
-    let class = dir.join("classes/Driver.class");
-    assert!(class.exists(), "{} missing: run scripts/install-deps.sh", class.display());
-    let classpath = format!("{}:{}/*", dir.join("classes").display(), dir.join("libs").display());
-    let prefix = [
-        "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1",
-        "-Xmx256m",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-        "-cp",
-        &classpath,
-        "Driver",
-    ];
-    Driver { name: FAMILY, program: PathBuf::from("java"), prefix: prefix.iter().map(|s| s.to_string()).collect() }
+    client_matrix::java_driver()
 }
 
-/// The kafka-clients release installed in the tools cache (the jar's name).
+/// The kafka-clients release installed in the tools cache.
 fn installed_version() -> String {
-    let Ok(entries) = std::fs::read_dir(java_dir().join("libs")) else { return String::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .find_map(|name| Some(name.strip_prefix("kafka-clients-")?.strip_suffix(".jar")?.to_string()))
-        .unwrap_or_default()
+    client_matrix::java_version()
 }
 
 /// A cell of this family's row in the matrix.

@@ -123,21 +123,42 @@ impl Driver {
 }
 
 impl Running {
-    /// Waits until a progress line has `key` at `at_least` or more (e.g. `acked` >= 300).
+    /// Waits until a progress line has `key` at `at_least` or more (e.g. `acked` >= 300). Every line stays
+    /// seen, so it can be called again with a higher mark.
     pub async fn await_progress(&mut self, key: &str, at_least: u64, timeout: Duration) {
+        if !self.await_progress_or_exit(key, at_least, timeout).await {
+            panic!("the driver ended before {key} reached {at_least}; it printed {:?}", self.seen);
+        }
+    }
+
+    /// [`Self::await_progress`] that returns `false` instead of failing when the driver ended first (its result
+    /// then says why: [`Self::finish`]).
+    pub async fn await_progress_or_exit(&mut self, key: &str, at_least: u64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.seen.iter().any(|v| v[key].as_u64().is_some_and(|n| n >= at_least)) {
-                return;
+            if self.latest_seen(key) >= at_least {
+                return true;
             }
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(value)) => self.seen.push(value),
-                Ok(None) => panic!("the driver ended before {key} reached {at_least}; it printed {:?}", self.seen),
+                Ok(None) => return false,
                 Err(_) => {
                     panic!("{key} did not reach {at_least} within {timeout:?}; the driver printed {:?}", self.seen)
                 }
             }
         }
+    }
+
+    /// The highest `key` the driver has reported so far (0 before any), counting lines printed by now.
+    pub fn latest(&mut self, key: &str) -> u64 {
+        while let Ok(value) = self.lines.try_recv() {
+            self.seen.push(value);
+        }
+        self.latest_seen(key)
+    }
+
+    fn latest_seen(&self, key: &str) -> u64 {
+        self.seen.iter().filter_map(|v| v[key].as_u64()).max().unwrap_or(0)
     }
 
     /// Waits for the driver to exit (at most `timeout`) and collects its result.
@@ -275,4 +296,37 @@ pub fn committed_total(cluster: &super::KafkaCluster, group: &str, topic: &str, 
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// Where scripts/install-deps.sh puts kafka-clients' jars (`libs/`) and the compiled Java driver (`classes/`).
+fn java_dir() -> PathBuf {
+    super::tools_dir().join("clients/java")
+}
+
+/// The Java driver (tests/clients/java/Driver.java): `java` with light JVM flags (fast start-up) on the driver's
+/// classes and kafka-clients' jars.
+pub fn java_driver() -> Driver {
+    let dir = java_dir();
+    let class = dir.join("classes/Driver.class");
+    assert!(class.exists(), "{} missing: run scripts/install-deps.sh", class.display());
+    let classpath = format!("{}:{}/*", dir.join("classes").display(), dir.join("libs").display());
+    let prefix = [
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xmx256m",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+        "-cp",
+        &classpath,
+        "Driver",
+    ];
+    Driver { name: "java", program: PathBuf::from("java"), prefix: prefix.iter().map(|s| s.to_string()).collect() }
+}
+
+/// The kafka-clients release installed in the tools cache (the jar's name).
+pub fn java_version() -> String {
+    let Ok(entries) = std::fs::read_dir(java_dir().join("libs")) else { return String::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find_map(|name| Some(name.strip_prefix("kafka-clients-")?.strip_suffix(".jar")?.to_string()))
+        .unwrap_or_default()
 }
