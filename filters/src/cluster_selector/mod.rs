@@ -282,6 +282,7 @@ mod tests {
         GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
         ProduceRequest, RequestHeader, TopicName,
     };
+    use franzgate_api::selector::ProducerStats;
     use franzgate_api::topology::{BackendCluster, ClusterRole};
     use franzgate_api::{Body, Session};
     use tower::{ServiceExt, service_fn};
@@ -451,5 +452,94 @@ mod tests {
             assert!(!matches!(response.body(), Ok(ResponseKind::OffsetCommit(_))), "forwarded, not refused");
         }
         assert_eq!(selector.fenced_commits(), 0);
+    }
+
+    /// A Produce of one batch by producer `id` at `epoch`, sequence 935, on `session`.
+    fn idempotent_produce(session: &Arc<Session>, id: i64, epoch: i16) -> KafkaRequest {
+        use franzgate_api::kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: id,
+            producer_epoch: epoch,
+            timestamp_type: franzgate_api::kafka_protocol::records::TimestampType::Creation,
+            offset: 0,
+            sequence: 935,
+            timestamp: 0,
+            key: Some(bytes::Bytes::from_static(b"key-935")),
+            value: None,
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut records = bytes::BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut records, [&record], &options).expect("encode");
+        let body = ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+            TopicProduceData::default().with_name(TopicName("t".into())).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(records.freeze())),
+            ]),
+        ]);
+        request(session, ApiKey::Produce as i16, 9, RequestKind::Produce(body))
+    }
+
+    /// The producers of the batches a backend received in a Produce.
+    fn received_producers(request: &mut KafkaRequest) -> Vec<(i64, i16)> {
+        let Ok(RequestKind::Produce(produce)) = request.body() else { panic!("a Produce") };
+        let records = produce.topic_data[0].partition_data[0].records.clone().expect("records");
+        let mut buf = records.clone();
+        franzgate_api::kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).expect("the CRC holds");
+        record_batches::producers(&records).map(|p| (p.id, p.epoch)).collect()
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_producer_that_crossed_a_switch_writes_under_one_stand_in_id_of_the_new_cluster() {
+        use franzgate_api::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+        let (selector, on_main, failover) = main_and_failover();
+        // The backend: InitProducerId hands out 7 on main and 5000 on failover; Produce batches are recorded.
+        let seen = Arc::new(Mutex::new(Vec::<(String, i64, i16)>::new()));
+        let inits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (log, counter) = (seen.clone(), inits.clone());
+        let inner = service_fn(move |mut r: KafkaRequest| {
+            let (log, counter) = (log.clone(), counter.clone());
+            async move {
+                let cluster = r.session.cluster.name.clone();
+                match r.api_key() {
+                    Some(ApiKey::InitProducerId) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let id = if cluster == "main" { 7 } else { 5000 };
+                        let answer = InitProducerIdResponse::default().with_producer_id(ProducerId(id));
+                        let answer = ResponseKind::InitProducerId(answer);
+                        KafkaResponse::from_message(r.api_key_raw(), r.api_version(), r.correlation_id(), answer)
+                    }
+                    _ => {
+                        for (id, epoch) in received_producers(&mut r) {
+                            lock(&log).push((cluster.clone(), id, epoch));
+                        }
+                        Ok(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), r.correlation_id()))
+                    }
+                }
+            }
+        });
+        let layer = ClusterSelectorLayer::new(selector.clone());
+        // An idempotent producer's InitProducerId: no transactional id (kafka-protocol's default is an empty one).
+        let init = InitProducerIdRequest::default().with_transactional_id(None);
+        let init = request(&on_main, ApiKey::InitProducerId as i16, 4, RequestKind::InitProducerId(init));
+        let mut answer = layer.layer(inner.clone()).oneshot(init).await.expect("answered");
+        let Ok(ResponseKind::InitProducerId(given)) = answer.body() else { panic!("an InitProducerId answer") };
+        assert_eq!(given.producer_id.0, 7, "an id nobody else holds reaches the client unchanged");
+        layer.layer(inner.clone()).oneshot(idempotent_produce(&on_main, 7, 0)).await.expect("produced on main");
+
+        selector.switch("main", "failover").expect("switch");
+        let on_failover = Arc::new(Session::new(2, on_main.peer, 6970, failover, selector.epoch()));
+        for _ in 0..2 {
+            layer.layer(inner.clone()).oneshot(idempotent_produce(&on_failover, 7, 0)).await.expect("produced");
+        }
+        assert_eq!(inits.load(std::sync::atomic::Ordering::SeqCst), 2, "one stand-in for both Produce requests");
+        let expected = [("main", 7, 0), ("failover", 5000, 0), ("failover", 5000, 0)];
+        let expected: Vec<_> = expected.iter().map(|(c, id, e)| (c.to_string(), *id, *e)).collect();
+        assert_eq!(*lock(&seen), expected, "main got the client's id; failover the stand-in");
+        assert_eq!(ProducerStats::get(&selector.producers.stand_ins), 1);
+        assert_eq!(ProducerStats::get(&selector.producers.rewritten_batches), 2);
     }
 }

@@ -108,7 +108,8 @@ async fn obtain_stand_in<S>(
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
-    let body = InitProducerIdRequest::default().with_transaction_timeout_ms(i32::MAX);
+    // No transactional id at all (kafka-protocol's default is an empty one, which a broker refuses).
+    let body = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(i32::MAX);
     let cluster = session.cluster.name.clone();
     let request = KafkaRequest::out_of_band(
         ApiKey::InitProducerId,
@@ -125,8 +126,12 @@ where
     match response.body() {
         Ok(ResponseKind::InitProducerId(answer)) if answer.error_code == 0 => {
             ProducerStats::add(&stats.stand_ins, 1);
-            tracing::info!(cluster, producer_id = answer.producer_id.0, epoch = answer.producer_epoch,
-                "obtained a stand-in producer id for a producer that crossed a switch");
+            tracing::info!(
+                cluster,
+                producer_id = answer.producer_id.0,
+                epoch = answer.producer_epoch,
+                "obtained a stand-in producer id for a producer that crossed a switch"
+            );
             Ok((answer.producer_id.0, answer.producer_epoch))
         }
         Ok(ResponseKind::InitProducerId(answer)) => Err(format!(
@@ -149,7 +154,12 @@ pub fn transactional_id(request: &mut KafkaRequest) -> Result<Option<String>, ()
 
 /// Records the id an InitProducerId answer of `cluster` hands an idempotent producer, renaming it in the answer
 /// when another cluster's live producer already holds it.
-pub fn note_allocation(response: &mut KafkaResponse, cluster: &str, registry: &ProducerRegistry, stats: &ProducerStats) {
+pub fn note_allocation(
+    response: &mut KafkaResponse,
+    cluster: &str,
+    registry: &ProducerRegistry,
+    stats: &ProducerStats,
+) {
     let id = match response.body() {
         Ok(ResponseKind::InitProducerId(answer)) if answer.error_code == 0 && answer.producer_id.0 >= 0 => {
             answer.producer_id.0
@@ -163,7 +173,11 @@ pub fn note_allocation(response: &mut KafkaResponse, cluster: &str, registry: &P
     if let Ok(ResponseKind::InitProducerId(answer)) = response.body_mut() {
         answer.producer_id = ProducerId(given);
         ProducerStats::add(&stats.renamed_ids, 1);
-        tracing::info!(cluster, producer_id = id, renamed = given,
-            "renamed a producer id that a producer of another cluster holds through the gateway");
+        tracing::info!(
+            cluster,
+            producer_id = id,
+            renamed = given,
+            "renamed a producer id that a producer of another cluster holds through the gateway"
+        );
     }
 }
