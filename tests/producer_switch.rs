@@ -16,7 +16,7 @@ mod python_matrix;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::client_matrix::{Cell, Driver, Outcome, Running, args, java_driver, java_version, keys, mirrored_pair};
+use common::client_matrix::{Cell, Driver, Outcome, Running, args, java_driver, java_version, mirrored_pair};
 use common::{KafkaCluster, TestGateway, create_topic, read_all, unique};
 
 const PARTITIONS: i32 = 3;
@@ -30,11 +30,14 @@ const TARGETS: [&str; 4] = ["failover", "main", "failover", "main"];
 /// A driver run's upper bound (the producer's own delivery timeouts end well within it).
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
-/// One switch while the producer ran: the acknowledgements it had reported before and after.
+/// One switch while the producer ran: the acknowledgements and records handed to the client it had reported
+/// before the switch began and after it ended (each a multiple of 100, up to 99 behind the truth).
 struct Switch {
     to: &'static str,
     acked_before: u64,
     acked_after: u64,
+    sent_before: u64,
+    sent_after: u64,
     took: Duration,
 }
 
@@ -48,19 +51,21 @@ async fn produce_across_switches(gateway: &TestGateway, mut running: Running) ->
             eprintln!("the producer ended before {mark} acknowledgements: no switch to {to}");
             break;
         }
-        let acked_before = running.latest("acked");
+        let (acked_before, sent_before) = (running.latest("acked"), running.latest("sent"));
         let started = Instant::now();
         gateway.switch_to(to).await;
         let took = started.elapsed();
-        let acked_after = running.latest("acked");
-        eprintln!("switched to {to} in {took:?}: acked {acked_before} before, {acked_after} after");
-        switches.push(Switch { to, acked_before, acked_after, took });
+        let (acked_after, sent_after) = (running.latest("acked"), running.latest("sent"));
+        eprintln!(
+            "switched to {to} in {took:?}: acked {acked_before}, sent {sent_before} before; {acked_after}, {sent_after} after"
+        );
+        switches.push(Switch { to, acked_before, acked_after, sent_before, sent_after, took });
         mark = acked_after + SPACING;
     }
     (running.finish(RUN_LIMIT).await, switches)
 }
 
-/// How often each value is in `topic` on `cluster`, read directly.
+/// How often each value is in `topic` on `cluster`, read directly (read_committed: librdkafka's default).
 fn counted(cluster: &KafkaCluster, topic: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for value in read_all(&cluster.bootstrap(), topic) {
@@ -69,77 +74,135 @@ fn counted(cluster: &KafkaCluster, topic: &str) -> BTreeMap<String, usize> {
     counts
 }
 
-/// The number in `prefix-n`.
-fn index(key: &str, prefix: &str) -> Option<u64> {
-    key.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok()
+/// Where the producer's records are: how often each key is on main and on the failover. MirrorMaker copies main
+/// to the failover, so a key the producer wrote on the failover is one not on main.
+struct Placement {
+    prefix: &'static str,
+    on_main: BTreeMap<String, usize>,
+    on_failover: BTreeMap<String, usize>,
 }
 
-/// Where the producer's `COUNT` records `prefix-*` ended up, and every way that placement breaks the promise of an
-/// idempotent producer across the `switches` (empty when it holds). The key is the value in these drivers.
-fn placement_failures(
-    main: &KafkaCluster,
-    failover: &KafkaCluster,
-    topic: &str,
-    prefix: &str,
-    switches: &[Switch],
-) -> Vec<String> {
-    let (on_main, on_failover) = (counted(main, topic), counted(failover, topic));
-    let mut failures = Vec::new();
-    let missing: Vec<_> =
-        keys(prefix, COUNT).into_iter().filter(|k| !on_main.contains_key(k) && !on_failover.contains_key(k)).collect();
-    if !missing.is_empty() {
-        failures.push(format!(
-            "{} keys on neither cluster, e.g. {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        ));
+impl Placement {
+    fn read(main: &KafkaCluster, failover: &KafkaCluster, topic: &str, prefix: &'static str) -> Self {
+        Self { prefix, on_main: counted(main, topic), on_failover: counted(failover, topic) }
     }
-    let twice_on_main: Vec<_> = on_main.iter().filter(|(_, n)| **n > 1).collect();
-    if !twice_on_main.is_empty() {
-        failures.push(format!("{} keys more than once on main: {:?}", twice_on_main.len(), first(&twice_on_main)));
+
+    fn key(&self, i: u64) -> String {
+        format!("{}-{i}", self.prefix)
     }
-    // Keys not on main were written to the failover by the producer itself: once each. Keys on main may be on
-    // the failover twice, copied by MirrorMaker (at least once) and re-sent there by the producer.
-    let written_on_failover: BTreeMap<_, _> = on_failover.iter().filter(|(k, _)| !on_main.contains_key(*k)).collect();
-    let twice_on_failover: Vec<_> =
-        written_on_failover.iter().filter(|(_, n)| ***n > 1).map(|(k, n)| (*k, *n)).collect();
-    if !twice_on_failover.is_empty() {
-        failures.push(format!(
-            "{} keys written to the failover more than once: {:?}",
-            twice_on_failover.len(),
-            first(&twice_on_failover)
-        ));
+
+    fn on_main(&self, i: u64) -> bool {
+        self.on_main.contains_key(&self.key(i))
     }
-    let mirrored_twice = on_failover.iter().filter(|(k, n)| **n > 1 && on_main.contains_key(*k)).count();
-    eprintln!(
-        "{topic}: {} keys on main, {} only on the failover, {} missing, {} on main duplicated on the failover \
-         (MirrorMaker's at-least-once copies, not asserted)",
-        on_main.len(),
-        written_on_failover.len(),
-        missing.len(),
-        mirrored_twice
-    );
-    if written_on_failover.is_empty() {
-        failures.push("nothing was written to the failover only: the switches did not move the producer".into());
+
+    /// Written on the failover by the producer (not copied from main).
+    fn only_on_failover(&self, i: u64) -> bool {
+        let key = self.key(i);
+        !self.on_main.contains_key(&key) && self.on_failover.contains_key(&key)
     }
-    if let [_, back_to_main, to_failover_again, _] = switches {
-        // Acknowledged after the switch back to main had ended (its mark is a multiple of 100 behind, hence the
-        // 100) and before the next switch began: written to main.
-        let window = back_to_main.acked_after + 100..to_failover_again.acked_before;
-        let written_back_on_main =
-            on_main.keys().filter_map(|k| index(k, prefix)).filter(|i| window.contains(i)).count();
-        eprintln!("{written_back_on_main} keys of {window:?} (between the 2nd and 3rd switch) on main");
-        if written_back_on_main == 0 {
-            failures.push(format!("none of the keys {window:?}, acknowledged after the switch back, is on main"));
+
+    /// Keys the producer wrote on the failover more than once (keys on main may be there twice: MirrorMaker
+    /// copies at least once, and the producer may have re-sent there a batch main had written).
+    fn twice_on_failover(&self) -> Vec<(&String, &usize)> {
+        self.on_failover.iter().filter(|(k, n)| **n > 1 && !self.on_main.contains_key(*k)).collect()
+    }
+
+    /// Breaks of the promise every producer of these tests makes: each of the `COUNT` keys on one cluster at
+    /// least, none twice on main, and (when `strict_failover`) none written twice on the failover.
+    fn failures(&self, strict_failover: bool) -> Vec<String> {
+        let mut failures = Vec::new();
+        let missing: Vec<_> = (0..COUNT).filter(|i| !self.on_main(*i) && !self.only_on_failover(*i)).collect();
+        if !missing.is_empty() {
+            failures.push(format!("{} keys on neither cluster: {}", missing.len(), ranges(&missing)));
         }
-    } else {
-        failures.push(format!("{} of 4 switches happened while the producer ran", switches.len()));
+        let twice_on_main: Vec<_> = self.on_main.iter().filter(|(_, n)| **n > 1).collect();
+        if !twice_on_main.is_empty() {
+            failures.push(format!("{} keys more than once on main: {:?}", twice_on_main.len(), first(&twice_on_main)));
+        }
+        let twice_on_failover = self.twice_on_failover();
+        if strict_failover && !twice_on_failover.is_empty() {
+            failures.push(format!(
+                "{} keys written to the failover more than once: {:?}",
+                twice_on_failover.len(),
+                first(&twice_on_failover)
+            ));
+        }
+        let written_on_failover: Vec<u64> = (0..COUNT).filter(|i| self.only_on_failover(*i)).collect();
+        let mirrored_twice = self.on_failover.iter().filter(|(k, n)| **n > 1 && self.on_main.contains_key(*k)).count();
+        eprintln!(
+            "{} keys on main; {} only on the failover ({}); {} written twice on the failover; {} on main duplicated \
+             on the failover (MirrorMaker's at-least-once copies, not asserted)",
+            self.on_main.len(),
+            written_on_failover.len(),
+            ranges(&written_on_failover),
+            twice_on_failover.len(),
+            mirrored_twice
+        );
+        if written_on_failover.is_empty() {
+            failures.push("nothing was written to the failover only: the switches did not move the producer".into());
+        }
+        if !self.on_main(COUNT - 1) {
+            failures
+                .push(format!("the last record, {}, sent after the 4th switch, is not on main", self.key(COUNT - 1)));
+        }
+        failures
     }
-    let last = format!("{prefix}-{}", COUNT - 1);
-    if !on_main.contains_key(&last) {
-        failures.push(format!("the last record, {last}, sent after the 4th switch, is not on main"));
+}
+
+/// Each phase's records on the phase's cluster: those handed to the client after one switch ended and before
+/// the next began (the progress marks are up to 99 behind, hence the 100) were written on the cluster that
+/// switch chose, on the failover only when it was the failover. A producer stuck on a cluster that does not
+/// know its producer id writes them later, elsewhere.
+fn phase_failures(placement: &Placement, switches: &[Switch]) -> Vec<String> {
+    if switches.len() != TARGETS.len() {
+        return vec![format!("{} of {} switches happened while the producer ran", switches.len(), TARGETS.len())];
+    }
+    let mut failures = Vec::new();
+    for (n, switch) in switches.iter().enumerate() {
+        let end = switches.get(n + 1).map_or(COUNT, |next| next.sent_before);
+        let window: Vec<u64> = (switch.sent_after + 100..end).collect();
+        let misplaced: Vec<u64> = window
+            .iter()
+            .copied()
+            .filter(|i| if switch.to == "main" { !placement.on_main(*i) } else { !placement.only_on_failover(*i) })
+            .collect();
+        eprintln!(
+            "phase {} (on {}): {} of the {} keys sent in {}..{end} elsewhere: {}",
+            n + 1,
+            switch.to,
+            misplaced.len(),
+            window.len(),
+            switch.sent_after + 100,
+            ranges(&misplaced)
+        );
+        if window.is_empty() {
+            failures.push(format!("phase {} (on {}) had no records of its own", n + 1, switch.to));
+        } else if !misplaced.is_empty() {
+            failures.push(format!(
+                "phase {} (on {}): {} of {} keys sent then are not where it wrote: {}",
+                n + 1,
+                switch.to,
+                misplaced.len(),
+                window.len(),
+                ranges(&misplaced)
+            ));
+        }
     }
     failures
+}
+
+/// `3..7, 9, 12..15`: sorted numbers as runs.
+fn ranges(sorted: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &i in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == i => *last = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    let text: Vec<String> =
+        runs.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}..={b}") }).collect();
+    if text.len() > 12 { format!("{} … ({} runs)", text[..12].join(", "), text.len()) } else { text.join(", ") }
 }
 
 /// The first few entries of a list of offenders.
@@ -149,13 +212,13 @@ fn first<T: std::fmt::Debug>(items: &[T]) -> &[T] {
 
 /// A gateway over the mirrored pair and a new topic on both clusters (the producer switched to the failover
 /// needs it there; MirrorMaker would make it, but how soon depends on a busy machine).
-async fn gateway_and_topic(name: &str) -> (TestGateway, &'static KafkaCluster, &'static KafkaCluster, String) {
+async fn gateway_and_topic(name: &str) -> Setup {
     let (main, failover) = mirrored_pair().await;
     let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
     let topic = unique(name);
     create_topic(&gateway.bootstrap(), &topic, PARTITIONS).await;
     create_topic(&failover.bootstrap(), &topic, PARTITIONS).await;
-    (gateway, main, failover, topic)
+    Setup { gateway, main, failover, topic }
 }
 
 /// `produce` arguments of an idempotent acks=all producer of [`COUNT`] records `key-*` at [`RATE`].
@@ -178,23 +241,29 @@ fn pairs<'a>(owned: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)
     owned.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// Everything one client's run broke: errors that reached the application, a short count, the placement.
-fn run_failures(outcome: &Outcome, placement: Vec<String>) -> Vec<String> {
+/// Everything one client's run broke: no result, errors that reached the application, a short count.
+fn run_failures(outcome: &Outcome) -> Vec<String> {
     let mut failures = Vec::new();
+    if outcome.result.get("client").is_none() {
+        failures
+            .push(format!("the driver printed no result (it crashed: see its stderr); last line {}", outcome.result));
+    }
     if !outcome.success || !outcome.errors().is_empty() {
         failures.push(format!("the producer reported {} errors: {:?}", outcome.errors().len(), outcome.errors()));
     }
     if outcome.count("produced") != COUNT {
         failures.push(format!("{} of {COUNT} records acknowledged", outcome.count("produced")));
     }
-    failures.extend(placement);
     failures
 }
 
 fn report(client: &str, started: Instant, outcome: &Outcome, switches: &[Switch], failures: &[String]) {
     let switches: Vec<String> = switches
         .iter()
-        .map(|s| format!("to {} at acked {}..{} in {:?}", s.to, s.acked_before, s.acked_after, s.took))
+        .map(|s| {
+            let (acked, sent) = ((s.acked_before, s.acked_after), (s.sent_before, s.sent_after));
+            format!("to {} (acked {acked:?}, sent {sent:?}) in {:?}", s.to, s.took)
+        })
         .collect();
     eprintln!(
         "{client}: {:?} in all; switches {switches:?}\nresult {}\nfailures: {failures:#?}\nstderr (tail):\n{}",
@@ -210,17 +279,34 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Runs an idempotent producer with `produce` arguments (pairs) across the switches and returns every failure.
+async fn idempotent_run(client: &str, driver: &Driver, produce: Vec<String>, setup: Setup) -> (Outcome, Vec<String>) {
+    let started = Instant::now();
+    let running = driver.start("produce", &produce);
+    let (outcome, switches) = produce_across_switches(&setup.gateway, running).await;
+    let placement = Placement::read(setup.main, setup.failover, &setup.topic, "key");
+    let mut failures = run_failures(&outcome);
+    failures.extend(placement.failures(true));
+    failures.extend(phase_failures(&placement, &switches));
+    report(client, started, &outcome, &switches, &failures);
+    (outcome, failures)
+}
+
+/// A gateway over the mirrored pair and a topic on both clusters.
+struct Setup {
+    gateway: TestGateway,
+    main: &'static KafkaCluster,
+    failover: &'static KafkaCluster,
+    topic: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_default_idempotent_producer_survives_four_switches() {
     common::init_test_logging();
-    let started = Instant::now();
     let _cell = Cell::new("java", java_version(), "idempotent-switch");
-    let (gateway, main, failover, topic) = gateway_and_topic("java-idem-switch").await;
-    let produce = idempotent_produce(&gateway.bootstrap(), &topic);
-    let running = java_driver().start("produce", &args(&pairs(&produce)));
-    let (outcome, switches) = produce_across_switches(&gateway, running).await;
-    let failures = run_failures(&outcome, placement_failures(main, failover, &topic, "key", &switches));
-    report("java", started, &outcome, &switches, &failures);
+    let setup = gateway_and_topic("java-idem-switch").await;
+    let produce = args(&pairs(&idempotent_produce(&setup.gateway.bootstrap(), &setup.topic)));
+    let (outcome, failures) = idempotent_run("java", &java_driver(), produce, setup).await;
     assert!(failures.is_empty(), "java idempotent producer across four switches: {failures:#?}");
     assert_eq!(outcome.result["client"], "java");
 }
@@ -228,14 +314,53 @@ async fn java_default_idempotent_producer_survives_four_switches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_kafka_idempotent_producer_survives_four_switches() {
     common::init_test_logging();
-    let started = Instant::now();
     let driver: Driver = python_matrix::driver("confluent-kafka");
-    let (gateway, main, failover, topic) = gateway_and_topic("ck-idem-switch").await;
-    let produce = idempotent_produce(&gateway.bootstrap(), &topic);
-    let running = driver.start("produce", &python_matrix::client_args(&driver, &pairs(&produce)));
-    let (outcome, switches) = produce_across_switches(&gateway, running).await;
-    let failures = run_failures(&outcome, placement_failures(main, failover, &topic, "key", &switches));
-    report("confluent-kafka", started, &outcome, &switches, &failures);
+    let setup = gateway_and_topic("ck-idem-switch").await;
+    let produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
+    let produce = python_matrix::client_args(&driver, &pairs(&produce));
+    let (outcome, failures) = idempotent_run("confluent-kafka", &driver, produce, setup).await;
     python_matrix::record_cell(&driver, Some(&outcome), "idempotent-switch", failures.is_empty());
     assert!(failures.is_empty(), "confluent-kafka idempotent producer across four switches: {failures:#?}");
+}
+
+/// Every transaction of 100 records (`key-0..99`, `key-100..199`, ...) committed on one cluster, whole: all its
+/// keys on main, or all only on the failover.
+fn transaction_failures(placement: &Placement) -> Vec<String> {
+    let mut split = Vec::new();
+    let (mut on_main, mut on_failover) = (0, 0);
+    for first in (0..COUNT).step_by(100) {
+        let block = first..(first + 100).min(COUNT);
+        let main = block.clone().filter(|i| placement.on_main(*i)).count();
+        let failover = block.clone().filter(|i| placement.only_on_failover(*i)).count();
+        match (main, failover) {
+            (m, 0) if m == block.clone().count() => on_main += 1,
+            (0, f) if f == block.clone().count() => on_failover += 1,
+            _ => split.push(format!("{block:?}: {main} on main, {failover} only on the failover")),
+        }
+    }
+    eprintln!("transactions whole on main: {on_main}, whole on the failover: {on_failover}, split: {split:?}");
+    if split.is_empty() { Vec::new() } else { vec![format!("transactions not whole on one cluster: {split:?}")] }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_transactional_producer_across_switches() {
+    common::init_test_logging();
+    let started = Instant::now();
+    let _cell = Cell::new("java", java_version(), "transactions-switch");
+    let setup = gateway_and_topic("java-txn-switch").await;
+    let transactional_id = unique("java-txn-switch-id");
+    let mut produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
+    produce.extend([("transactional_id", transactional_id), ("retry_aborted", "true".to_string())]);
+    let running = java_driver().start("produce", &args(&pairs(&produce)));
+    let (outcome, switches) = produce_across_switches(&setup.gateway, running).await;
+    let placement = Placement::read(setup.main, setup.failover, &setup.topic, "key");
+    let mut failures = run_failures(&outcome);
+    // MirrorMaker's consumer reads uncommitted records: a transaction aborted on main and committed on the
+    // failover has its keys there twice. Written twice on the failover is a failure only without aborts.
+    let aborts = outcome.count("aborts");
+    failures.extend(placement.failures(aborts == 0));
+    failures.extend(transaction_failures(&placement));
+    eprintln!("aborts: {aborts}; reasons: {:#?}", outcome.result["abort_reasons"]);
+    report("java transactional", started, &outcome, &switches, &failures);
+    assert!(failures.is_empty(), "java transactional producer across four switches: {failures:#?}");
 }

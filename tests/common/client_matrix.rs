@@ -7,7 +7,8 @@
 //! stderr). Commands:
 //! - `produce bootstrap=B topic=T count=N [idempotent=true] [acks=all] [rate=R] [key_prefix=K]` and the SASL keys
 //!   below: produces records with keys `K-0` .. `K-(N-1)` (value = key), at most `R` per second when `rate` is
-//!   given, and prints `{"acked": n}` after every 100 acknowledgements. Result:
+//!   given, and prints `{"acked": n}` after every 100 acknowledgements (Java and confluent-kafka also
+//!   `{"sent": n}` after every 100 records handed to the client). Result:
 //!   `{"client": "...", "version": "...", "produced": n, "errors": ["...", ...]}` — `errors` lists every error
 //!   that reached the application (delivery reports, exceptions), empty when none did.
 //! - `consume bootstrap=B topic=T group=G count=N [protocol=classic|consumer] [timeout_ms=M]` and the SASL keys:

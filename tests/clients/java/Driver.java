@@ -2,7 +2,7 @@
 // kafka-clients producing and consuming through the gateway, reporting JSON lines on stdout.
 //
 //   java -cp <classes>:<libs>/* Driver produce bootstrap=B topic=T count=N [idempotent=true] [acks=all] [rate=R]
-//        [key_prefix=K] [transactional_id=X] [user=U password=P mechanism=PLAIN|SCRAM-SHA-256]
+//        [key_prefix=K] [transactional_id=X [retry_aborted=true]] [user=U password=P mechanism=PLAIN|SCRAM-SHA-256]
 //   java -cp <classes>:<libs>/* Driver consume bootstrap=B topic=T group=G count=N [protocol=classic|consumer]
 //        [timeout_ms=M] [user=U password=P mechanism=...]
 //
@@ -30,7 +30,13 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.config.SaslConfigs;
+import org.apache.kafka.common.errors.AuthorizationException;
+import org.apache.kafka.common.errors.OutOfOrderSequenceException;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -40,7 +46,7 @@ public final class Driver {
 
     private static final Set<String> SASL_KEYS = Set.of("user", "password", "mechanism");
     private static final Set<String> PRODUCE_KEYS = Set.of("bootstrap", "topic", "count", "idempotent", "acks",
-            "rate", "key_prefix", "transactional_id");
+            "rate", "key_prefix", "transactional_id", "retry_aborted");
     private static final Set<String> CONSUME_KEYS = Set.of("bootstrap", "topic", "group", "count", "protocol",
             "timeout_ms");
 
@@ -103,6 +109,12 @@ public final class Driver {
             props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
             props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         }
+        if ("true".equals(args.get("retry_aborted"))) {
+            if (transactionalId == null) {
+                throw new Usage("retry_aborted=true needs transactional_id=");
+            }
+            return produceRetryingAborted(props, topic, count, rate, prefix);
+        }
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
             if (transactionalId != null) {
                 producer.initTransactions();
@@ -128,6 +140,7 @@ public final class Driver {
                         }
                     }
                 });
+                emitSent(i);
             }
             producer.flush();
             if (transactionalId != null && count > 0) {
@@ -143,6 +156,132 @@ public final class Driver {
         emit("{\"client\": " + json(CLIENT) + ", \"version\": " + json(VERSION)
                 + ", \"produced\": " + acked.get() + ", \"errors\": " + json(reported) + "}");
         return acked.get() == count && reported.isEmpty();
+    }
+
+    /** Records per transaction. */
+    private static final long TRANSACTION_SIZE = 100;
+    /** Aborts of one transaction before the driver gives up on it. */
+    private static final int MAX_ABORTS_PER_TRANSACTION = 20;
+    /** Attempts of a commit that timed out (the commit may be under way: it may only be retried). */
+    private static final int COMMIT_ATTEMPTS = 3;
+
+    /** A fatal producer error (the producer can only be closed): the run stops. */
+    private static final class Fatal extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        Fatal(RuntimeException cause) {
+            super(cause);
+        }
+    }
+
+    /**
+     * `retry_aborted=true`: transactions of 100 records as an exactly-once application writes them. A transaction
+     * that fails with an abortable error (a send's callback, commitTransaction) is aborted and its records sent
+     * again in a new one; a fatal error (fenced, out-of-order sequence, authorization, unsupported version, an
+     * illegal state) is reported and stops the run. `produced` and the `acked` progress count records of committed
+     * transactions; the result adds `aborts` and each abort's reason in `abort_reasons`.
+     */
+    private static boolean produceRetryingAborted(Properties props, String topic, long count, long rate,
+            String prefix) {
+        List<String> errors = new ArrayList<>();
+        List<String> abortReasons = new ArrayList<>();
+        long committed = 0;
+        long start = System.nanoTime();
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
+            producer.initTransactions();
+            for (long first = 0; first < count; first += TRANSACTION_SIZE) {
+                long end = Math.min(count, first + TRANSACTION_SIZE);
+                int aborts = 0;
+                while (true) {
+                    String reason = attemptTransaction(producer, topic, prefix, first, end, start, rate);
+                    if (reason == null) {
+                        break;
+                    }
+                    abortReasons.add(prefix + "-" + first + ".." + (end - 1) + ": " + reason);
+                    if (++aborts > MAX_ABORTS_PER_TRANSACTION) {
+                        throw new Fatal(new KafkaException("gave up after " + aborts + " aborts: " + reason));
+                    }
+                }
+                for (long n = committed + 1; n <= committed + (end - first); n++) {
+                    if (n % 100 == 0) {
+                        emit("{\"acked\": " + n + "}");
+                    }
+                }
+                committed += end - first;
+            }
+        } catch (Fatal e) {
+            errors.add("fatal: " + describe(e.getCause()));
+        } catch (RuntimeException e) {
+            errors.add(describe(e));
+        }
+        emit("{\"client\": " + json(CLIENT) + ", \"version\": " + json(VERSION) + ", \"produced\": " + committed
+                + ", \"aborts\": " + abortReasons.size() + ", \"abort_reasons\": " + json(abortReasons)
+                + ", \"errors\": " + json(errors) + "}");
+        return committed == count && errors.isEmpty();
+    }
+
+    /**
+     * One transaction of records `first` .. `end - 1`: null once committed, the reason when it was aborted.
+     * Throws [Fatal] on an error the producer cannot recover from.
+     */
+    private static String attemptTransaction(KafkaProducer<String, String> producer, String topic, String prefix,
+            long first, long end, long start, long rate) throws Fatal {
+        List<String> failedSends = Collections.synchronizedList(new ArrayList<>());
+        try {
+            producer.beginTransaction();
+            for (long i = first; i < end; i++) {
+                if (rate > 0) {
+                    pace(start, i, rate);
+                }
+                String key = prefix + "-" + i;
+                producer.send(new ProducerRecord<>(topic, key, key), (metadata, error) -> {
+                    if (error != null) {
+                        failedSends.add(key + ": " + describe(error));
+                    }
+                });
+                emitSent(i);
+            }
+            commitRetryingTimeouts(producer);
+            return null;
+        } catch (ProducerFencedException | OutOfOrderSequenceException | AuthorizationException
+                | UnsupportedVersionException | IllegalStateException e) {
+            throw new Fatal(e);
+        } catch (KafkaException e) {
+            String reason = describe(e);
+            synchronized (failedSends) {
+                if (!failedSends.isEmpty()) {
+                    reason += " (first failed send " + failedSends.get(0) + ")";
+                }
+            }
+            try {
+                producer.abortTransaction();
+            } catch (KafkaException | IllegalStateException abortError) {
+                throw new Fatal(new KafkaException("abortTransaction after " + reason + " failed: "
+                        + describe(abortError), abortError));
+            }
+            return reason;
+        }
+    }
+
+    /** commitTransaction, again when it timed out (it may be under way; aborting is not allowed then). */
+    private static void commitRetryingTimeouts(KafkaProducer<String, String> producer) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                producer.commitTransaction();
+                return;
+            } catch (TimeoutException e) {
+                if (attempt >= COMMIT_ATTEMPTS) {
+                    throw new IllegalStateException("commitTransaction timed out " + attempt + " times", e);
+                }
+            }
+        }
+    }
+
+    /** `{"sent": n}` once record `index` is the n-th handed to the producer, n a multiple of 100. */
+    private static void emitSent(long index) {
+        if ((index + 1) % 100 == 0) {
+            emit("{\"sent\": " + (index + 1) + "}");
+        }
     }
 
     /** Sleeps until record `index` is due at `rate` records per second from `startNanos`. */

@@ -136,6 +136,7 @@ def confluent_produce(o):
             acked.add()
 
     pacer, prefix = Pacer(float(o.get("rate", 0))), o.get("key_prefix", "k")
+    sent, fatal = Progress("sent"), None
     for i in range(int(o["count"])):
         pacer.wait()
         key = f"{prefix}-{i}".encode()
@@ -145,6 +146,13 @@ def confluent_produce(o):
                 break
             except BufferError:
                 producer.poll(0.1)
+            except confluent_kafka.KafkaException as e:  # a fatal error: the producer takes no more records
+                fatal = f"produce of {key.decode()}: {e}"
+                break
+        if fatal:
+            errors.append(fatal)
+            break
+        sent.add()
         producer.poll(0)
     remaining = producer.flush(120)
     if remaining:
