@@ -92,6 +92,10 @@ pub struct ProducerStats {
     pub rewritten_batches: std::sync::atomic::AtomicU64,
     /// Producer ids handed to clients in place of one another cluster's live producer already holds.
     pub renamed_ids: std::sync::atomic::AtomicU64,
+    /// Requests of transactions whose producer id is another cluster's, refused with an abortable error.
+    pub refused_transactional: std::sync::atomic::AtomicU64,
+    /// EndTxn(abort) of such transactions answered by the gateway.
+    pub aborted_here: std::sync::atomic::AtomicU64,
 }
 
 impl ProducerStats {

@@ -433,6 +433,16 @@ impl GatewayMetrics {
                 "Producer ids given to clients in place of an id a live producer of another cluster holds.",
                 &producers.renamed_ids,
             ),
+            (
+                "franzgate_transaction_requests_refused_total",
+                "Requests of a transaction open at a switch (its producer id another cluster's), refused with an abortable error.",
+                &producers.refused_transactional,
+            ),
+            (
+                "franzgate_transactions_aborted_by_gateway_total",
+                "EndTxn(abort) of a transaction open at a switch, answered by the gateway (nothing of it is on this cluster).",
+                &producers.aborted_here,
+            ),
         ] {
             counter(r, name, help, franzgate_api::selector::ProducerStats::get(value));
         }

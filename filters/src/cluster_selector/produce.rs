@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use franzgate_api::kafka_protocol::ResponseError;
-use franzgate_api::kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProducerId, RequestKind, ResponseKind};
+use franzgate_api::kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProducerId, RequestKind, ResponseKind, TransactionalId,
+};
+use franzgate_api::kafka_protocol::protocol::StrBytes;
 use franzgate_api::selector::{ClusterSelector, ProducerStats};
 use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
 use tower::Service;
@@ -108,38 +111,77 @@ async fn obtain_stand_in<S>(
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
-    // No transactional id at all (kafka-protocol's default is an empty one, which a broker refuses).
-    let body = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(i32::MAX);
     let cluster = session.cluster.name.clone();
+    let what = format!("InitProducerId for a stand-in producer id on {cluster}");
+    let (id, epoch) = init_producer_id(&inner, session, None).await.map_err(|e| e.describe(&what))?;
+    ProducerStats::add(&stats.stand_ins, 1);
+    tracing::info!(
+        cluster,
+        producer_id = id,
+        epoch,
+        "obtained a stand-in producer id for a producer that crossed a switch"
+    );
+    Ok((id, epoch))
+}
+
+/// Why an InitProducerId of the gateway's own failed.
+#[derive(Debug)]
+pub enum InitFailed {
+    /// The broker answered this error code.
+    Refused(i16),
+    /// No usable answer: the reason.
+    Failed(String),
+}
+
+impl InitFailed {
+    /// A log line's text for `what` failing this way.
+    pub fn describe(&self, what: &str) -> String {
+        match self {
+            Self::Refused(code) => format!("{what}: error {:?} ({code})", ResponseError::try_from_code(*code)),
+            Self::Failed(reason) => format!("{what}: {reason}"),
+        }
+    }
+}
+
+/// Sends InitProducerId (v4) for `transactional_id` (or none, an idempotent producer's) on the session's backend
+/// connection, with no producer id of the client's: a fresh id, or for a transactional id the next epoch of the
+/// cluster's own (which fences and aborts what that transactional id had open there).
+pub async fn init_producer_id<S>(
+    inner: &Mutex<S>,
+    session: Arc<Session>,
+    transactional_id: Option<&str>,
+) -> Result<(i64, i16), InitFailed>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    // No transactional id at all for an idempotent producer (kafka-protocol's default is an empty one, which a
+    // broker refuses); an idempotent producer's transaction timeout is Integer.MAX_VALUE, as the Java client's.
+    let body = match transactional_id {
+        None => InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(i32::MAX),
+        Some(id) => InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id.to_string()))))
+            .with_transaction_timeout_ms(60_000),
+    };
+    let body = body.with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     let request = KafkaRequest::out_of_band(
         ApiKey::InitProducerId,
         INIT_PRODUCER_ID_VERSION,
         RequestKind::InitProducerId(body),
         session,
     );
-    let call = super::lock(&inner).call(request);
+    let call = super::lock(inner).call(request);
     let mut response = match tokio::time::timeout(STAND_IN_TIMEOUT, call).await {
         Ok(Ok(response)) => response,
-        Ok(Err(error)) => return Err(format!("InitProducerId for a stand-in producer id on {cluster}: {error}")),
-        Err(_) => return Err(format!("InitProducerId for a stand-in producer id on {cluster}: no answer in 15 s")),
+        Ok(Err(error)) => return Err(InitFailed::Failed(error.to_string())),
+        Err(_) => return Err(InitFailed::Failed("no answer in 15 s".into())),
     };
     match response.body() {
         Ok(ResponseKind::InitProducerId(answer)) if answer.error_code == 0 => {
-            ProducerStats::add(&stats.stand_ins, 1);
-            tracing::info!(
-                cluster,
-                producer_id = answer.producer_id.0,
-                epoch = answer.producer_epoch,
-                "obtained a stand-in producer id for a producer that crossed a switch"
-            );
             Ok((answer.producer_id.0, answer.producer_epoch))
         }
-        Ok(ResponseKind::InitProducerId(answer)) => Err(format!(
-            "InitProducerId for a stand-in producer id on {cluster}: error {:?}",
-            ResponseError::try_from_code(answer.error_code)
-        )),
-        Ok(_) => Err(format!("InitProducerId for a stand-in producer id on {cluster}: another answer")),
-        Err(error) => Err(format!("InitProducerId for a stand-in producer id on {cluster}: {error}")),
+        Ok(ResponseKind::InitProducerId(answer)) => Err(InitFailed::Refused(answer.error_code)),
+        Ok(_) => Err(InitFailed::Failed("another answer".into())),
+        Err(error) => Err(InitFailed::Failed(error.to_string())),
     }
 }
 

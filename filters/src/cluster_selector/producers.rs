@@ -27,16 +27,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use super::lock;
 use std::time::{Duration, Instant};
 
 use super::record_batches::BatchProducer;
 
 /// How long a producer id the gateway has not seen stays known: Kafka's own `producer.id.expiration.ms`
 /// default (a day) times seven, so a producer idle over a weekend is still recognised.
-const IDLE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const IDLE_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// At most this many producers are remembered; beyond it the longest idle tenth is forgotten.
-const MAX_PRODUCERS: usize = 200_000;
+pub(super) const MAX_PRODUCERS: usize = 200_000;
 /// Renamed ids start here: brokers hand out ids from 0 in blocks of 1,000, never near 2^62.
 const RENAMED_ID_BASE: i64 = 1 << 62;
 
@@ -98,11 +100,6 @@ impl Default for ProducerRegistry {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves a consistent map (every update is a single insert or field write).
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl ProducerRegistry {
     /// Whether a Produce on `cluster` may hold a batch to place: false while every known id came from
     /// `cluster` itself and none was renamed (all producers before the first switch), so those requests are
@@ -119,10 +116,10 @@ impl ProducerRegistry {
     /// through the gateway, in which case a renamed id.
     pub fn allocated(&self, cluster: &str, id: i64, now: Instant) -> i64 {
         let origin: Arc<str> = Arc::from(cluster);
-        self.note_origin(&origin);
+        self.note_origin(cluster);
         let mut producers = lock(&self.producers);
         if producers.len() >= MAX_PRODUCERS {
-            forget_longest_idle(&mut producers, now);
+            forget_longest_idle(&mut producers, now, |p| p.last_seen);
         }
         let taken = producers.get(&id).is_some_and(|p| *p.origin != *cluster && !idle(p, now));
         let given = if taken {
@@ -166,14 +163,16 @@ impl ProducerRegistry {
         }
     }
 
-    fn note_origin(&self, origin: &Arc<str>) {
+    /// Notes that `cluster` handed out a producer id (to an idempotent or a transactional producer): once two
+    /// clusters have, every Produce is looked at.
+    pub fn note_origin(&self, cluster: &str) {
         if self.mixed.load(Ordering::Relaxed) {
             return;
         }
         let mut sole = lock(&self.sole_origin);
         match sole.as_deref() {
-            None => *sole = Some(origin.clone()),
-            Some(sole) if sole != &**origin => self.mixed.store(true, Ordering::Relaxed),
+            None => *sole = Some(Arc::from(cluster)),
+            Some(sole) if sole != cluster => self.mixed.store(true, Ordering::Relaxed),
             Some(_) => {}
         }
     }
@@ -193,17 +192,21 @@ fn idle(producer: &Producer, now: Instant) -> bool {
     now.saturating_duration_since(producer.last_seen) > IDLE_EXPIRY
 }
 
-/// Drops expired producers and, if that is not enough, the longest idle tenth.
-fn forget_longest_idle(producers: &mut HashMap<i64, Producer>, now: Instant) {
-    producers.retain(|_, p| !idle(p, now));
-    if producers.len() < MAX_PRODUCERS {
+/// Drops entries unseen for [`IDLE_EXPIRY`] and, if that is not enough to go below [`MAX_PRODUCERS`], the
+/// longest idle tenth.
+pub(super) fn forget_longest_idle<K, V>(map: &mut HashMap<K, V>, now: Instant, seen: impl Fn(&V) -> Instant)
+where
+    K: Eq + std::hash::Hash,
+{
+    map.retain(|_, v| now.saturating_duration_since(seen(v)) <= IDLE_EXPIRY);
+    if map.len() < MAX_PRODUCERS {
         return;
     }
-    let mut seen: Vec<Instant> = producers.values().map(|p| p.last_seen).collect();
-    let tenth = seen.len() / 10;
-    let (_, cutoff, _) = seen.select_nth_unstable(tenth);
+    let mut times: Vec<Instant> = map.values().map(&seen).collect();
+    let tenth = times.len() / 10;
+    let (_, cutoff, _) = times.select_nth_unstable(tenth);
     let cutoff = *cutoff;
-    producers.retain(|_, p| p.last_seen > cutoff);
+    map.retain(|_, v| seen(v) > cutoff);
 }
 
 #[cfg(test)]
@@ -280,7 +283,7 @@ mod tests {
             let last_seen = start + Duration::from_millis(id as u64);
             producers.insert(id, Producer { origin: Arc::from("main"), native_id: id, last_seen, stand_in: None });
         }
-        forget_longest_idle(&mut producers, start + Duration::from_secs(3600));
+        forget_longest_idle(&mut producers, start + Duration::from_secs(3600), |p| p.last_seen);
         assert!(producers.len() < MAX_PRODUCERS * 91 / 100);
         assert!(!producers.contains_key(&0) && producers.contains_key(&(MAX_PRODUCERS as i64 - 1)));
     }
