@@ -190,9 +190,11 @@ pub fn args(pairs: &[(&str, &str)]) -> Vec<String> {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// MirrorMaker 2 intervals short enough for tests (topics, groups and offsets copied every 2 s).
+/// MirrorMaker 2 intervals short enough for tests (topics, groups and offsets copied every 2 s), and its source
+/// consumer reading committed records only: a transaction open on main at a switch is aborted there, and must
+/// not reach the failover as plain records (MirrorMaker's default, read_uncommitted, would copy them).
 const MM2_EXTRA: &str = "refresh.topics.interval.seconds=2\nrefresh.groups.interval.seconds=2\noffset.flush.interval.ms=1000\n\
-    sync.group.offsets.interval.seconds=2\nemit.checkpoints.interval.seconds=2\n";
+    sync.group.offsets.interval.seconds=2\nemit.checkpoints.interval.seconds=2\nmain.consumer.isolation.level=read_committed\n";
 
 /// The binary's shared pair (`main` nodes 1-3, `failover` nodes 4-6) with MirrorMaker 2 copying main to failover
 /// (the seed's `mm2.properties`), started once per test binary.
