@@ -27,6 +27,8 @@ const RATE: &str = "60";
 const SPACING: u64 = 300;
 /// The switches, in order: each moves the producer to the other cluster.
 const TARGETS: [&str; 4] = ["failover", "main", "failover", "main"];
+/// How long the producer may go without reaching the next switch's mark (it needs 5 s at [`RATE`]).
+const STALL_LIMIT: Duration = Duration::from_secs(60);
 /// A driver run's upper bound (the producer's own delivery timeouts end well within it).
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
@@ -47,9 +49,18 @@ async fn produce_across_switches(gateway: &TestGateway, mut running: Running) ->
     let mut switches = Vec::new();
     let mut mark = SPACING;
     for to in TARGETS {
-        if !running.await_progress_or_exit("acked", mark, Duration::from_secs(120)).await {
-            eprintln!("the producer ended before {mark} acknowledgements: no switch to {to}");
-            break;
+        // A producer stuck on a cluster stops the switching: its result (when it gives up) says why.
+        let progress = running.await_progress_or_exit("acked", mark, Duration::from_secs(3600));
+        match tokio::time::timeout(STALL_LIMIT, progress).await {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("the producer ended before {mark} acknowledgements: no switch to {to}");
+                break;
+            }
+            Err(_) => {
+                eprintln!("the producer stalled below {mark} acknowledgements for {STALL_LIMIT:?}: no switch to {to}");
+                break;
+            }
         }
         let (acked_before, sent_before) = (running.latest("acked"), running.latest("sent"));
         let started = Instant::now();
@@ -241,6 +252,19 @@ fn pairs<'a>(owned: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)
     owned.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// The errors that reached the application, each kind once with how often (`delivery of key-N: ` dropped).
+fn error_kinds(outcome: &Outcome) -> BTreeMap<String, usize> {
+    let mut kinds = BTreeMap::new();
+    for error in outcome.errors() {
+        let kind = match error.split_once(": ") {
+            Some((head, rest)) if head.starts_with("delivery of ") => rest.to_string(),
+            _ => error,
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    kinds
+}
+
 /// Everything one client's run broke: no result, errors that reached the application, a short count.
 fn run_failures(outcome: &Outcome) -> Vec<String> {
     let mut failures = Vec::new();
@@ -249,7 +273,7 @@ fn run_failures(outcome: &Outcome) -> Vec<String> {
             .push(format!("the driver printed no result (it crashed: see its stderr); last line {}", outcome.result));
     }
     if !outcome.success || !outcome.errors().is_empty() {
-        failures.push(format!("the producer reported {} errors: {:?}", outcome.errors().len(), outcome.errors()));
+        failures.push(format!("the producer reported {} errors: {:#?}", outcome.errors().len(), error_kinds(outcome)));
     }
     if outcome.count("produced") != COUNT {
         failures.push(format!("{} of {COUNT} records acknowledged", outcome.count("produced")));
@@ -333,6 +357,7 @@ fn transaction_failures(placement: &Placement) -> Vec<String> {
         let main = block.clone().filter(|i| placement.on_main(*i)).count();
         let failover = block.clone().filter(|i| placement.only_on_failover(*i)).count();
         match (main, failover) {
+            (0, 0) => {} // on neither cluster: reported by Placement::failures
             (m, 0) if m == block.clone().count() => on_main += 1,
             (0, f) if f == block.clone().count() => on_failover += 1,
             _ => split.push(format!("{block:?}: {main} on main, {failover} only on the failover")),

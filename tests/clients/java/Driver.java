@@ -183,6 +183,9 @@ public final class Driver {
      */
     private static boolean produceRetryingAborted(Properties props, String topic, long count, long rate,
             String prefix) {
+        // A commit blocked on a coordinator that does not answer gives up after 20 s (not the default minute),
+        // so COMMIT_ATTEMPTS of them end well within a test's patience.
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000");
         List<String> errors = new ArrayList<>();
         List<String> abortReasons = new ArrayList<>();
         long committed = 0;

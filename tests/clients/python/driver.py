@@ -154,7 +154,11 @@ def confluent_produce(o):
             break
         sent.add()
         producer.poll(0)
-    remaining = producer.flush(120)
+    try:
+        remaining = producer.flush(120)
+    except Exception as e:  # after a fatal error flush() may raise (even a SystemError): report it
+        errors.append(f"flush: {type(e).__name__}: {e}")
+        remaining = 0
     if remaining:
         errors.append(f"{remaining} records not acknowledged within 120 s")
     return {**confluent_versions(), "produced": acked.n, "errors": errors}
