@@ -9,10 +9,12 @@
 //!   idempotent producer. No error reached the application, all 2,000 records acknowledged, each on one cluster at
 //!   least, none twice on main, none written twice on the failover, and the records handed to the client between
 //!   two switches are on the cluster the first of them chose (a producer stuck on a cluster that refuses its
-//!   producer id writes them later, elsewhere).
+//!   producer id writes them later, elsewhere). The gateway's metrics show a stand-in producer id at least per
+//!   switch and batches rewritten to them.
 //! - `java_transactional_producer_across_switches`: transactions of 100 records by an application that aborts
 //!   and re-sends a transaction on an abortable error (the driver's `retry_aborted=true`). The same, and every
-//!   transaction whole on one cluster; the aborts are reported (the driver gives up after 20 on one transaction).
+//!   transaction whole on one cluster; the aborts are reported (the driver gives up after 20 on one transaction),
+//!   and the gateway's metrics show it refused requests of a transaction that crossed a switch.
 //!
 //! Cells `idempotent-switch` and `transactions-switch` go to target/client-matrix/<client>.jsonl (not columns of
 //! the README table).
@@ -169,17 +171,21 @@ impl Placement {
     }
 }
 
+/// Records handed to the client this shortly before a switch (half a second at [`RATE`]) may still be in its
+/// buffer or in flight when it begins, and then are written on the cluster the switch chose.
+const IN_FLIGHT: u64 = 30;
+
 /// Each phase's records on the phase's cluster: those handed to the client after one switch ended and before
-/// the next began (the progress marks are up to 99 behind, hence the 100) were written on the cluster that
-/// switch chose, on the failover only when it was the failover. A producer stuck on a cluster that does not
-/// know its producer id writes them later, elsewhere.
+/// the next began (the progress marks are up to 99 behind, hence the 100; less the last [`IN_FLIGHT`]) were
+/// written on the cluster that switch chose, on the failover only when it was the failover. A producer stuck on
+/// a cluster that does not know its producer id writes them later, elsewhere.
 fn phase_failures(placement: &Placement, switches: &[Switch]) -> Vec<String> {
     if switches.len() != TARGETS.len() {
         return vec![format!("{} of {} switches happened while the producer ran", switches.len(), TARGETS.len())];
     }
     let mut failures = Vec::new();
     for (n, switch) in switches.iter().enumerate() {
-        let end = switches.get(n + 1).map_or(COUNT, |next| next.sent_before);
+        let end = switches.get(n + 1).map_or(COUNT, |next| next.sent_before.saturating_sub(IN_FLIGHT));
         let window: Vec<u64> = (switch.sent_after + 100..end).collect();
         let misplaced: Vec<u64> = window
             .iter()
@@ -321,8 +327,25 @@ async fn idempotent_run(client: &str, driver: &Driver, produce: Vec<String>, set
     let mut failures = run_failures(&outcome);
     failures.extend(placement.failures(true));
     failures.extend(phase_failures(&placement, &switches));
+    // The producer carried on because the gateway wrote its batches under stand-ins: one at least per switch
+    // (each move to a cluster, back to main too, needs a fresh one).
+    let (stand_ins, rewritten) = (
+        counter(&setup.gateway, "franzgate_producer_stand_ins_total").await,
+        counter(&setup.gateway, "franzgate_producer_batches_rewritten_total").await,
+    );
+    eprintln!("{client}: {stand_ins} stand-in producer ids, {rewritten} batches rewritten");
+    if stand_ins < switches.len() as u64 || rewritten == 0 {
+        failures.push(format!("{stand_ins} stand-ins for {} switches, {rewritten} batches rewritten", switches.len()));
+    }
     report(client, started, &outcome, &switches, &failures);
     (outcome, failures)
+}
+
+/// A counter of the gateway's `/metrics` (without labels), 0 when absent.
+async fn counter(gateway: &TestGateway, name: &str) -> u64 {
+    let text = franzgate::admin::client::call_text(&gateway.admin(), "/metrics", common::ADMIN).await.expect("metrics");
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok()).unwrap_or(0)
 }
 
 /// A gateway over the mirrored pair and a topic on both clusters.
@@ -394,6 +417,13 @@ async fn java_transactional_producer_across_switches() {
     let aborts = outcome.count("aborts");
     failures.extend(placement.failures(true));
     failures.extend(transaction_failures(&placement));
+    // Each switch leaves the producer with a transaction or producer id of the other cluster, which the
+    // gateway refuses (or aborts itself) rather than forwarding.
+    let refused = counter(&setup.gateway, "franzgate_transaction_requests_refused_total").await
+        + counter(&setup.gateway, "franzgate_transactions_aborted_by_gateway_total").await;
+    if refused == 0 {
+        failures.push("the gateway refused no request of a transaction that crossed a switch".into());
+    }
     eprintln!("aborts: {aborts}; reasons: {:#?}", outcome.result["abort_reasons"]);
     report("java transactional", started, &outcome, &switches, &failures);
     assert!(failures.is_empty(), "java transactional producer across four switches: {failures:#?}");

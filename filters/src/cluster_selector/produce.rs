@@ -20,6 +20,10 @@ use super::record_batches::{self, BatchProducer};
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 /// A stand-in that takes longer than this fails the Produce with a retriable error (the client retries).
 const STAND_IN_TIMEOUT: Duration = Duration::from_secs(15);
+/// InitProducerId attempts for one stand-in while the broker answers a passing error, [`STAND_IN_BACKOFF`] apart;
+/// after the last the Produce gets a retriable error.
+const STAND_IN_ATTEMPTS: u32 = 5;
+const STAND_IN_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The producers of `request`'s batches that are not written as they are, with how they are placed. A body
 /// that does not decode has none: it is forwarded as it came.
@@ -101,6 +105,11 @@ fn rewrite(request: &mut KafkaRequest, rewrites: &[(BatchProducer, (i64, i16))])
     Ok(count)
 }
 
+/// Whether an InitProducerId error goes away by itself shortly (the coordinator is loading or moving).
+fn retriable_init(code: i16) -> bool {
+    code == ResponseError::CoordinatorLoadInProgress.code() || code == ResponseError::CoordinatorNotAvailable.code()
+}
+
 /// Asks the session's cluster for a producer id of the gateway's own (InitProducerId without transactional id,
 /// as an idempotent producer does).
 async fn obtain_stand_in<S>(
@@ -113,7 +122,19 @@ where
 {
     let cluster = session.cluster.name.clone();
     let what = format!("InitProducerId for a stand-in producer id on {cluster}");
-    let (id, epoch) = init_producer_id(&inner, session, None).await.map_err(|e| e.describe(&what))?;
+    let mut attempt = 1;
+    let (id, epoch) = loop {
+        match init_producer_id(&inner, session.clone(), None).await {
+            Ok(target) => break target,
+            // A broker fetching its next block of producer ids answers COORDINATOR_LOAD_IN_PROGRESS for a moment:
+            // asking again shortly spares the client a failed Produce.
+            Err(InitFailed::Refused(code)) if attempt < STAND_IN_ATTEMPTS && retriable_init(code) => {
+                attempt += 1;
+                tokio::time::sleep(STAND_IN_BACKOFF).await;
+            }
+            Err(error) => return Err(error.describe(&what)),
+        }
+    };
     ProducerStats::add(&stats.stand_ins, 1);
     tracing::info!(
         cluster,

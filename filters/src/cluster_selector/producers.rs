@@ -102,8 +102,8 @@ impl Default for ProducerRegistry {
 
 impl ProducerRegistry {
     /// Whether a Produce on `cluster` may hold a batch to place: false while every known id came from
-    /// `cluster` itself and none was renamed (all producers before the first switch), so those requests are
-    /// not even decoded.
+    /// `cluster` itself, none was renamed and no producer crossed to another cluster (all producers before the
+    /// first switch), so those requests are not even decoded.
     pub fn may_place(&self, cluster: &str) -> bool {
         if self.mixed.load(Ordering::Relaxed) {
             return true;
@@ -158,6 +158,9 @@ impl ProducerRegistry {
                     target: tokio::sync::OnceCell::new(),
                 });
                 known.stand_in = Some(stand_in.clone());
+                // A producer that crossed is looked at on every cluster from now on, the one its id came from
+                // included (its state there went stale while it wrote elsewhere).
+                self.mixed.store(true, Ordering::Relaxed);
                 Placement::StandIn(stand_in)
             }
         }
@@ -239,7 +242,9 @@ mod tests {
         let again = stand_in(registry.placement(idempotent(7, 0), "failover", now));
         assert!(Arc::ptr_eq(&first, &again), "one stand-in per producer, cluster and epoch");
 
-        // Back on main: main's state of id 7 is stale (its sequences moved on), so a stand-in there too.
+        // Back on main: main's state of id 7 is stale (its sequences moved on), so a stand-in there too; main's
+        // Produce requests must be looked at again although every id came from main.
+        assert!(registry.may_place("main"), "a producer crossed: main's requests are looked at too");
         let back = stand_in(registry.placement(idempotent(7, 0), "main", now));
         assert_eq!(&*back.cluster, "main");
         // A client epoch bump (the Java client's answer to a sequence error) starts another one.
