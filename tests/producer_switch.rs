@@ -11,7 +11,8 @@
 //!   two switches are on the cluster the first of them chose (a producer stuck on a cluster that refuses its
 //!   producer id writes them later, elsewhere). The gateway's metrics show a stand-in producer id at least per
 //!   switch and batches rewritten to them.
-//! - `java_transactional_producer_across_switches`: transactions of 100 records by an application that aborts
+//! - `java_transactional_producer_across_switches`, `confluent_kafka_..._across_switches`: transactions of 100
+//!   records by an application that aborts
 //!   and re-sends a transaction on an abortable error (the driver's `retry_aborted=true`). The same, and every
 //!   transaction whole on one cluster; the aborts are reported (the driver gives up after 20 on one transaction),
 //!   and the gateway's metrics show it refused requests of a transaction that crossed a switch.
@@ -399,22 +400,21 @@ fn transaction_failures(placement: &Placement) -> Vec<String> {
     if split.is_empty() { Vec::new() } else { vec![format!("transactions not whole on one cluster: {split:?}")] }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_transactional_producer_across_switches() {
-    common::init_test_logging();
+/// Runs a transactional producer (`produce` arguments, `retry_aborted=true`) across the switches and returns every
+/// failure.
+async fn transactional_run(
+    client: &str,
+    driver: &Driver,
+    produce: Vec<String>,
+    setup: Setup,
+) -> (Outcome, Vec<String>) {
     let started = Instant::now();
-    let _cell = Cell::new("java", java_version(), "transactions-switch");
-    let setup = gateway_and_topic("java-txn-switch").await;
-    let transactional_id = unique("java-txn-switch-id");
-    let mut produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
-    produce.extend([("transactional_id", transactional_id), ("retry_aborted", "true".to_string())]);
-    let running = java_driver().start("produce", &args(&pairs(&produce)));
+    let running = driver.start("produce", &produce);
     let (outcome, switches) = produce_across_switches(&setup.gateway, running).await;
     let placement = Placement::read(setup.main, setup.failover, &setup.topic, "key");
     let mut failures = run_failures(&outcome);
     // The binary's MirrorMaker reads main read_committed (common::client_matrix::mirrored_pair): a transaction
     // aborted on main is not copied, so a key written twice on the failover is the producer's doing.
-    let aborts = outcome.count("aborts");
     failures.extend(placement.failures(true));
     failures.extend(transaction_failures(&placement));
     // Each switch leaves the producer with a transaction or producer id of the other cluster, which the
@@ -424,7 +424,35 @@ async fn java_transactional_producer_across_switches() {
     if refused == 0 {
         failures.push("the gateway refused no request of a transaction that crossed a switch".into());
     }
-    eprintln!("aborts: {aborts}; reasons: {:#?}", outcome.result["abort_reasons"]);
-    report("java transactional", started, &outcome, &switches, &failures);
+    eprintln!("{client}: {} aborts; reasons: {:#?}", outcome.count("aborts"), outcome.result["abort_reasons"]);
+    report(&format!("{client} transactional"), started, &outcome, &switches, &failures);
+    (outcome, failures)
+}
+
+/// The produce arguments of a transactional producer that aborts and re-sends a transaction on abortable errors.
+fn transactional_produce(setup: &Setup) -> Vec<(&'static str, String)> {
+    let mut produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
+    produce.extend([("transactional_id", unique("txn-switch-id")), ("retry_aborted", "true".to_string())]);
+    produce
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_transactional_producer_across_switches() {
+    common::init_test_logging();
+    let _cell = Cell::new("java", java_version(), "transactions-switch");
+    let setup = gateway_and_topic("java-txn-switch").await;
+    let produce = args(&pairs(&transactional_produce(&setup)));
+    let (_, failures) = transactional_run("java", &java_driver(), produce, setup).await;
     assert!(failures.is_empty(), "java transactional producer across four switches: {failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_transactional_producer_across_switches() {
+    common::init_test_logging();
+    let driver: Driver = python_matrix::driver("confluent-kafka");
+    let setup = gateway_and_topic("ck-txn-switch").await;
+    let produce = python_matrix::client_args(&driver, &pairs(&transactional_produce(&setup)));
+    let (outcome, failures) = transactional_run("confluent-kafka", &driver, produce, setup).await;
+    python_matrix::record_cell(&driver, Some(&outcome), "transactions-switch", failures.is_empty());
+    assert!(failures.is_empty(), "confluent-kafka transactional producer across four switches: {failures:#?}");
 }

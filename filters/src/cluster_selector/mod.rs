@@ -260,12 +260,8 @@ where
             transactions::Action::Forward { learn } => learn,
             transactions::Action::Refuse(code) => return Either::Left(ready(self.refused(&mut request, code))),
             transactions::Action::ForwardFresh(id) => {
-                if let Err(error) = transactions::without_producer(&mut request) {
-                    return Either::Left(ready(Err(error)));
-                }
-                tracing::info!(transactional_id = id, cluster = %cluster.name,
-                    "initialising a transactional id that crossed a switch without its old producer id");
-                Some(id)
+                let fresh = transactions::forward_fresh(request, id, self.inner.clone(), registry, producers);
+                return Either::Right(Either::Right(Box::pin(fresh)));
             }
             transactions::Action::AbortHere(id) => {
                 ProducerStats::add(&self.selector.producers.aborted_here, 1);

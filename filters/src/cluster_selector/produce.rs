@@ -16,6 +16,8 @@ use tower::Service;
 use super::producers::{Placement, ProducerRegistry};
 use super::record_batches::{self, BatchProducer};
 
+/// The producer id and epoch of an InitProducerId that names none.
+pub const NO_PRODUCER: (i64, i16) = (-1, -1);
 /// InitProducerId v4 (Kafka 2.8+; flexible): what the gateway asks a stand-in id with.
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 /// A stand-in that takes longer than this fails the Produce with a retriable error (the client retries).
@@ -124,7 +126,7 @@ where
     let what = format!("InitProducerId for a stand-in producer id on {cluster}");
     let mut attempt = 1;
     let (id, epoch) = loop {
-        match init_producer_id(&inner, session.clone(), None).await {
+        match init_producer_id(&inner, session.clone(), None, NO_PRODUCER).await {
             Ok(target) => break target,
             // A broker fetching its next block of producer ids answers COORDINATOR_LOAD_IN_PROGRESS for a moment:
             // asking again shortly spares the client a failed Produce.
@@ -165,12 +167,14 @@ impl InitFailed {
 }
 
 /// Sends InitProducerId (v4) for `transactional_id` (or none, an idempotent producer's) on the session's backend
-/// connection, with no producer id of the client's: a fresh id, or for a transactional id the next epoch of the
-/// cluster's own (which fences and aborts what that transactional id had open there).
+/// connection, naming `current` (id and epoch; -1, -1 for none): with none, a fresh id, or for a transactional
+/// id the next epoch of the cluster's own (which fences and aborts what that transactional id had open there);
+/// with the cluster's current id and epoch of the transactional id, the next epoch of it (KIP-360).
 pub async fn init_producer_id<S>(
     inner: &Mutex<S>,
     session: Arc<Session>,
     transactional_id: Option<&str>,
+    current: (i64, i16),
 ) -> Result<(i64, i16), InitFailed>
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
@@ -183,7 +187,7 @@ where
             .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id.to_string()))))
             .with_transaction_timeout_ms(60_000),
     };
-    let body = body.with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let body = body.with_producer_id(ProducerId(current.0)).with_producer_epoch(current.1);
     let request = KafkaRequest::out_of_band(
         ApiKey::InitProducerId,
         INIT_PRODUCER_ID_VERSION,

@@ -396,3 +396,45 @@ async fn a_crossed_transactional_producer_bumping_its_epoch_is_initialised_witho
     let expected: Vec<_> = expected.iter().map(|(c, id, e)| (c.to_string(), *id, *e)).collect();
     assert_eq!(*lock(&asked), expected);
 }
+
+#[tokio::test]
+async fn a_crossed_transactional_producer_never_gets_back_the_id_and_epoch_it_held() {
+    use franzgate_api::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, TransactionalId};
+    let (selector, on_main, failover) = main_and_failover();
+    // Both clusters hand "tx" producer id 0 at epoch 0, and bump the epoch of an init naming their current one.
+    let asked = Arc::new(Mutex::new(Vec::<(String, i64, i16)>::new()));
+    let seen = asked.clone();
+    let inner = service_fn(move |mut r: KafkaRequest| {
+        let seen = seen.clone();
+        async move {
+            let cluster = r.session.cluster.name.clone();
+            let Ok(RequestKind::InitProducerId(init)) = r.body() else { panic!("only InitProducerId") };
+            let (id, epoch) = (init.producer_id.0, init.producer_epoch);
+            lock(&seen).push((cluster, id, epoch));
+            let answer = InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(0))
+                .with_producer_epoch(if id == 0 { epoch + 1 } else { 0 });
+            let answer = ResponseKind::InitProducerId(answer);
+            KafkaResponse::from_message(r.api_key_raw(), r.api_version(), r.correlation_id(), answer)
+        }
+    });
+    let layer = ClusterSelectorLayer::new(selector.clone());
+    let init = |session: &Arc<Session>, id: i64, epoch: i16| {
+        let body = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId("tx".into())))
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
+        request(session, ApiKey::InitProducerId as i16, 4, RequestKind::InitProducerId(body))
+    };
+    layer.layer(inner.clone()).oneshot(init(&on_main, -1, -1)).await.expect("initialised on main");
+    selector.switch("main", "failover").expect("switch");
+    let on_failover = Arc::new(Session::new(2, on_main.peer, 6970, failover, selector.epoch()));
+    // The client bumps main's (0, 0) on the failover, whose fresh answer is (0, 0) too: what the client holds,
+    // and librdkafka would keep its sequence numbers. The gateway bumps once more.
+    let mut answer = layer.layer(inner.clone()).oneshot(init(&on_failover, 0, 0)).await.expect("answered");
+    let Ok(ResponseKind::InitProducerId(body)) = answer.body() else { panic!("an InitProducerId answer") };
+    assert_eq!((body.error_code, body.producer_id.0, body.producer_epoch), (0, 0, 1));
+    let expected = [("main", -1, -1), ("failover", -1, -1), ("failover", 0, 0)];
+    let expected: Vec<_> = expected.iter().map(|(c, id, e)| (c.to_string(), *id, *e)).collect();
+    assert_eq!(*lock(&asked), expected);
+}

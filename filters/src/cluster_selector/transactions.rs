@@ -18,6 +18,9 @@
 //! - forwards the client's own InitProducerId (its epoch bump after an abortable error, KIP-360) without its old
 //!   producer id and epoch, which the new cluster would take for another producer's and fence: the coordinator
 //!   bumps the epoch of its own state of the id, which fences only earlier incarnations of this same producer.
+//!   Should that answer (or the id of an EndTxn v5 answer) be the very id and epoch the client held (both
+//!   clusters hand out ids from 0), the gateway bumps it once more: a client given back what it had keeps its
+//!   sequence numbers (librdkafka), which the new epoch on this cluster refuses as out of order.
 //!
 //! From the answer on, the producer id is the new cluster's own and requests pass untouched. The gateway learns
 //! each transactional id's cluster from the InitProducerId and EndTxn v5 answers it forwards; a transactional id
@@ -29,11 +32,11 @@ use std::time::{Duration, Instant};
 
 use franzgate_api::kafka_protocol::ResponseError;
 use franzgate_api::kafka_protocol::messages::{ApiKey, EndTxnResponse, ProducerId, RequestKind, ResponseKind};
-use franzgate_api::{FilterError, KafkaRequest, KafkaResponse};
+use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
 use tower::Service;
 
 use super::lock;
-use super::produce::{InitFailed, init_producer_id};
+use super::produce::{InitFailed, NO_PRODUCER, init_producer_id};
 use super::producers::{MAX_PRODUCERS, ProducerRegistry, forget_longest_idle};
 
 /// Retries of the gateway's InitProducerId while the coordinator is busy aborting what the id had open.
@@ -126,13 +129,68 @@ pub fn action(request: &mut KafkaRequest, registry: &TransactionRegistry, cluste
     }
 }
 
-/// An InitProducerId request without the client's producer id and epoch (a plain initialisation).
-pub fn without_producer(request: &mut KafkaRequest) -> Result<(), FilterError> {
+/// Makes an InitProducerId request one without the client's producer id and epoch (a plain initialisation);
+/// returns them.
+fn without_producer(request: &mut KafkaRequest) -> Result<(i64, i16), FilterError> {
+    let mut client = NO_PRODUCER;
     if let RequestKind::InitProducerId(init) = request.body_mut()? {
+        client = (init.producer_id.0, init.producer_epoch);
         init.producer_id = ProducerId(-1);
         init.producer_epoch = -1;
     }
-    Ok(())
+    Ok(client)
+}
+
+/// Forwards a crossed transactional id's InitProducerId without the client's producer id and epoch, and learns
+/// from the answer that the session's cluster owns the id. An answer naming the very id and epoch the client
+/// held (both clusters hand out ids from 0, and epochs coincide) is bumped once more on the cluster: a client
+/// that gets back what it had keeps its sequence numbers (librdkafka), which this cluster's new epoch of the id
+/// would refuse as out of order.
+pub async fn forward_fresh<S>(
+    mut request: KafkaRequest,
+    transactional_id: String,
+    inner: Arc<Mutex<S>>,
+    registry: Arc<TransactionRegistry>,
+    producers: Arc<ProducerRegistry>,
+) -> Result<KafkaResponse, FilterError>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    let client = without_producer(&mut request)?;
+    let (session, cluster) = (request.session.clone(), request.session.cluster.name.clone());
+    tracing::info!(transactional_id, %cluster,
+        "initialising a transactional id that crossed a switch without its old producer id");
+    let call = lock(&inner).call(request);
+    let mut response = call.await?;
+    let obtained = match response.body() {
+        Ok(ResponseKind::InitProducerId(answer)) if answer.error_code == 0 => {
+            (answer.producer_id.0, answer.producer_epoch)
+        }
+        _ => return Ok(response),
+    };
+    if obtained == client {
+        match fresh_producer(&inner, session, &transactional_id, obtained).await {
+            Ok((id, epoch)) => {
+                if let Ok(ResponseKind::InitProducerId(answer)) = response.body_mut() {
+                    answer.producer_id = ProducerId(id);
+                    answer.producer_epoch = epoch;
+                }
+            }
+            Err(failed) => {
+                let reason = failed.describe("InitProducerId bumping an epoch the client already held");
+                tracing::warn!(transactional_id, %reason, "answering its InitProducerId with NOT_COORDINATOR");
+                if let Ok(ResponseKind::InitProducerId(answer)) = response.body_mut() {
+                    answer.error_code = ResponseError::NotCoordinator.code();
+                    answer.producer_id = ProducerId(-1);
+                    answer.producer_epoch = -1;
+                }
+                return Ok(response);
+            }
+        }
+    }
+    learn(&mut response, &transactional_id, &cluster, &registry);
+    producers.note_origin(&cluster);
+    Ok(response)
 }
 
 /// Learns from an InitProducerId or EndTxn answer that `cluster` now owns `transactional_id`'s producer id.
@@ -163,8 +221,20 @@ where
     let (key, version, correlation) = (request.api_key_raw(), request.api_version(), request.correlation_id());
     let cluster = request.session.cluster.name.clone();
     let mut answer = EndTxnResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let client = match request.body() {
+        Ok(RequestKind::EndTxn(end)) => (end.producer_id.0, end.producer_epoch),
+        _ => NO_PRODUCER,
+    };
     if version >= 5 {
-        match fresh_producer(&inner, &request, &transactional_id).await {
+        let session = request.session.clone();
+        let mut obtained = fresh_producer(&inner, session.clone(), &transactional_id, NO_PRODUCER).await;
+        // Never the id and epoch the client holds: it would keep its sequence numbers.
+        if let Ok(same) = obtained
+            && same == client
+        {
+            obtained = fresh_producer(&inner, session, &transactional_id, same).await;
+        }
+        match obtained {
             Ok((id, epoch)) => {
                 answer = answer.with_producer_id(ProducerId(id)).with_producer_epoch(epoch);
                 registry.owned_by(&transactional_id, &cluster, Instant::now());
@@ -187,12 +257,14 @@ where
     KafkaResponse::from_message(key, version, correlation, ResponseKind::EndTxn(answer))
 }
 
-/// InitProducerId for `transactional_id` on the request's connection (the client sent EndTxn there, so it is the
-/// id's coordinator), retried while the coordinator is still aborting what the id had open.
+/// InitProducerId for `transactional_id` naming `current` on the session's connection (the client sent its
+/// transactional request there, so it is the id's coordinator), retried while the coordinator is still aborting
+/// what the id had open.
 async fn fresh_producer<S>(
     inner: &Mutex<S>,
-    request: &KafkaRequest,
+    session: Arc<Session>,
     transactional_id: &str,
+    current: (i64, i16),
 ) -> Result<(i64, i16), InitFailed>
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
@@ -201,7 +273,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match init_producer_id(inner, request.session.clone(), Some(transactional_id)).await {
+        match init_producer_id(inner, session.clone(), Some(transactional_id), current).await {
             Err(InitFailed::Refused(code)) if busy.contains(&code) && attempt < INIT_ATTEMPTS => {
                 tokio::time::sleep(INIT_BACKOFF).await;
             }

@@ -2,12 +2,17 @@
 
 Implements the driver contract of tests/common/client_matrix.rs:
     driver.py produce client=C bootstrap=B topic=T count=N [idempotent=true] [acks=all] [rate=R] [key_prefix=K]
+              [transactional_id=X [retry_aborted=true]]
     driver.py consume client=C bootstrap=B topic=T group=G count=N [protocol=classic|consumer] [timeout_ms=M]
 plus the SASL keys `user=U password=P mechanism=PLAIN|SCRAM-SHA-256` on both. `client=confluent-kafka|kafka-python`
 selects the library. Keys only this driver knows:
     api_version=3.0   kafka-python: the broker version to assume instead of asking (3.0 pins Fetch v12 and
                       FindCoordinator v4, the versions of issue 18's two kafka-python failures)
     assign=true       consume: assign every partition of the topic instead of joining group G (no commits)
+    transactional_id=X, retry_aborted=true
+                      produce, confluent-kafka only: transactions of 100 records, each committed; a transaction
+                      that fails with an abortable error is aborted and its records sent again in a new one (as
+                      the Java driver's retry_aborted=true); the result adds `aborts` and `abort_reasons`
 and one command beyond the contract, to check which protocol a group used (confluent-kafka only):
     driver.py group-type client=confluent-kafka bootstrap=B group=G   ->  {"group": G, "type": "CONSUMER"|"CLASSIC"|...}
 
@@ -22,7 +27,7 @@ import time
 
 USAGE_EXIT = 2
 COMMON_KEYS = {"client", "bootstrap", "topic", "count", "user", "password", "mechanism", "api_version"}
-PRODUCE_KEYS = COMMON_KEYS | {"idempotent", "acks", "rate", "key_prefix"}
+PRODUCE_KEYS = COMMON_KEYS | {"idempotent", "acks", "rate", "key_prefix", "transactional_id", "retry_aborted"}
 CONSUME_KEYS = COMMON_KEYS | {"group", "protocol", "timeout_ms", "assign"}
 GROUP_TYPE_KEYS = {"client", "bootstrap", "group"}
 COMMAND_KEYS = {"produce": PRODUCE_KEYS, "consume": CONSUME_KEYS, "group-type": GROUP_TYPE_KEYS}
@@ -54,6 +59,9 @@ def parse(argv):
             fail(f"{command} needs {key}=")
     if options["client"] not in ("confluent-kafka", "kafka-python"):
         fail(f"client must be confluent-kafka or kafka-python, not {options['client']!r}")
+    if "transactional_id" in options and (options["client"] != "confluent-kafka"
+                                          or options.get("retry_aborted") != "true"):
+        fail("transactional_id= needs client=confluent-kafka and retry_aborted=true")
     if options.get("protocol", "classic") not in ("classic", "consumer"):
         fail(f"protocol must be classic or consumer, not {options['protocol']!r}")
     if options.get("mechanism", "PLAIN") not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
@@ -126,6 +134,8 @@ def confluent_produce(o):
     config, errors = confluent_config(o)
     config.update({"acks": o.get("acks", "all"), "enable.idempotence": o.get("idempotent", "false") == "true",
                    "linger.ms": 5})
+    if "transactional_id" in o:
+        return confluent_produce_transactions(o, config, errors)
     producer = confluent_kafka.Producer(config)
     acked = Progress("acked")
 
@@ -162,6 +172,99 @@ def confluent_produce(o):
     if remaining:
         errors.append(f"{remaining} records not acknowledged within 120 s")
     return {**confluent_versions(), "produced": acked.n, "errors": errors}
+
+
+TRANSACTION_SIZE = 100
+MAX_ABORTS_PER_TRANSACTION = 20
+COMMIT_ATTEMPTS = 3
+
+
+class Fatal(Exception):
+    """A producer error the application cannot recover from: the run stops."""
+
+
+def confluent_produce_transactions(o, config, errors):
+    """Transactions of 100 records as an exactly-once application writes them: one that fails with an abortable
+    error (a delivery report, produce(), commit_transaction()) is aborted and its records sent again in a new one;
+    a fatal error is reported and stops the run. `produced` and the `acked` progress count records of committed
+    transactions."""
+    import confluent_kafka
+    config.update({"transactional.id": o["transactional_id"], "enable.idempotence": True})
+    producer = confluent_kafka.Producer(config)
+    pacer, prefix, count = Pacer(float(o.get("rate", 0))), o.get("key_prefix", "k"), int(o["count"])
+    acked, abort_reasons = Progress("acked"), []
+    try:
+        producer.init_transactions(60)
+        for first in range(0, count, TRANSACTION_SIZE):
+            end = min(count, first + TRANSACTION_SIZE)
+            aborts = 0
+            while (reason := confluent_transaction(producer, o["topic"], prefix, first, end, pacer)) is not None:
+                abort_reasons.append(f"{prefix}-{first}..{end - 1}: {reason}")
+                aborts += 1
+                if aborts > MAX_ABORTS_PER_TRANSACTION:
+                    raise Fatal(f"gave up after {aborts} aborts: {reason}")
+            acked.add(end - first)
+    except Fatal as e:
+        errors.append(f"fatal: {e}")
+    except confluent_kafka.KafkaException as e:  # init_transactions: nothing to abort yet
+        errors.append(f"init_transactions: {e}")
+    return {**confluent_versions(), "produced": acked.n, "aborts": len(abort_reasons), "abort_reasons": abort_reasons,
+            "errors": errors}
+
+
+def confluent_transaction(producer, topic, prefix, first, end, pacer):
+    """One transaction of records `first` .. `end - 1`: None once committed, the reason when it was aborted."""
+    import confluent_kafka
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(f"{msg.key().decode()}: {err}")
+
+    try:
+        producer.begin_transaction()
+        for i in range(first, end):
+            pacer.wait()
+            key = f"{prefix}-{i}".encode()
+            if not confluent_produce_in_transaction(producer, topic, key, on_delivery):
+                break  # the transaction failed: commit_transaction() below raises its error
+            if (i + 1) % 100 == 0:
+                emit({"sent": i + 1})
+            producer.poll(0)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                producer.commit_transaction(60)
+                return None
+            except confluent_kafka.KafkaException as e:  # a timed-out commit may be under way: only retry it
+                error = e.args[0]
+                if not error.retriable() or error.txn_requires_abort() or attempt == COMMIT_ATTEMPTS:
+                    raise
+    except confluent_kafka.KafkaException as e:
+        error = e.args[0]
+        if not error.txn_requires_abort():
+            raise Fatal(str(error)) from e
+        reason = str(error) + (f" (first failed delivery {failed[0]})" if failed else "")
+        try:
+            producer.abort_transaction(60)
+        except confluent_kafka.KafkaException as abort_error:
+            raise Fatal(f"abort_transaction after {reason} failed: {abort_error}") from abort_error
+        return reason
+
+
+def confluent_produce_in_transaction(producer, topic, key, on_delivery):
+    """produce() within a transaction: False when the transaction already failed (librdkafka refuses the record
+    with _STATE then; the abortable or fatal error itself comes from commit_transaction())."""
+    import confluent_kafka
+    while True:
+        try:
+            producer.produce(topic, key=key, value=key, on_delivery=on_delivery)
+            return True
+        except BufferError:
+            producer.poll(0.1)
+        except confluent_kafka.KafkaException as e:
+            if e.args[0].code() == confluent_kafka.KafkaError._STATE:
+                return False
+            raise
 
 
 def confluent_consume(o):
