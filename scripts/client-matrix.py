@@ -23,6 +23,8 @@ COLUMNS = [
     ("tenant", "SASL tenant"),
     ("switch", "switch mid-stream"),
     ("transactions", "transactions (no switch)"),
+    ("idempotent-switch", "idempotent producer, 4 switches"),
+    ("transactions-switch", "transactions, 4 switches"),
 ]
 ORDER = ["java", "confluent-kafka", "kafka-python", "franz-go", "kafkajs"]
 

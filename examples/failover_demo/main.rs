@@ -51,6 +51,9 @@ replication.policy.class=org.apache.kafka.connect.mirror.IdentityReplicationPoli
 main->failover.topics = .*
 refresh.topics.interval.seconds=10
 main.consumer.auto.offset.reset=earliest
+# franzgate: copy only committed records, so a transaction aborted on main (one open at a switch) is not copied
+# to the failover as plain records
+main.consumer.isolation.level=read_committed
 
 # regex which defines which consumer groups gets replicated.
 main->failover.groups = .*
