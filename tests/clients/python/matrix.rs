@@ -386,3 +386,42 @@ pub async fn kafka_python_consumes_at_find_coordinator_v4_and_fetch_v12(driver: 
         assert_eq!((used["Fetch"].as_i64(), used["FindCoordinator"].as_i64()), (Some(12), Some(4)), "{how}: {used}");
     }
 }
+
+/// Produces [`RECORDS`] records in committed transactions of 100 (confluent-kafka's `transactional_id=`) to a
+/// new topic through a passthrough gateway; a read_committed reader on the backend finds each once, and a fresh
+/// group reads them all through the gateway. Cell: `transactions`.
+pub async fn produce_in_committed_transactions(driver: &Driver) {
+    let broker = shared_cluster().await;
+    let gateway = TestGateway::start(&broker.bootstrap(), "").await;
+    let (topic, group) = (unique(&format!("{}-txn", driver.name)), unique(&format!("{}-txn-app", driver.name)));
+    let transactional_id = unique(&format!("{}-txn-id", driver.name));
+    create_topic(&gateway.bootstrap(), &topic, 3).await;
+    let (bootstrap, count) = (gateway.bootstrap(), RECORDS.to_string());
+    let pairs = [
+        ("bootstrap", bootstrap.as_str()),
+        ("topic", &topic),
+        ("count", &count),
+        ("key_prefix", "t"),
+        ("transactional_id", &transactional_id),
+        ("retry_aborted", "true"),
+    ];
+    let produced = driver.run("produce", &client_args(driver, &pairs), RUN_LIMIT).await;
+    // Without a switch nothing is aborted.
+    let mut ok = clean(&produced, "produced", RECORDS) && produced.count("aborts") == 0;
+    // librdkafka reads read_committed by default: every committed record once.
+    let on_backend = read_all(&broker.bootstrap(), &topic);
+    ok &= on_backend.len() as u64 == RECORDS
+        && on_backend.iter().cloned().collect::<BTreeSet<_>>() == expected_keys("t", RECORDS);
+    let consume = [("bootstrap", bootstrap.as_str()), ("topic", &topic), ("group", &group), ("count", &count)];
+    let consumed = driver.run("consume", &client_args(driver, &consume), RUN_LIMIT).await;
+    ok &= clean(&consumed, "consumed", RECORDS);
+    record_cell(driver, Some(&produced), "transactions", ok);
+    assert!(
+        ok,
+        "transactions: produced {:?}\n{} records on the backend\nconsumed {:?}\nstderr:\n{}",
+        produced.result,
+        on_backend.len(),
+        consumed.result["errors"],
+        produced.stderr
+    );
+}
