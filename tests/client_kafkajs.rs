@@ -12,11 +12,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::client_matrix::{self as client_matrix, Cell, Driver, Outcome, args, keys, mirrored_pair};
-use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, tools_dir, unique};
+use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_pair, unique};
 use franzgate::admin::client::call_with_body;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -24,20 +23,11 @@ const FAMILY: &str = "kafkajs";
 const PARTITIONS: i32 = 3;
 
 fn driver() -> Driver {
-    let installed = tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
-    assert!(installed.exists(), "{} missing: run scripts/install-deps.sh", installed.display());
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafkajs/driver.js");
-    Driver { name: FAMILY, program: PathBuf::from("node"), prefix: vec![script.display().to_string()] }
+    client_matrix::kafkajs_driver()
 }
 
-/// The kafkajs release installed in the tools cache.
 fn installed_version() -> String {
-    let manifest = tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
-    let text = std::fs::read_to_string(&manifest).unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["version"].as_str().map(str::to_string))
-        .unwrap_or_default()
+    client_matrix::kafkajs_version()
 }
 
 /// A cell of this family's row in the matrix.

@@ -5,20 +5,20 @@
 //! Each test starts a paced acks=all producer through a gateway over the binary's mirrored pair, switches four
 //! times (failover, main, failover, main) while it runs, each once the producer reported 300 more acknowledgements,
 //! and then reads both clusters directly (read_committed):
-//! - `java_default_idempotent_producer_survives_four_switches`, `confluent_kafka_..._survives_four_switches`: an
-//!   idempotent producer. No error reached the application, all 2,000 records acknowledged, each on one cluster at
-//!   least, none twice on main, none written twice on the failover, and the records handed to the client between
-//!   two switches are on the cluster the first of them chose (a producer stuck on a cluster that refuses its
-//!   producer id writes them later, elsewhere). The gateway's metrics show a stand-in producer id at least per
-//!   switch and batches rewritten to them.
+//! - `java_default_idempotent_producer_survives_four_switches` and the same for confluent-kafka, kafka-python and
+//!   kafkajs: an idempotent producer. No error reached the application, all 2,000 records acknowledged, each on
+//!   one cluster at least, none twice on main, none written twice on the failover, and the records handed to the
+//!   client between two switches are on the cluster the first of them chose (a producer stuck on a cluster that
+//!   refuses its producer id writes them later, elsewhere). The gateway's metrics show a stand-in producer id at
+//!   least per switch and batches rewritten to them.
 //! - `java_transactional_producer_across_switches`, `confluent_kafka_..._across_switches`: transactions of 100
-//!   records by an application that aborts
-//!   and re-sends a transaction on an abortable error (the driver's `retry_aborted=true`). The same, and every
-//!   transaction whole on one cluster; the aborts are reported (the driver gives up after 20 on one transaction),
-//!   and the gateway's metrics show it refused requests of a transaction that crossed a switch.
+//!   records by an application that aborts and re-sends a transaction on an abortable error (the drivers'
+//!   `retry_aborted=true`). The same, and every transaction whole on one cluster; the aborts are reported (the
+//!   drivers give up after 20 on one transaction), and the gateway's metrics show it refused requests of a
+//!   transaction that crossed a switch.
 //!
-//! Cells `idempotent-switch` and `transactions-switch` go to target/client-matrix/<client>.jsonl (not columns of
-//! the README table).
+//! Cells `idempotent-switch` and `transactions-switch` go to target/client-matrix/<client>.jsonl, the README
+//! table's last two columns.
 
 mod common;
 #[path = "clients/python/matrix.rs"]
@@ -28,7 +28,9 @@ mod python_matrix;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::client_matrix::{Cell, Driver, Outcome, Running, args, java_driver, java_version, mirrored_pair};
+use common::client_matrix::{
+    Cell, Driver, Outcome, Running, args, java_driver, java_version, kafkajs_driver, kafkajs_version, mirrored_pair,
+};
 use common::{KafkaCluster, TestGateway, create_topic, read_all, unique};
 
 const PARTITIONS: i32 = 3;
@@ -378,6 +380,28 @@ async fn confluent_kafka_idempotent_producer_survives_four_switches() {
     let (outcome, failures) = idempotent_run("confluent-kafka", &driver, produce, setup).await;
     python_matrix::record_cell(&driver, Some(&outcome), "idempotent-switch", failures.is_empty());
     assert!(failures.is_empty(), "confluent-kafka idempotent producer across four switches: {failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_idempotent_producer_survives_four_switches() {
+    common::init_test_logging();
+    let driver: Driver = python_matrix::driver("kafka-python");
+    let setup = gateway_and_topic("kp-idem-switch").await;
+    let produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
+    let produce = python_matrix::client_args(&driver, &pairs(&produce));
+    let (outcome, failures) = idempotent_run("kafka-python", &driver, produce, setup).await;
+    python_matrix::record_cell(&driver, Some(&outcome), "idempotent-switch", failures.is_empty());
+    assert!(failures.is_empty(), "kafka-python idempotent producer across four switches: {failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafkajs_idempotent_producer_survives_four_switches() {
+    common::init_test_logging();
+    let _cell = Cell::new("kafkajs", kafkajs_version(), "idempotent-switch");
+    let setup = gateway_and_topic("kjs-idem-switch").await;
+    let produce = args(&pairs(&idempotent_produce(&setup.gateway.bootstrap(), &setup.topic)));
+    let (_, failures) = idempotent_run("kafkajs", &kafkajs_driver(), produce, setup).await;
+    assert!(failures.is_empty(), "kafkajs idempotent producer across four switches: {failures:#?}");
 }
 
 /// Every transaction of 100 records (`key-0..99`, `key-100..199`, ...) committed on one cluster, whole: all its

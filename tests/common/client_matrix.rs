@@ -333,3 +333,21 @@ pub fn java_version() -> String {
         .find_map(|name| Some(name.strip_prefix("kafka-clients-")?.strip_suffix(".jar")?.to_string()))
         .unwrap_or_default()
 }
+
+/// The kafkajs driver (tests/clients/kafkajs/driver.js) on the kafkajs release in the tools cache.
+pub fn kafkajs_driver() -> Driver {
+    let installed = super::tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
+    assert!(installed.exists(), "{} missing: run scripts/install-deps.sh", installed.display());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kafkajs/driver.js");
+    Driver { name: "kafkajs", program: PathBuf::from("node"), prefix: vec![script.display().to_string()] }
+}
+
+/// The kafkajs release installed in the tools cache.
+pub fn kafkajs_version() -> String {
+    let manifest = super::tools_dir().join("clients/kafkajs/node_modules/kafkajs/package.json");
+    let text = std::fs::read_to_string(&manifest).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["version"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}

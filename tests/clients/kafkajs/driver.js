@@ -115,7 +115,10 @@ async function produce(options) {
       batchEnd = Math.min(batchEnd, allowed);
     }
     const messages = [];
-    for (let i = next; i < batchEnd; i += 1) messages.push({ key: `${prefix}-${i}`, value: `${prefix}-${i}` });
+    for (let i = next; i < batchEnd; i += 1) {
+      messages.push({ key: `${prefix}-${i}`, value: `${prefix}-${i}` });
+      if ((i + 1) % 100 === 0) emit({ sent: i + 1 });
+    }
     try {
       await producer.send({ topic: options.topic, acks, messages });
       produced += messages.length;

@@ -343,6 +343,8 @@ def kafka_python_produce(o):
             future = producer.send(o["topic"], key=key, value=key)
             future.add_callback(lambda _metadata: acked.add())
             future.add_errback(lambda e, key=key: errors.append(f"delivery of {key.decode()}: {e!r}"))
+            if (i + 1) % 100 == 0:
+                emit({"sent": i + 1})
         producer.flush(timeout=120)
         producer.close(timeout=30)
     except Exception as e:  # every failure the library raises reaches the application: report it
