@@ -173,6 +173,37 @@ if [ "$(cat "$JAVA_CLIENT_DIR/classes/source.sha256" 2>/dev/null)" != "$java_dri
 fi
 # --- end Java client matrix driver ---
 
+# --- Kafka Streams word count (tests/streams_switch.rs) ---
+# kafka-streams at the release tests/clients/java-streams/pom.xml pins (it must be kafka-clients' release above),
+# without RocksDB (the word count's store is in memory), in $TOOLS/clients/java-streams/libs, and
+# tests/clients/java-streams/StreamsWordCount.java compiled against it into $TOOLS/clients/java-streams/classes,
+# again whenever the source or the pom changes (their checksum sits beside them).
+STREAMS_DIR="$TOOLS/clients/java-streams"
+STREAMS_VERSION=$(sed -n 's:.*<kafka-streams.version>\(.*\)</kafka-streams.version>.*:\1:p' tests/clients/java-streams/pom.xml)
+[ "$STREAMS_VERSION" = "$JAVA_CLIENT_VERSION" ] || {
+  log "kafka-streams $STREAMS_VERSION (tests/clients/java-streams/pom.xml) is not kafka-clients $JAVA_CLIENT_VERSION"
+  exit 1
+}
+if [ -f "$STREAMS_DIR/libs/kafka-streams-$STREAMS_VERSION.jar" ] \
+   && cmp -s tests/clients/java-streams/pom.xml "$STREAMS_DIR/pom.xml"; then
+  log "kafka-streams $STREAMS_VERSION present in $STREAMS_DIR/libs"
+else
+  log "fetching kafka-streams $STREAMS_VERSION from Maven Central into $STREAMS_DIR/libs"
+  rm -rf "$STREAMS_DIR" && mkdir -p "$STREAMS_DIR"
+  mvn -q -B -f tests/clients/java-streams/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$STREAMS_DIR/libs" >&2
+  cp tests/clients/java-streams/pom.xml "$STREAMS_DIR/pom.xml"
+fi
+streams_sum=$(cat tests/clients/java-streams/StreamsWordCount.java tests/clients/java-streams/pom.xml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STREAMS_DIR/classes/source.sha256" 2>/dev/null)" != "$streams_sum" ]; then
+  log "compiling tests/clients/java-streams/StreamsWordCount.java against kafka-streams $STREAMS_VERSION"
+  rm -rf "$STREAMS_DIR/classes"
+  javac -Xlint:all -Werror -d "$STREAMS_DIR/classes" -cp "$STREAMS_DIR/libs/*" \
+    tests/clients/java-streams/StreamsWordCount.java >&2
+  echo "$streams_sum" > "$STREAMS_DIR/classes/source.sha256"
+fi
+# --- end Kafka Streams word count ---
+
 # --- franz-go client matrix driver (tests/client_franz_go.rs) --- tests/clients/franz-go pins the release in
 # go.mod/go.sum; the driver is built from the Go module proxy into $TOOLS/clients/franz-go/driver, again
 # whenever its sources change (their checksum sits beside it).
