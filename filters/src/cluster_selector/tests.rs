@@ -340,7 +340,7 @@ async fn a_transaction_open_at_the_switch_is_aborted_and_the_producer_gets_an_id
     let mut refused =
         layer.layer(inner.clone()).oneshot(transactional_produce(&on_failover, "tx")).await.expect("answered");
     let Ok(ResponseKind::Produce(body)) = refused.body() else { panic!("a Produce answer") };
-    assert_eq!(body.responses[0].partition_responses[0].error_code, ResponseError::TransactionAbortable.code());
+    assert_eq!(body.responses[0].partition_responses[0].error_code, ResponseError::InvalidProducerEpoch.code());
     let mut refused = layer.layer(inner.clone()).oneshot(end_txn(&on_failover, "tx", true)).await.expect("answered");
     let Ok(ResponseKind::EndTxn(body)) = refused.body() else { panic!("an EndTxn answer") };
     assert_eq!(body.error_code, ResponseError::UnknownProducerId.code());

@@ -7,9 +7,10 @@
 //!
 //! So for a transactional id whose producer id came from another cluster (it *crossed*), the gateway:
 //! - refuses what would add to or commit the transaction with an error the clients treat as abortable:
-//!   TRANSACTION_ABORTABLE for Produce v11+ (the Java client), UNKNOWN_PRODUCER_ID for older Produce
-//!   (librdkafka; abortable with an epoch bump) and for AddPartitionsToTxn, AddOffsetsToTxn and EndTxn(commit);
-//!   UNKNOWN_MEMBER_ID for TxnOffsetCommit. Nothing of it reaches the new cluster;
+//!   INVALID_PRODUCER_EPOCH for Produce v11+ (the Java client: abortable; Kafka Streams: task migrated, which it
+//!   recovers from, where it dies on TRANSACTION_ABORTABLE), UNKNOWN_PRODUCER_ID for older Produce (librdkafka;
+//!   abortable with an epoch bump) and for AddPartitionsToTxn, AddOffsetsToTxn and EndTxn(commit);
+//!   UNKNOWN_MEMBER_ID for TxnOffsetCommit (CommitFailedException). Nothing of it reaches the new cluster;
 //! - answers the client's EndTxn(abort) itself: nothing of the transaction is on the new cluster, and its records
 //!   on the old one are aborted there by its coordinator (after `transaction.timeout.ms`, or at once when the
 //!   producer initialises there again). To an EndTxn v5 (transactions v2, KIP-890) it hands the producer id and
@@ -122,7 +123,7 @@ pub fn action(request: &mut KafkaRequest, registry: &TransactionRegistry, cluste
         Some(ApiKey::InitProducerId) => Action::ForwardFresh(id),
         Some(ApiKey::EndTxn) if !commits => Action::AbortHere(id),
         Some(ApiKey::Produce) if request.api_version() >= 11 => {
-            Action::Refuse(ResponseError::TransactionAbortable.code())
+            Action::Refuse(ResponseError::InvalidProducerEpoch.code())
         }
         Some(ApiKey::TxnOffsetCommit) => Action::Refuse(ResponseError::UnknownMemberId.code()),
         _ => Action::Refuse(unknown_producer),
