@@ -370,27 +370,28 @@ async fn java_default_idempotent_producer_survives_four_switches() {
     assert_eq!(outcome.result["client"], "java");
 }
 
+/// The idempotent run of the Python driver's `client`, its cell recorded; returns the failures.
+async fn python_idempotent_run(client: &'static str, topic: &str) -> Vec<String> {
+    let driver: Driver = python_matrix::driver(client);
+    let setup = gateway_and_topic(topic).await;
+    let produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
+    let produce = python_matrix::client_args(&driver, &pairs(&produce));
+    let (outcome, failures) = idempotent_run(client, &driver, produce, setup).await;
+    python_matrix::record_cell(&driver, Some(&outcome), "idempotent-switch", failures.is_empty());
+    failures
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_kafka_idempotent_producer_survives_four_switches() {
     common::init_test_logging();
-    let driver: Driver = python_matrix::driver("confluent-kafka");
-    let setup = gateway_and_topic("ck-idem-switch").await;
-    let produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
-    let produce = python_matrix::client_args(&driver, &pairs(&produce));
-    let (outcome, failures) = idempotent_run("confluent-kafka", &driver, produce, setup).await;
-    python_matrix::record_cell(&driver, Some(&outcome), "idempotent-switch", failures.is_empty());
+    let failures = python_idempotent_run("confluent-kafka", "ck-idem-switch").await;
     assert!(failures.is_empty(), "confluent-kafka idempotent producer across four switches: {failures:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_python_idempotent_producer_survives_four_switches() {
     common::init_test_logging();
-    let driver: Driver = python_matrix::driver("kafka-python");
-    let setup = gateway_and_topic("kp-idem-switch").await;
-    let produce = idempotent_produce(&setup.gateway.bootstrap(), &setup.topic);
-    let produce = python_matrix::client_args(&driver, &pairs(&produce));
-    let (outcome, failures) = idempotent_run("kafka-python", &driver, produce, setup).await;
-    python_matrix::record_cell(&driver, Some(&outcome), "idempotent-switch", failures.is_empty());
+    let failures = python_idempotent_run("kafka-python", "kp-idem-switch").await;
     assert!(failures.is_empty(), "kafka-python idempotent producer across four switches: {failures:#?}");
 }
 

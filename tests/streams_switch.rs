@@ -39,12 +39,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::client_matrix::{Driver, Outcome, Running, args, mirrored_pair};
+use common::client_matrix::{self, Driver, Outcome, Running, args, mirrored_pair};
 use common::{KafkaCluster, TestGateway, create_topic, unique};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -71,24 +70,7 @@ fn word(phase: u64, i: u64) -> String {
 
 /// The Kafka Streams word count (scripts/install-deps.sh builds it).
 fn streams_driver() -> Driver {
-    let dir = common::tools_dir().join("clients/java-streams");
-    let class = dir.join("classes/StreamsWordCount.class");
-    assert!(class.exists(), "{} missing: run scripts/install-deps.sh", class.display());
-    let classpath = format!("{}:{}/*", dir.join("classes").display(), dir.join("libs").display());
-    let prefix = [
-        "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1",
-        "-Xmx256m",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-        "-cp",
-        &classpath,
-        "StreamsWordCount",
-    ];
-    Driver {
-        name: "java-streams",
-        program: PathBuf::from("java"),
-        prefix: prefix.iter().map(|s| s.to_string()).collect(),
-    }
+    client_matrix::java_program("java-streams", &common::tools_dir().join("clients/java-streams"), "StreamsWordCount")
 }
 
 /// An idempotent acks=all producer writing directly to `cluster`.

@@ -309,8 +309,13 @@ fn java_dir() -> PathBuf {
 /// The Java driver (tests/clients/java/Driver.java): `java` with light JVM flags (fast start-up) on the driver's
 /// classes and kafka-clients' jars.
 pub fn java_driver() -> Driver {
-    let dir = java_dir();
-    let class = dir.join("classes/Driver.class");
+    java_program("java", &java_dir(), "Driver")
+}
+
+/// `java` with light JVM flags (fast start-up) running `main_class` from `dir/classes` with the jars of
+/// `dir/libs` (a driver scripts/install-deps.sh compiled there).
+pub fn java_program(name: &'static str, dir: &std::path::Path, main_class: &str) -> Driver {
+    let class = dir.join(format!("classes/{main_class}.class"));
     assert!(class.exists(), "{} missing: run scripts/install-deps.sh", class.display());
     let classpath = format!("{}:{}/*", dir.join("classes").display(), dir.join("libs").display());
     let prefix = [
@@ -320,9 +325,9 @@ pub fn java_driver() -> Driver {
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
         "-cp",
         &classpath,
-        "Driver",
+        main_class,
     ];
-    Driver { name: "java", program: PathBuf::from("java"), prefix: prefix.iter().map(|s| s.to_string()).collect() }
+    Driver { name, program: PathBuf::from("java"), prefix: prefix.iter().map(|s| s.to_string()).collect() }
 }
 
 /// The kafka-clients release installed in the tools cache (the jar's name).
