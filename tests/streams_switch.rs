@@ -39,6 +39,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -349,149 +350,228 @@ fn tail(text: &str, lines: usize) -> String {
 /// phases and returns every failure of what holds.
 async fn word_count_across_switches(on_error: &str) -> Vec<String> {
     let started = Instant::now();
-    let (main, failover) = mirrored_pair().await;
-    let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
-    let (input, output_topic) = (unique("wc-input"), unique("wc-output"));
-    for topic in [&input, &output_topic] {
-        create_topic(&main.bootstrap(), topic, PARTITIONS).await;
-        create_topic(&failover.bootstrap(), topic, PARTITIONS).await;
-    }
-    let state_dir = tempfile::Builder::new().prefix("franzgate-streams-").tempdir().expect("state dir");
-    let stop_file = state_dir.path().join("stop");
-    let application_id = unique("wordcount");
-    let changelog = format!("{application_id}-counts-changelog");
-    let app_args = args(&[
-        ("bootstrap", &gateway.bootstrap()),
-        ("input", &input),
-        ("output", &output_topic),
-        ("application_id", &application_id),
-        ("state_dir", &state_dir.path().join("state").display().to_string()),
-        ("stop_file", &stop_file.display().to_string()),
-        ("commit_interval_ms", "100"),
-        ("session_timeout_ms", "10000"),
-        ("on_error", on_error),
-    ]);
-    let mut failures: Vec<String> = Vec::new();
-    let mut running = streams_driver().start("run", &app_args);
+    let mut run = WordCount::start(on_error).await;
+    let phase1 = run.phase_one_with_a_switch().await;
 
-    // Phase 1 on main, the switch to the failover in the middle of it.
-    let main_producer = producer(main);
-    let switched = Arc::new(AtomicBool::new(false));
-    let phase1 = {
-        let (producer, topic) = (main_producer.clone(), input.clone());
-        let pace = Pace { rate: RATE, stop: switched.clone() };
-        tokio::spawn(async move { produce_phase(&producer, &topic, 1, PHASE1, Some(pace)).await })
-    };
-    let progress = running.await_progress_or_exit("processed", SWITCH_AT, PHASE_LIMIT).await;
-    assert!(progress, "the application ended before processing {SWITCH_AT} records on main");
-    // A long-running deployment's state at any moment: MirrorMaker created the changelog topic on the failover
-    // (else the application's own producer, switched there, has the broker auto-create it with one partition,
-    // and Streams stops on "invalid partitions") and synced the application's committed offsets at least once.
-    if let Err(e) = await_topic(failover, &changelog).await {
-        failures.push(e);
-    }
-    let synced = await_synced_offsets(failover, &application_id, &input).await.unwrap_or_else(|e| {
-        failures.push(e);
-        0
-    });
-    let processed_before = running.latest("processed");
-    let committed_on_main = committed(main, &application_id, &input).await;
-    let synced_before = committed(failover, &application_id, &input).await;
-    let switch_started = Instant::now();
-    gateway.switch_to("failover").await;
-    let took = switch_started.elapsed();
-    switched.store(true, Ordering::SeqCst);
-    eprintln!(
-        "switched to the failover in {took:?} after {processed_before} records processed on main ({} after, \
-         the phase 1 producer {}); committed input offsets (sum) just before: {committed_on_main} on main, \
-         {synced_before} synced to the failover (first seen {synced})",
-        running.latest("processed"),
-        if phase1.is_finished() { "had finished: not mid-stream" } else { "still producing" },
-    );
-    let phase1 = phase1.await.expect("phase 1 producer");
+    // Phase 2 on the failover, phase 3 back on main.
+    let failover = run.failover;
+    let phase2 = produce_phase(&producer(failover), &run.input, 2, PHASE, None).await;
+    let failover_result = run.await_phase(failover, 2, "on the failover").await;
+    let transitions_on_failover = run.running.latest("transitions");
+    run.gateway.switch_to("main").await;
+    eprintln!("switched back to main after {} records processed", run.running.latest("processed"));
+    let phase3 = produce_phase(&run.main_producer, &run.input, 3, PHASE, None).await;
+    let main_result = run.await_phase(run.main, 3, "back on main").await;
 
-    // Phase 2 on the failover.
-    let phase2 = produce_phase(&producer(failover), &input, 2, PHASE, None).await;
-    let mut failover_result = None;
-    match await_markers(&mut running, 2 * PARTITIONS as u64).await {
-        Err(e) => failures.push(format!("on the failover: {e}")),
-        Ok(()) => match await_committed_markers(failover, &output_topic, 2).await {
-            Err(e) => failures.push(e),
-            Ok(out) => failover_result = Some((out, input_counts(failover, &input))),
-        },
-    }
-    let transitions_on_failover = running.latest("transitions");
-
-    // Phase 3 back on main.
-    gateway.switch_to("main").await;
-    eprintln!("switched back to main after {} records processed", running.latest("processed"));
-    let phase3 = produce_phase(&main_producer, &input, 3, PHASE, None).await;
-    let mut main_result = None;
-    match await_markers(&mut running, 3 * PARTITIONS as u64).await {
-        Err(e) => failures.push(format!("back on main: {e}")),
-        Ok(()) => match await_committed_markers(main, &output_topic, 3).await {
-            Err(e) => failures.push(e),
-            Ok(out) => main_result = Some((out, input_counts(main, &input))),
-        },
-    }
-
-    std::fs::write(&stop_file, b"").expect("stop file");
-    let outcome: Outcome = running.finish(Duration::from_secs(90)).await;
+    std::fs::write(&run.stop_file, b"").expect("stop file");
+    let outcome: Outcome = run.running.finish(Duration::from_secs(90)).await;
+    let mut failures = std::mem::take(&mut run.failures);
     if outcome.result.get("client").is_none() || !outcome.success || !outcome.errors().is_empty() {
         failures.push(format!("the application failed: result {}", outcome.result));
     }
-
-    // What each cluster's input holds, against what was produced to it.
     let mut produced_for_failover = phase1.clone();
     add(&mut produced_for_failover, &phase2);
-    let mut produced_for_main = phase1.clone();
-    add(&mut produced_for_main, &phase3);
-    if let Some((out, input_now)) = &failover_result {
-        eprintln!(
-            "failover: input topic vs produced (MirrorMaker's copies of phase 1 and phase 2): {:?}",
-            input_now.iter().filter(|(w, n)| produced_for_failover.get(*w) != Some(n)).collect::<Vec<_>>()
-        );
-        let diff = differences(input_now, out);
-        eprintln!(
-            "failover after phase 2: {} output records; last count - input count per word: {diff:?} (sum {})",
-            out.records,
-            diff.values().sum::<i64>()
-        );
-        eprintln!("failover: words whose last count is below an earlier one (a stale copy after): {:?}", stale(out));
-        let floor = below(&phase2, out);
-        if !floor.is_empty() {
-            failures.push(format!("on the failover, counts below phase 2's own records: {floor:?}"));
-        }
+    if let Some(result) = &failover_result {
+        failures.extend(check_failover(result, &produced_for_failover, &phase2));
     }
-    if let Some((out, input_now)) = &main_result {
-        eprintln!(
-            "main: input topic vs produced: {:?}",
-            input_now.iter().filter(|(w, n)| produced_for_main.get(*w) != Some(n)).collect::<Vec<_>>()
-        );
-        let diff = differences(input_now, out);
-        eprintln!(
-            "main after phase 3: {} output records; last count - input count per word: {diff:?} (sum {})",
-            out.records,
-            diff.values().sum::<i64>()
-        );
+    if let Some(result) = &main_result {
+        let mut produced_for_main = phase1.clone();
+        add(&mut produced_for_main, &phase3);
         let mut counted_everywhere = produced_for_failover.clone();
         add(&mut counted_everywhere, &phase3);
-        eprintln!(
-            "main after phase 3: last count - (phases 1, 2 and 3) per word: {:?}",
-            differences(&counted_everywhere, out)
-        );
-        eprintln!("main: words whose last count is below an earlier one: {:?}", stale(out));
-        let floor = below(&phase3, out);
-        if !floor.is_empty() {
-            failures.push(format!("on main, counts below phase 3's own records: {floor:?}"));
+        failures.extend(check_main(result, &produced_for_main, &counted_everywhere, &phase3));
+    }
+    let measured = gateway_counters(&run.gateway).await;
+    eprintln!(
+        "streams word count: {:?} in all; {transitions_on_failover} state changes by the switch back; gateway {measured:?}",
+        started.elapsed()
+    );
+    report(&outcome, &failures);
+    failures
+}
+
+/// A word count application running through a gateway over the mirrored pair, and its topics.
+struct WordCount {
+    main: &'static KafkaCluster,
+    failover: &'static KafkaCluster,
+    gateway: TestGateway,
+    input: String,
+    output: String,
+    application_id: String,
+    /// Holds the application's state directory and its stop file.
+    _state_dir: tempfile::TempDir,
+    stop_file: PathBuf,
+    running: Running,
+    main_producer: FutureProducer,
+    failures: Vec<String>,
+}
+
+impl WordCount {
+    /// Topics on both clusters and the application started through the gateway, with `on_error` as its
+    /// uncaught-exception handler.
+    async fn start(on_error: &str) -> Self {
+        let (main, failover) = mirrored_pair().await;
+        let gateway = TestGateway::start_pair(&main.bootstrap(), &failover.bootstrap(), "").await;
+        let (input, output) = (unique("wc-input"), unique("wc-output"));
+        for topic in [&input, &output] {
+            create_topic(&main.bootstrap(), topic, PARTITIONS).await;
+            create_topic(&failover.bootstrap(), topic, PARTITIONS).await;
         }
-        // Exactly-once on main itself holds: MirrorMaker copies nothing back, and the application, its thread
-        // replaced or its tasks lost, restores main's changelog and resumes from main's committed offsets.
-        if !diff.is_empty() {
-            failures.push(format!("on main, last counts differ from main's input: {diff:?}"));
+        let state_dir = tempfile::Builder::new().prefix("franzgate-streams-").tempdir().expect("state dir");
+        let stop_file = state_dir.path().join("stop");
+        let application_id = unique("wordcount");
+        let app_args = args(&[
+            ("bootstrap", &gateway.bootstrap()),
+            ("input", &input),
+            ("output", &output),
+            ("application_id", &application_id),
+            ("state_dir", &state_dir.path().join("state").display().to_string()),
+            ("stop_file", &stop_file.display().to_string()),
+            ("commit_interval_ms", "100"),
+            ("session_timeout_ms", "10000"),
+            ("on_error", on_error),
+        ]);
+        let running = streams_driver().start("run", &app_args);
+        let main_producer = producer(main);
+        Self {
+            main,
+            failover,
+            gateway,
+            input,
+            output,
+            application_id,
+            _state_dir: state_dir,
+            stop_file,
+            running,
+            main_producer,
+            failures: Vec::new(),
         }
     }
 
+    /// Phase 1 on main, the switch to the failover in the middle of it; returns what phase 1 produced.
+    async fn phase_one_with_a_switch(&mut self) -> BTreeMap<String, i64> {
+        let (main, failover) = (self.main, self.failover);
+        let switched = Arc::new(AtomicBool::new(false));
+        let phase1 = {
+            let (producer, topic) = (self.main_producer.clone(), self.input.clone());
+            let pace = Pace { rate: RATE, stop: switched.clone() };
+            tokio::spawn(async move { produce_phase(&producer, &topic, 1, PHASE1, Some(pace)).await })
+        };
+        let progress = self.running.await_progress_or_exit("processed", SWITCH_AT, PHASE_LIMIT).await;
+        assert!(progress, "the application ended before processing {SWITCH_AT} records on main");
+        // A long-running deployment's state at any moment: MirrorMaker created the changelog topic on the
+        // failover (else the application's own producer, switched there, has the broker auto-create it with one
+        // partition, and Streams stops on "invalid partitions") and synced the application's committed offsets
+        // at least once.
+        let changelog = format!("{}-counts-changelog", self.application_id);
+        if let Err(e) = await_topic(failover, &changelog).await {
+            self.failures.push(e);
+        }
+        let synced = await_synced_offsets(failover, &self.application_id, &self.input).await.unwrap_or_else(|e| {
+            self.failures.push(e);
+            0
+        });
+        let processed_before = self.running.latest("processed");
+        let committed_on_main = committed(main, &self.application_id, &self.input).await;
+        let synced_before = committed(failover, &self.application_id, &self.input).await;
+        let switch_started = Instant::now();
+        self.gateway.switch_to("failover").await;
+        let took = switch_started.elapsed();
+        switched.store(true, Ordering::SeqCst);
+        eprintln!(
+            "switched to the failover in {took:?} after {processed_before} records processed on main ({} after, \
+             the phase 1 producer {}); committed input offsets (sum) just before: {committed_on_main} on main, \
+             {synced_before} synced to the failover (first seen {synced})",
+            self.running.latest("processed"),
+            if phase1.is_finished() { "had finished: not mid-stream" } else { "still producing" },
+        );
+        phase1.await.expect("phase 1 producer")
+    }
+
+    /// Waits for `phase`'s markers to be processed and committed on `cluster`; its output and input counts then.
+    async fn await_phase(
+        &mut self,
+        cluster: &'static KafkaCluster,
+        phase: u64,
+        where_: &str,
+    ) -> Option<(Output, BTreeMap<String, i64>)> {
+        if let Err(e) = await_markers(&mut self.running, phase * PARTITIONS as u64).await {
+            self.failures.push(format!("{where_}: {e}"));
+            return None;
+        }
+        match await_committed_markers(cluster, &self.output, phase).await {
+            Err(e) => {
+                self.failures.push(e);
+                None
+            }
+            Ok(out) => Some((out, input_counts(cluster, &self.input))),
+        }
+    }
+}
+
+/// The failover's counts after phase 2, against what was produced for it (phase 1 copied, phase 2): printed; a
+/// count below phase 2's own records fails.
+fn check_failover(
+    (out, input_now): &(Output, BTreeMap<String, i64>),
+    produced: &BTreeMap<String, i64>,
+    phase2: &BTreeMap<String, i64>,
+) -> Vec<String> {
+    eprintln!(
+        "failover: input topic vs produced (MirrorMaker's copies of phase 1 and phase 2): {:?}",
+        input_now.iter().filter(|(w, n)| produced.get(*w) != Some(n)).collect::<Vec<_>>()
+    );
+    let diff = differences(input_now, out);
+    eprintln!(
+        "failover after phase 2: {} output records; last count - input count per word: {diff:?} (sum {})",
+        out.records,
+        diff.values().sum::<i64>()
+    );
+    eprintln!("failover: words whose last count is below an earlier one (a stale copy after): {:?}", stale(out));
+    let floor = below(phase2, out);
+    if floor.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("on the failover, counts below phase 2's own records: {floor:?}")]
+    }
+}
+
+/// Main's counts after phase 3: exactly main's input (phases 1 and 3), and no count below phase 3's own records.
+fn check_main(
+    (out, input_now): &(Output, BTreeMap<String, i64>),
+    produced: &BTreeMap<String, i64>,
+    counted_everywhere: &BTreeMap<String, i64>,
+    phase3: &BTreeMap<String, i64>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    eprintln!(
+        "main: input topic vs produced: {:?}",
+        input_now.iter().filter(|(w, n)| produced.get(*w) != Some(n)).collect::<Vec<_>>()
+    );
+    let diff = differences(input_now, out);
+    eprintln!(
+        "main after phase 3: {} output records; last count - input count per word: {diff:?} (sum {})",
+        out.records,
+        diff.values().sum::<i64>()
+    );
+    eprintln!(
+        "main after phase 3: last count - (phases 1, 2 and 3) per word: {:?}",
+        differences(counted_everywhere, out)
+    );
+    eprintln!("main: words whose last count is below an earlier one: {:?}", stale(out));
+    let floor = below(phase3, out);
+    if !floor.is_empty() {
+        failures.push(format!("on main, counts below phase 3's own records: {floor:?}"));
+    }
+    // Exactly-once on main itself holds: MirrorMaker copies nothing back, and the application, its thread
+    // replaced or its tasks lost, restores main's changelog and resumes from main's committed offsets.
+    if !diff.is_empty() {
+        failures.push(format!("on main, last counts differ from main's input: {diff:?}"));
+    }
+    failures
+}
+
+/// The gateway's counters of what it did about the switches.
+async fn gateway_counters(gateway: &TestGateway) -> Vec<(&'static str, u64)> {
     let metrics = [
         "franzgate_offset_commits_fenced_total",
         "franzgate_transaction_requests_refused_total",
@@ -500,9 +580,14 @@ async fn word_count_across_switches(on_error: &str) -> Vec<String> {
     ];
     let mut measured = Vec::new();
     for name in metrics {
-        measured.push((name, counter(&gateway, name).await));
+        measured.push((name, counter(gateway, name).await));
     }
-    // The application's story in order: state changes, replaced threads, restores, markers.
+    measured
+}
+
+/// The application's story in order (state changes, replaced threads, restores, markers), its log's exceptions
+/// and the failures.
+fn report(outcome: &Outcome, failures: &[String]) {
     let timeline: Vec<String> = outcome
         .progress
         .iter()
@@ -516,15 +601,12 @@ async fn word_count_across_switches(on_error: &str) -> Vec<String> {
     let states: Vec<String> =
         outcome.progress.iter().filter_map(|v| Some(v.get("state")?.as_str()?.to_string())).collect();
     eprintln!(
-        "streams word count: {:?} in all; result {}\nstate changes {states:?} ({transitions_on_failover} by the \
-         switch back)\ntimeline {timeline:#?}\ngateway {measured:?}\nlog mentions {:?}\nfailures: {failures:#?}\n\
+        "result {}\nstate changes {states:?}\ntimeline {timeline:#?}\nlog mentions {:?}\nfailures: {failures:#?}\n\
          stderr (tail):\n{}",
-        started.elapsed(),
         outcome.result,
         log_mentions(&outcome.stderr),
         tail(&outcome.stderr, 60)
     );
-    failures
 }
 
 /// The application as written by default: an exception that reaches the uncaught-exception handler shuts it down.

@@ -178,20 +178,7 @@ where
             }
             Some(ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::ConsumerGroupHeartbeat) => {
                 if let Some(membership) = membership_of(&mut request) {
-                    let (members, selector) = (self.members.clone(), self.selector.clone());
-                    let (cluster, epoch) = (request.session.cluster.clone(), request.session.epoch);
-                    let response = lock(&self.inner).call(request);
-                    return Either::Right(Either::Right(Box::pin(async move {
-                        let mut response = response.await?;
-                        // An answer that arrives after a switch speaks for a cluster no longer active: it must
-                        // not make the group look as if its members were still there.
-                        if selector.epoch() == epoch
-                            && let Some(member) = confirmed_member(&membership, &mut response)
-                        {
-                            members.confirmed(&membership.group, &member, &cluster.name, std::time::Instant::now());
-                        }
-                        Ok(response)
-                    })));
+                    return self.learn_membership(request, membership);
                 }
             }
             Some(ApiKey::Produce) if self.producers.may_place(&request.session.cluster.name) => {
@@ -232,6 +219,28 @@ where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError> + Send + 'static,
     S::Future: Send + 'static,
 {
+    /// Forwards a membership request and learns from its answer which member the session's cluster confirmed.
+    fn learn_membership(
+        &self,
+        request: KafkaRequest,
+        membership: Membership,
+    ) -> <Self as Service<KafkaRequest>>::Future {
+        let (members, selector) = (self.members.clone(), self.selector.clone());
+        let (cluster, epoch) = (request.session.cluster.clone(), request.session.epoch);
+        let response = lock(&self.inner).call(request);
+        Either::Right(Either::Right(Box::pin(async move {
+            let mut response = response.await?;
+            // An answer that arrives after a switch speaks for a cluster no longer active: it must not make the
+            // group look as if its members were still there.
+            if selector.epoch() == epoch
+                && let Some(member) = confirmed_member(&membership, &mut response)
+            {
+                members.confirmed(&membership.group, &member, &cluster.name, std::time::Instant::now());
+            }
+            Ok(response)
+        })))
+    }
+
     /// The refusal of a request that would add to a transaction whose producer id is another cluster's
     /// ([`transactions`]), if it is one.
     fn refuse_crossed_transaction(
