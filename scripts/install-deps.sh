@@ -139,6 +139,29 @@ else
 fi
 # --- end kafkajs ---
 
+# A Java program of the tests: the runtime dependencies of SRC/pom.xml (whose ARTIFACT is at VERSION) copied from
+# Maven Central into DIR/libs, and SRC/MAIN.java compiled against them into DIR/classes, again whenever the
+# source or the pom changes (their checksum sits beside them).
+install_java_program() {
+  local src="$1" main="$2" artifact="$3" version="$4" dir="$5"
+  if [ -f "$dir/libs/$artifact-$version.jar" ] && cmp -s "$src/pom.xml" "$dir/pom.xml"; then
+    log "$artifact $version present in $dir/libs"
+  else
+    log "fetching $artifact $version from Maven Central into $dir/libs"
+    rm -rf "$dir" && mkdir -p "$dir"
+    mvn -q -B -f "$src/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/libs" >&2
+    cp "$src/pom.xml" "$dir/pom.xml"
+  fi
+  local sum
+  sum=$(cat "$src/$main.java" "$src/pom.xml" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$dir/classes/source.sha256" 2>/dev/null)" != "$sum" ]; then
+    log "compiling $src/$main.java against $artifact $version"
+    rm -rf "$dir/classes"
+    javac -Xlint:all -Werror -d "$dir/classes" -cp "$dir/libs/*" "$src/$main.java" >&2
+    echo "$sum" > "$dir/classes/source.sha256"
+  fi
+}
+
 # --- Java client matrix driver (tests/client_java.rs) ---
 # kafka-clients at the release tests/clients/java/pom.xml pins, alone in $TOOLS/clients/java/libs (the broker's
 # jars above may be an older release), and tests/clients/java/Driver.java compiled against it into
@@ -153,24 +176,7 @@ if [ ${#need_jdk[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_jdk[@]}" >/dev/null
 fi
-if [ -f "$JAVA_CLIENT_DIR/libs/kafka-clients-$JAVA_CLIENT_VERSION.jar" ] \
-   && cmp -s tests/clients/java/pom.xml "$JAVA_CLIENT_DIR/pom.xml"; then
-  log "kafka-clients $JAVA_CLIENT_VERSION present in $JAVA_CLIENT_DIR/libs"
-else
-  log "fetching kafka-clients $JAVA_CLIENT_VERSION from Maven Central into $JAVA_CLIENT_DIR/libs"
-  rm -rf "$JAVA_CLIENT_DIR" && mkdir -p "$JAVA_CLIENT_DIR"
-  mvn -q -B -f tests/clients/java/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$JAVA_CLIENT_DIR/libs" >&2
-  cp tests/clients/java/pom.xml "$JAVA_CLIENT_DIR/pom.xml"
-fi
-java_driver_sum=$(cat tests/clients/java/Driver.java tests/clients/java/pom.xml | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$JAVA_CLIENT_DIR/classes/source.sha256" 2>/dev/null)" != "$java_driver_sum" ]; then
-  log "compiling tests/clients/java/Driver.java against kafka-clients $JAVA_CLIENT_VERSION"
-  rm -rf "$JAVA_CLIENT_DIR/classes"
-  javac -Xlint:all -Werror -d "$JAVA_CLIENT_DIR/classes" -cp "$JAVA_CLIENT_DIR/libs/*" \
-    tests/clients/java/Driver.java >&2
-  echo "$java_driver_sum" > "$JAVA_CLIENT_DIR/classes/source.sha256"
-fi
+install_java_program tests/clients/java Driver kafka-clients "$JAVA_CLIENT_VERSION" "$JAVA_CLIENT_DIR"
 # --- end Java client matrix driver ---
 
 # --- Kafka Streams word count (tests/streams_switch.rs) ---
@@ -184,24 +190,7 @@ STREAMS_VERSION=$(sed -n 's:.*<kafka-streams.version>\(.*\)</kafka-streams.versi
   log "kafka-streams $STREAMS_VERSION (tests/clients/java-streams/pom.xml) is not kafka-clients $JAVA_CLIENT_VERSION"
   exit 1
 }
-if [ -f "$STREAMS_DIR/libs/kafka-streams-$STREAMS_VERSION.jar" ] \
-   && cmp -s tests/clients/java-streams/pom.xml "$STREAMS_DIR/pom.xml"; then
-  log "kafka-streams $STREAMS_VERSION present in $STREAMS_DIR/libs"
-else
-  log "fetching kafka-streams $STREAMS_VERSION from Maven Central into $STREAMS_DIR/libs"
-  rm -rf "$STREAMS_DIR" && mkdir -p "$STREAMS_DIR"
-  mvn -q -B -f tests/clients/java-streams/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$STREAMS_DIR/libs" >&2
-  cp tests/clients/java-streams/pom.xml "$STREAMS_DIR/pom.xml"
-fi
-streams_sum=$(cat tests/clients/java-streams/StreamsWordCount.java tests/clients/java-streams/pom.xml | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$STREAMS_DIR/classes/source.sha256" 2>/dev/null)" != "$streams_sum" ]; then
-  log "compiling tests/clients/java-streams/StreamsWordCount.java against kafka-streams $STREAMS_VERSION"
-  rm -rf "$STREAMS_DIR/classes"
-  javac -Xlint:all -Werror -d "$STREAMS_DIR/classes" -cp "$STREAMS_DIR/libs/*" \
-    tests/clients/java-streams/StreamsWordCount.java >&2
-  echo "$streams_sum" > "$STREAMS_DIR/classes/source.sha256"
-fi
+install_java_program tests/clients/java-streams StreamsWordCount kafka-streams "$STREAMS_VERSION" "$STREAMS_DIR"
 # --- end Kafka Streams word count ---
 
 # --- franz-go client matrix driver (tests/client_franz_go.rs) --- tests/clients/franz-go pins the release in

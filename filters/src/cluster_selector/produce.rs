@@ -22,10 +22,20 @@ pub const NO_PRODUCER: (i64, i16) = (-1, -1);
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 /// A stand-in that takes longer than this fails the Produce with a retriable error (the client retries).
 const STAND_IN_TIMEOUT: Duration = Duration::from_secs(15);
-/// InitProducerId attempts for one stand-in while the broker answers a passing error, [`STAND_IN_BACKOFF`] apart;
-/// after the last the Produce gets a retriable error.
-const STAND_IN_ATTEMPTS: u32 = 5;
-const STAND_IN_BACKOFF: Duration = Duration::from_millis(50);
+/// A stand-in's InitProducerId is asked again while the broker fetches its next block of producer ids
+/// (COORDINATOR_LOAD_IN_PROGRESS for a moment): that spares the client a failed Produce. After the last attempt
+/// the Produce gets a retriable error.
+const STAND_IN_RETRY: Retry = Retry { attempts: 5, backoff: Duration::from_millis(50), when: coordinator_busy };
+
+/// How an InitProducerId of the gateway's own is asked again while the broker answers a passing error.
+pub struct Retry {
+    /// Attempts in all.
+    pub attempts: u32,
+    /// The pause between two.
+    pub backoff: Duration,
+    /// Whether an error code is one to ask again on.
+    pub when: fn(i16) -> bool,
+}
 
 /// The producers of `request`'s batches that are not written as they are, with how they are placed. A body
 /// that does not decode has none: it is forwarded as it came.
@@ -108,7 +118,7 @@ fn rewrite(request: &mut KafkaRequest, rewrites: &[(BatchProducer, (i64, i16))])
 }
 
 /// Whether an InitProducerId error goes away by itself shortly (the coordinator is loading or moving).
-fn retriable_init(code: i16) -> bool {
+fn coordinator_busy(code: i16) -> bool {
     code == ResponseError::CoordinatorLoadInProgress.code() || code == ResponseError::CoordinatorNotAvailable.code()
 }
 
@@ -124,19 +134,8 @@ where
 {
     let cluster = session.cluster.name.clone();
     let what = format!("InitProducerId for a stand-in producer id on {cluster}");
-    let mut attempt = 1;
-    let (id, epoch) = loop {
-        match init_producer_id(&inner, session.clone(), None, NO_PRODUCER).await {
-            Ok(target) => break target,
-            // A broker fetching its next block of producer ids answers COORDINATOR_LOAD_IN_PROGRESS for a moment:
-            // asking again shortly spares the client a failed Produce.
-            Err(InitFailed::Refused(code)) if attempt < STAND_IN_ATTEMPTS && retriable_init(code) => {
-                attempt += 1;
-                tokio::time::sleep(STAND_IN_BACKOFF).await;
-            }
-            Err(error) => return Err(error.describe(&what)),
-        }
-    };
+    let (id, epoch) =
+        init_producer_id(&inner, session, None, NO_PRODUCER, &STAND_IN_RETRY).await.map_err(|e| e.describe(&what))?;
     ProducerStats::add(&stats.stand_ins, 1);
     tracing::info!(
         cluster,
@@ -169,8 +168,32 @@ impl InitFailed {
 /// Sends InitProducerId (v4) for `transactional_id` (or none, an idempotent producer's) on the session's backend
 /// connection, naming `current` (id and epoch; -1, -1 for none): with none, a fresh id, or for a transactional
 /// id the next epoch of the cluster's own (which fences and aborts what that transactional id had open there);
-/// with the cluster's current id and epoch of the transactional id, the next epoch of it (KIP-360).
+/// with the cluster's current id and epoch of the transactional id, the next epoch of it (KIP-360). Asked again
+/// as `retry` says.
 pub async fn init_producer_id<S>(
+    inner: &Mutex<S>,
+    session: Arc<Session>,
+    transactional_id: Option<&str>,
+    current: (i64, i16),
+    retry: &Retry,
+) -> Result<(i64, i16), InitFailed>
+where
+    S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
+{
+    let mut attempt = 1;
+    loop {
+        match init_once(inner, session.clone(), transactional_id, current).await {
+            Err(InitFailed::Refused(code)) if attempt < retry.attempts && (retry.when)(code) => {
+                attempt += 1;
+                tokio::time::sleep(retry.backoff).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One InitProducerId of [`init_producer_id`].
+async fn init_once<S>(
     inner: &Mutex<S>,
     session: Arc<Session>,
     transactional_id: Option<&str>,

@@ -37,12 +37,16 @@ use franzgate_api::{FilterError, KafkaRequest, KafkaResponse, Session};
 use tower::Service;
 
 use super::lock;
-use super::produce::{InitFailed, NO_PRODUCER, init_producer_id};
+use super::produce::{InitFailed, NO_PRODUCER, Retry, init_producer_id};
 use super::producers::{MAX_PRODUCERS, ProducerRegistry, forget_longest_idle};
 
-/// Retries of the gateway's InitProducerId while the coordinator is busy aborting what the id had open.
-const INIT_ATTEMPTS: u32 = 50;
-const INIT_BACKOFF: Duration = Duration::from_millis(100);
+/// The gateway's InitProducerId for a transactional id is asked again while the coordinator is busy aborting what
+/// the id had open (CONCURRENT_TRANSACTIONS) or loading.
+const TRANSACTIONAL_RETRY: Retry = Retry { attempts: 50, backoff: Duration::from_millis(100), when: coordinator_busy };
+
+fn coordinator_busy(code: i16) -> bool {
+    code == ResponseError::ConcurrentTransactions.code() || code == ResponseError::CoordinatorLoadInProgress.code()
+}
 
 /// Which cluster each transactional id's producer id came from.
 #[derive(Debug, Default)]
@@ -170,7 +174,7 @@ where
         _ => return Ok(response),
     };
     if obtained == client {
-        match fresh_producer(&inner, session, &transactional_id, obtained).await {
+        match unlike_client(&inner, session, &transactional_id, obtained, client).await {
             Ok((id, epoch)) => {
                 if let Ok(ResponseKind::InitProducerId(answer)) = response.body_mut() {
                     answer.producer_id = ProducerId(id);
@@ -228,13 +232,12 @@ where
     };
     if version >= 5 {
         let session = request.session.clone();
-        let mut obtained = fresh_producer(&inner, session.clone(), &transactional_id, NO_PRODUCER).await;
-        // Never the id and epoch the client holds: it would keep its sequence numbers.
-        if let Ok(same) = obtained
-            && same == client
-        {
-            obtained = fresh_producer(&inner, session, &transactional_id, same).await;
-        }
+        let fresh =
+            init_producer_id(&inner, session.clone(), Some(&transactional_id), NO_PRODUCER, &TRANSACTIONAL_RETRY);
+        let obtained = match fresh.await {
+            Ok(obtained) => unlike_client(&inner, session, &transactional_id, obtained, client).await,
+            Err(failed) => Err(failed),
+        };
         match obtained {
             Ok((id, epoch)) => {
                 answer = answer.with_producer_id(ProducerId(id)).with_producer_epoch(epoch);
@@ -258,29 +261,23 @@ where
     KafkaResponse::from_message(key, version, correlation, ResponseKind::EndTxn(answer))
 }
 
-/// InitProducerId for `transactional_id` naming `current` on the session's connection (the client sent its
-/// transactional request there, so it is the id's coordinator), retried while the coordinator is still aborting
-/// what the id had open.
-async fn fresh_producer<S>(
+/// `obtained` (a producer id and epoch of the session's cluster for `transactional_id`), unless it is the very id
+/// and epoch the client holds (both clusters hand out ids from 0): then the cluster's next epoch of it. A client
+/// given back what it had keeps its sequence numbers (librdkafka), which the new epoch refuses as out of order.
+async fn unlike_client<S>(
     inner: &Mutex<S>,
     session: Arc<Session>,
     transactional_id: &str,
-    current: (i64, i16),
+    obtained: (i64, i16),
+    client: (i64, i16),
 ) -> Result<(i64, i16), InitFailed>
 where
     S: Service<KafkaRequest, Response = KafkaResponse, Error = FilterError>,
 {
-    let busy = [ResponseError::ConcurrentTransactions.code(), ResponseError::CoordinatorLoadInProgress.code()];
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match init_producer_id(inner, session.clone(), Some(transactional_id), current).await {
-            Err(InitFailed::Refused(code)) if busy.contains(&code) && attempt < INIT_ATTEMPTS => {
-                tokio::time::sleep(INIT_BACKOFF).await;
-            }
-            result => return result,
-        }
+    if obtained != client {
+        return Ok(obtained);
     }
+    init_producer_id(inner, session, Some(transactional_id), obtained, &TRANSACTIONAL_RETRY).await
 }
 
 #[cfg(test)]
