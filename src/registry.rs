@@ -37,9 +37,10 @@ impl tower::Service<franzgate_api::KafkaRequest> for TimedFilter {
 
 /// Filters every chain needs: if the YAML does not place them, they are added innermost in this order, so
 /// user filters see what clients see (gateway addresses, virtual node ids, versions the gateway can decode).
-/// The cluster selector is added only when a failover cluster is configured.
+/// The cluster selector and the topic-id translation are added only when a failover cluster is configured.
 pub const CORE_FILTERS: &[&str] = &[
     franzgate_filters::cluster_selector::TYPE_NAME,
+    franzgate_filters::topic_ids::TYPE_NAME,
     franzgate_filters::metadata_rewrite::TYPE_NAME,
     franzgate_filters::api_versions::TYPE_NAME,
     franzgate_filters::port_routing::TYPE_NAME,
@@ -103,7 +104,9 @@ impl FilterRegistry {
         // With a single cluster there is nothing to switch, so no epoch to check on every request.
         let switchable = ctx.selector.clusters().len() > 1;
         for core in CORE_FILTERS {
-            if *core == franzgate_filters::cluster_selector::TYPE_NAME && !switchable {
+            let only_with_failover =
+                [franzgate_filters::cluster_selector::TYPE_NAME, franzgate_filters::topic_ids::TYPE_NAME];
+            if only_with_failover.contains(core) && !switchable {
                 continue;
             }
             if !specs.iter().any(|s| s.kind == *core) {

@@ -5,6 +5,7 @@
 //!
 //! ## Layout
 //! - [`cluster_selector`]: requests of sessions bound before a switch never reach the old cluster.
+//! - [`topic_ids`]: one topic id per name whichever cluster a client reaches (added with a failover).
 //! - [`port_routing`]: picks the backend broker from the gateway port the client connected to.
 //! - [`metadata_rewrite`]: clients only ever see gateway addresses and virtual node ids.
 //! - [`api_versions`]: advertises only versions the gateway can decode.
@@ -28,6 +29,7 @@ pub mod internal_topics;
 pub mod metadata_rewrite;
 pub mod port_routing;
 pub mod sasl;
+pub mod topic_ids;
 pub mod topic_prefix;
 
 /// Seconds since the Unix epoch (0 if the clock is before it): token expiry and usage windows.
@@ -46,5 +48,6 @@ pub fn builtin_factories() -> Vec<Arc<dyn FilterFactory>> {
         Arc::new(chargeback::ChargebackFactory),
         Arc::new(topic_prefix::TopicPrefixFactory),
         Arc::new(internal_topics::InternalTopicsFactory),
+        Arc::new(topic_ids::TopicIdsFactory),
     ]
 }
