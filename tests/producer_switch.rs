@@ -5,8 +5,8 @@
 //! Each test starts a paced acks=all producer through a gateway over the binary's mirrored pair, switches four
 //! times (failover, main, failover, main) while it runs, each once the producer reported 300 more acknowledgements,
 //! and then reads both clusters directly (read_committed):
-//! - `java_default_idempotent_producer_survives_four_switches` and the same for confluent-kafka, kafka-python and
-//!   kafkajs: an idempotent producer. No error reached the application, all 2,000 records acknowledged, each on
+//! - `java_default_idempotent_producer_survives_four_switches` and the same for confluent-kafka, kafka-python,
+//!   kafkajs and franz-go: an idempotent producer. No error reached the application, all 2,000 records acknowledged, each on
 //!   one cluster at least, none twice on main, none written twice on the failover, and the records handed to the
 //!   client between two switches are on the cluster the first of them chose (a producer stuck on a cluster that
 //!   refuses its producer id writes them later, elsewhere). The gateway's metrics show a stand-in producer id at
@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::client_matrix::{
-    Cell, Driver, Outcome, Running, args, java_driver, java_version, kafkajs_driver, kafkajs_version, mirrored_pair,
+    Cell, Driver, Outcome, Running, args, franz_go_driver, franz_go_version, java_driver, java_version, kafkajs_driver,
+    kafkajs_version, mirrored_pair,
 };
 use common::{KafkaCluster, TestGateway, create_topic, read_all, unique};
 
@@ -403,6 +404,16 @@ async fn kafkajs_idempotent_producer_survives_four_switches() {
     let produce = args(&pairs(&idempotent_produce(&setup.gateway.bootstrap(), &setup.topic)));
     let (_, failures) = idempotent_run("kafkajs", &kafkajs_driver(), produce, setup).await;
     assert!(failures.is_empty(), "kafkajs idempotent producer across four switches: {failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_idempotent_producer_survives_four_switches() {
+    common::init_test_logging();
+    let _cell = Cell::new("franz-go", franz_go_version(), "idempotent-switch");
+    let setup = gateway_and_topic("fg-idem-switch").await;
+    let produce = args(&pairs(&idempotent_produce(&setup.gateway.bootstrap(), &setup.topic)));
+    let (_, failures) = idempotent_run("franz-go", &franz_go_driver(), produce, setup).await;
+    assert!(failures.is_empty(), "franz-go idempotent producer across four switches: {failures:#?}");
 }
 
 /// Every transaction of 100 records (`key-0..99`, `key-100..199`, ...) committed on one cluster, whole: all its

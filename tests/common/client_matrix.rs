@@ -356,3 +356,20 @@ pub fn kafkajs_version() -> String {
         .and_then(|v| v["version"].as_str().map(str::to_string))
         .unwrap_or_default()
 }
+
+/// The franz-go driver scripts/install-deps.sh built into the tools cache.
+pub fn franz_go_driver() -> Driver {
+    let program = super::tools_dir().join("clients/franz-go/driver");
+    assert!(program.exists(), "{} missing: run scripts/install-deps.sh", program.display());
+    Driver { name: "franz-go", program, prefix: Vec::new() }
+}
+
+/// The franz-go release the driver was built with (its go.mod's pin).
+pub fn franz_go_version() -> String {
+    let go_mod = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/franz-go/go.mod");
+    std::fs::read_to_string(go_mod)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("require github.com/twmb/franz-go v").map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}

@@ -264,6 +264,10 @@ func produce(a args) (bool, error) {
 				emit(map[string]any{"acked": n})
 			}
 		})
+		// Records handed to the client so far: the switch tests place each between two switches.
+		if sent := i + 1; sent%100 == 0 {
+			emit(map[string]any{"sent": sent})
+		}
 	}
 	if err := client.Flush(ctx); err != nil {
 		errs.add("flush: %v", err)
