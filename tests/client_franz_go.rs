@@ -11,11 +11,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::client_matrix::{self as client_matrix, Cell, Driver, Outcome, args, keys, mirrored_pair};
-use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_cluster, tools_dir, unique};
+use common::{KafkaCluster, TestGateway, create_topic, read_all, shared_cluster, unique};
 use franzgate::admin::client::call_with_body;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
