@@ -284,8 +284,8 @@ async fn franz_go_producer_and_group_consumer_carry_on_across_a_switch_to_the_fa
     // Not asserted: that it read every later key. Offsets are per cluster: a partition franz-go keeps across its
     // rejoin (cooperative-sticky) keeps main's position, and where MirrorMaker had not copied main's records yet
     // when the switch came, the failover stored later records below that position, which the consumer skips
-    // (seen in 2 of 7 runs). A planned switchover that waits for MirrorMaker leaves both logs at the same
-    // offsets; until then this is the unplanned switch's known loss for consumers that keep positions.
+    // (seen in 2 of 7 runs). After a planned switchover that waits for MirrorMaker the offsets usually match;
+    // until then this is the unplanned switch's known gap for consumers that keep their positions.
     let missed: Vec<_> = after_switch.difference(&seen).collect();
     eprintln!(
         "franz-go switch: {} keys written after the switch, the consumer missed {}; its errors: {errors:?}",
