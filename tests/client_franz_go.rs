@@ -1,8 +1,8 @@
 //! The client matrix for franz-go (Go; the kgo driver in tests/clients/franz-go, built by scripts/install-deps.sh
 //! at the release its go.mod pins): produce with acks=all and an idempotent producer, consume in a consumer group
-//! with commits (classic, and KIP-848 `group.protocol=consumer` through kgo's ServerSideBalancer), as a
-//! passthrough principal and as a virtual-cluster tenant with SASL PLAIN, and a switch to the failover cluster
-//! mid-stream, all through the gateway against Apache Kafka.
+//! with commits (classic, and KIP-848 `group.protocol=consumer` through kgo's ServerSideBalancer), transactions,
+//! as a passthrough principal and as a virtual-cluster tenant with SASL PLAIN, and a switch to the failover
+//! cluster mid-stream, all through the gateway against Apache Kafka.
 //!
 //! Each test writes its cells (client, version, capability, pass) to target/client-matrix/franz-go.jsonl. The
 //! switch test uses the binary's mirrored pair (`main`, `failover`); the others the single-node shared cluster,
@@ -102,6 +102,26 @@ async fn franz_go_consumes_with_the_kip848_consumer_group_protocol_through_the_g
     assert_eq!(consumed.result["group_protocol"], "consumer", "{}", consumed.result);
     assert_eq!(consumed.keys(), keys("key", 300), "every key once consumed");
     assert_eq!(committed_total(main, &group, &topic), 300, "the group's commits reached the backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_produces_in_committed_transactions_as_a_passthrough_principal() {
+    common::init_test_logging();
+    let _cell = cell("transactions");
+    let main = shared_cluster().await;
+    let gateway = TestGateway::start(&main.bootstrap(), "").await;
+    let (topic, transactional_id) = (unique("fg-txn"), unique("fg-txn-id"));
+    let bootstrap = gateway.bootstrap();
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    let produced = produce_idempotently(&bootstrap, &topic, "250", &[("transactional_id", &transactional_id)]).await;
+    assert_clean("transactional produce", &produced);
+    assert_eq!(produced.count("produced"), 250);
+    assert_eq!(produced.count("aborts"), 0, "{}", produced.result);
+    // Read on the backend by a read_committed reader (librdkafka's default): all three transactions committed,
+    // each record once.
+    let on_backend = read_all(&main.bootstrap(), &topic);
+    assert_eq!(on_backend.len(), 250, "each record once");
+    assert_eq!(on_backend.into_iter().collect::<BTreeSet<_>>(), keys("key", 250));
 }
 
 /// The vclusters test's gateway: SASL_PLAINTEXT, tenants log in with tokens from the admin API.

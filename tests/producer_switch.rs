@@ -11,7 +11,7 @@
 //!   client between two switches are on the cluster the first of them chose (a producer stuck on a cluster that
 //!   refuses its producer id writes them later, elsewhere). The gateway's metrics show a stand-in producer id at
 //!   least per switch and batches rewritten to them.
-//! - `java_transactional_producer_across_switches`, `confluent_kafka_..._across_switches`: transactions of 100
+//! - `java_transactional_producer_across_switches`, the same for confluent-kafka and franz-go: transactions of 100
 //!   records by an application that aborts and re-sends a transaction on an abortable error (the drivers'
 //!   `retry_aborted=true`). The same, and every transaction whole on one cluster; the aborts are reported (the
 //!   drivers give up after 20 on one transaction), and the gateway's metrics show it refused requests of a
@@ -491,4 +491,14 @@ async fn confluent_kafka_transactional_producer_across_switches() {
     let (outcome, failures) = transactional_run("confluent-kafka", &driver, produce, setup).await;
     python_matrix::record_cell(&driver, Some(&outcome), "transactions-switch", failures.is_empty());
     assert!(failures.is_empty(), "confluent-kafka transactional producer across four switches: {failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franz_go_transactional_producer_across_switches() {
+    common::init_test_logging();
+    let _cell = Cell::new("franz-go", franz_go_version(), "transactions-switch");
+    let setup = gateway_and_topic("fg-txn-switch").await;
+    let produce = args(&pairs(&transactional_produce(&setup)));
+    let (_, failures) = transactional_run("franz-go", &franz_go_driver(), produce, setup).await;
+    assert!(failures.is_empty(), "franz-go transactional producer across four switches: {failures:#?}");
 }

@@ -1,7 +1,8 @@
 // The franz-go driver of franzgate's client matrix: implements the driver contract of
 // tests/common/client_matrix.rs with kgo, franz-go's client.
 //
-//	driver produce bootstrap=B topic=T count=N [idempotent=true] [acks=all|1] [rate=R] [key_prefix=K] [SASL keys]
+//	driver produce bootstrap=B topic=T count=N [idempotent=true] [acks=all|1] [rate=R] [key_prefix=K]
+//	               [transactional_id=X [retry_aborted=true]] [SASL keys]
 //	driver consume bootstrap=B topic=T group=G count=N [protocol=classic|consumer] [timeout_ms=M] [SASL keys]
 //	SASL keys: user=U password=P mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 (SASL_PLAINTEXT)
 //
@@ -218,6 +219,8 @@ func produce(a args) (bool, error) {
 	}
 	prefix := a.take("key_prefix", "key")
 	idempotent := a.take("idempotent", "false") == "true"
+	transactionalID := a.take("transactional_id", "")
+	retryAborted := a.take("retry_aborted", "false") == "true"
 	switch acks := a.take("acks", "all"); acks {
 	case "all", "-1":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -229,7 +232,9 @@ func produce(a args) (bool, error) {
 	if err := a.rejectUnknown(); err != nil {
 		return false, err
 	}
-	if !idempotent {
+	if transactionalID != "" {
+		opts = append(opts, kgo.TransactionalID(transactionalID))
+	} else if !idempotent {
 		// kgo is idempotent unless told otherwise.
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
@@ -242,17 +247,29 @@ func produce(a args) (bool, error) {
 	}
 	defer client.Close()
 
-	var acked atomic.Int64
-	errs := &errorList{}
 	ctx := context.Background()
 	start := time.Now()
-	for i := 0; i < count; i++ {
+	pace := func(i int) {
 		if rate > 0 {
 			// Pace against the start, so a slow acknowledgement does not lower the average rate.
 			if wait := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); wait > 0 {
 				time.Sleep(wait)
 			}
 		}
+	}
+	if transactionalID != "" {
+		run := transactionalRun{client, topic, prefix, count, retryAborted, pace}
+		produced, errors, abortReasons := run.run(ctx)
+		emit(map[string]any{
+			"client": clientName, "version": clientVersion(), "produced": produced, "errors": errors,
+			"idempotent": probe.initProducerIDs.Load() > 0, "aborts": len(abortReasons), "abort_reasons": abortReasons,
+		})
+		return produced == int64(count) && len(errors) == 0, nil
+	}
+	var acked atomic.Int64
+	errs := &errorList{}
+	for i := 0; i < count; i++ {
+		pace(i)
 		key := fmt.Sprintf("%s-%d", prefix, i)
 		record := &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(key)}
 		client.Produce(ctx, record, func(r *kgo.Record, err error) {
