@@ -61,6 +61,13 @@ pub struct Gateway {
     vclusters: Arc<VirtualClusters>,
     /// Their state topic; only with a token secret, since tenants log in with tokens.
     state_store: Option<Arc<StateStore>>,
+    /// How this instance takes part in the fleet, with a failover cluster configured (and
+    /// `gateway.fleet.enabled`); its id is completed once the admin port is bound.
+    fleet: Option<crate::fleet::FleetSettings>,
+    /// The advertised host, part of the instance's default id.
+    advertised_host: String,
+    /// How long start-up may take to read the fleet's decision.
+    fleet_startup_wait: std::time::Duration,
     /// The service-account token secret.
     token_secret: Option<Vec<u8>>,
     /// Set when no token secret is configured and the gateway generates one (shared through the state topic).
@@ -320,10 +327,24 @@ impl Gateway {
             let store = store.with_signing_secret(configured_secret).accepting_unsigned(vc.accept_unsigned_records);
             Arc::new(store.with_metrics(shared.metrics.clone()).with_topic_ids(ctx.internal_topic_ids.clone()))
         });
+        let fleet_config = &config.gateway.fleet;
+        let fleet =
+            (fleet_config.enabled && shared.selector.clusters().len() > 1).then(|| crate::fleet::FleetSettings {
+                id: fleet_config.instance_id.clone().filter(|id| !id.trim().is_empty()).unwrap_or_default(),
+                admin: String::new(),
+                topic: fleet_config.control_topic.clone(),
+                poll_interval: std::time::Duration::from_millis(fleet_config.poll_interval_ms),
+                announce_interval: std::time::Duration::from_millis(fleet_config.announce_interval_ms),
+                timeout: shared.upstream.connect_timeout,
+                max_frame: shared.upstream.max_frame,
+            });
         Ok(Self {
             flush,
             vclusters,
             state_store,
+            fleet,
+            advertised_host: config.gateway.advertised_host.clone(),
+            fleet_startup_wait: std::time::Duration::from_millis(fleet_config.startup_read_timeout_ms),
             token_secret,
             generated,
             admin_max_body: config.gateway.admin_max_body_bytes,
@@ -379,6 +400,14 @@ impl Gateway {
         }
         let shared = Arc::new(shared);
         let mut tasks = JoinSet::new();
+        let fleet = self.fleet.map(|mut settings| {
+            settings.admin = format!("{}:{}", self.advertised_host, admin_addr.port());
+            if settings.id.is_empty() {
+                settings.id = settings.admin.clone();
+            }
+            let backends = shared.upstream.backends.clone();
+            Arc::new(crate::fleet::Fleet::new(settings, shared.selector.clone(), backends))
+        });
         let admin_state = Arc::new(AdminState {
             selector: shared.selector.clone(),
             users: self.admin_users,
@@ -390,6 +419,7 @@ impl Gateway {
             accepted: shared.accepted.clone(),
             vclusters: self.vclusters.clone(),
             state_store: self.state_store.clone(),
+            fleet: fleet.clone(),
             token_secret,
             max_body: self.admin_max_body,
             draining: shared.port_stops.draining(),
@@ -434,6 +464,11 @@ impl Gateway {
         if tokio::time::timeout(bound, all).await.is_err() {
             warn!("start-up probes did not finish within {bound:?}; serving anyway");
         }
+        if let Some(fleet) = &fleet {
+            // Clients are accepted only once the fleet's decision is applied: none is served by the wrong cluster.
+            fleet.load(self.fleet_startup_wait).await;
+            tasks.spawn(fleet.clone().run(shared.shutdown.clone()));
+        }
         tasks.spawn(accept_loop(first, shared.clone()));
         if let Some(flush) = self.flush {
             tasks.spawn(flush.run(shared.shutdown.clone()));
@@ -451,7 +486,10 @@ fn internal_topics(config: &GatewayConfig, auth: &franzgate_filters::sasl::SaslC
     let vc = &config.gateway.virtual_clusters;
     let state_used = vc.enabled && auth.token_secret.as_ref().is_some_and(|s| !s.is_empty());
     let state = state_used.then(|| vc.state_topic.clone());
-    state.into_iter().chain(config.gateway.chargeback.flush_topic.clone()).filter(|t| !t.is_empty()).collect()
+    let fleet = &config.gateway.fleet;
+    let control = (fleet.enabled && config.clusters.len() > 1).then(|| fleet.control_topic.clone());
+    let flush = config.gateway.chargeback.flush_topic.clone();
+    state.into_iter().chain(control).chain(flush).filter(|t| !t.is_empty()).collect()
 }
 
 /// 32 bytes from the operating system's CSPRNG, base64url: the text is the HMAC key, as a configured

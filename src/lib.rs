@@ -20,6 +20,7 @@
 //! - [`upstream`]: the innermost service — one backend connection per session, correlation ids, batching.
 //! - [`backend`]: connecting to a broker with the cluster's own TLS and SASL settings (auth decoupling).
 //! - [`vcluster_state`]: virtual clusters and service accounts, kept in a compacted topic on the active cluster.
+//! - [`fleet`]: the switch decision, kept in a control topic on every cluster and followed by every instance.
 //! - [`shutdown`]: graceful shutdown — ports closed one by one, sessions drained within a timeout.
 //! - [`probe`]: the start-up Metadata request that discovers the brokers.
 //!
@@ -36,6 +37,7 @@ pub mod backend;
 pub mod chargeback_flush;
 pub mod codec;
 pub mod config;
+pub mod fleet;
 pub mod gateway;
 pub mod limits;
 pub mod log_limit;

@@ -63,6 +63,8 @@ pub struct AdminState {
     pub vclusters: Arc<franzgate_api::vcluster::VirtualClusters>,
     /// Where virtual-cluster changes are persisted; `None` without a token secret.
     pub state_store: Option<Arc<crate::vcluster_state::StateStore>>,
+    /// The fleet's switch decision; `None` with a single cluster or `gateway.fleet.enabled: false`.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// The HS256 secret tokens are signed with (`GATEWAY_USER_POOL_SECRET_KEY`).
     pub token_secret: Option<Vec<u8>>,
     /// The largest request body read.
@@ -114,7 +116,7 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
                     return error(StatusCode::BAD_REQUEST, message);
                 }
             };
-            pclusters::switch(state, &user.username, cluster, target.as_deref())
+            pclusters::switch(state, &user.username, cluster, target.as_deref()).await
         }
         (["admin", "vclusters", "v1"], &Method::GET) => match authenticate(&request, state) {
             Ok(user) => {

@@ -40,18 +40,75 @@ pub fn list(state: &AdminState) -> Response<Full<Bytes>> {
             "switchCount": active.switch_count,
             "epoch": active.epoch,
             "clusters": clusters,
+            "fleet": state.fleet.as_deref().map(fleet_view),
         }),
     )
 }
 
-/// `POST /admin/pclusters/v1/pcluster/{cluster}/switch?to={target}`.
-pub fn switch(state: &AdminState, user: &str, cluster: &str, target: Option<&str>) -> Response<Full<Bytes>> {
+/// The fleet as this instance sees it: the decision it applied, and every instance announced on the clusters it
+/// reads, with whether each applied the same decision.
+fn fleet_view(fleet: &crate::fleet::Fleet) -> serde_json::Value {
+    let applied = fleet.applied();
+    let instances: Vec<_> = fleet
+        .instances()
+        .into_iter()
+        .map(|i| {
+            json!({
+                "id": i.record.id,
+                "admin": i.record.admin,
+                "activeCluster": i.record.active,
+                "epoch": i.record.epoch,
+                "lastSeen": rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(i.record.seen_ms)),
+                "alive": i.alive,
+                "converged": i.converged,
+            })
+        })
+        .collect();
+    let converged = fleet.instances().iter().filter(|i| i.alive).all(|i| i.converged);
+    json!({
+        "instanceId": fleet.id(),
+        "controlTopic": fleet.topic(),
+        "epoch": applied.as_ref().map_or(0, |a| a.epoch),
+        "decision": applied.map(|a| json!({"activeCluster": a.active, "epoch": a.epoch, "by": a.by, "user": a.user,
+            "at": rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(a.at_ms))})),
+        "converged": converged,
+        "instances": instances,
+    })
+}
+
+/// `POST /admin/pclusters/v1/pcluster/{cluster}/switch?to={target}`: switches this instance at once; with a
+/// fleet, the decision is then written to every cluster's control topic and the answer says where it reached.
+pub async fn switch(state: &AdminState, user: &str, cluster: &str, target: Option<&str>) -> Response<Full<Bytes>> {
     let action = format!("switch {cluster} to {}", target.unwrap_or("<missing>"));
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         audit(user, &action, "refused: no target");
         return error(StatusCode::BAD_REQUEST, "query parameter `to` is required, e.g. ?to=failover".into());
     };
-    match state.selector.switch(cluster, target) {
+    let (outcome, fleet) = match &state.fleet {
+        Some(fleet) => match fleet.switch(cluster, target, user).await {
+            Ok(switched) => {
+                let fleet_json = json!({
+                    "epoch": switched.fleet_epoch,
+                    "persistedTo": switched.persisted,
+                    "notPersisted": switched.failed.iter().map(|(c, reason)| json!({"cluster": c, "reason": reason})).collect::<Vec<_>>(),
+                    "followedDecisionOf": switched.followed.as_ref().map(|d| &d.by),
+                });
+                // Switched a moment ago by following another instance's decision: the answer a script that
+                // calls every instance expects.
+                let outcome = match (switched.outcome, switched.followed) {
+                    (SwitchOutcome::AlreadyActive { .. }, Some(decision)) => {
+                        let epoch = state.selector.epoch();
+                        SwitchOutcome::Switched { from: decision.from, to: decision.active, epoch }
+                    }
+                    (outcome, _) => outcome,
+                };
+                (Ok(outcome), Some(fleet_json))
+            }
+            Err(e) => (Err(e), None),
+        },
+        None => (state.selector.switch(cluster, target), None),
+    };
+    match outcome {
         Ok(SwitchOutcome::Switched { from, to, epoch }) => {
             audit(user, &action, "switched");
             tracing::warn!(%from, %to, epoch, user, "cluster switched: sessions on the previous cluster are draining");
@@ -66,6 +123,7 @@ pub fn switch(state: &AdminState, user: &str, cluster: &str, target: Option<&str
                     "epoch": epoch,
                     "switchCount": active.switch_count,
                     "activeSince": rfc3339(active.since),
+                    "fleet": fleet,
                 }),
             )
         }
@@ -73,7 +131,7 @@ pub fn switch(state: &AdminState, user: &str, cluster: &str, target: Option<&str
             audit(user, &action, "unchanged: already active");
             json_response(
                 StatusCode::OK,
-                json!({ "message": format!("Cluster {name} is already active; nothing changed"), "pcluster": cluster, "to": name }),
+                json!({ "message": format!("Cluster {name} is already active; nothing changed"), "pcluster": cluster, "to": name, "fleet": fleet }),
             )
         }
         Err(e @ SwitchError::UnknownCluster(_)) => {

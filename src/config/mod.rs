@@ -144,6 +144,8 @@ pub struct ListenerConfig {
     pub idle_timeout_ms: u64,
     /// Virtual clusters (tenants): where their state is kept, and whether every principal must belong to one.
     pub virtual_clusters: VirtualClustersConfig,
+    /// How the instances of a fleet share the switch decision (with a failover cluster configured).
+    pub fleet: FleetConfig,
     /// The largest request body the admin API reads; a bigger one gets 413 and changes nothing.
     pub admin_max_body_bytes: usize,
     /// How long a broker may take to answer one request (JoinGroup excepted) before the gateway gives up that
@@ -164,6 +166,40 @@ pub struct ListenerConfig {
     pub admin_idle_timeout_ms: u64,
     /// How long the admin API may take to handle one request (its body included); past it, 503.
     pub admin_request_timeout_ms: u64,
+}
+
+/// `gateway.fleet`: the switch decision kept in a control topic on every cluster, followed by every instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// Keep the switch decision in the control topic (`GATEWAY_FLEET_ENABLED`; on by default whenever a
+    /// failover cluster is configured). `false`: a switch is this instance's alone, and is lost on restart.
+    pub enabled: bool,
+    /// The compacted topic, on every cluster, holding the decision and the instances' announcements
+    /// (`GATEWAY_CONTROL_TOPIC`); created when missing.
+    pub control_topic: String,
+    /// This instance's id in the fleet (`GATEWAY_INSTANCE_ID`); by default the advertised host and the admin
+    /// port.
+    pub instance_id: Option<String>,
+    /// How often every cluster's control topic is read.
+    pub poll_interval_ms: u64,
+    /// How often the instance announces itself.
+    pub announce_interval_ms: u64,
+    /// At start-up, how long the decision may take to read before the instance serves on what it has.
+    pub startup_read_timeout_ms: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            control_topic: "_franzgate_control".into(),
+            instance_id: None,
+            poll_interval_ms: 300,
+            announce_interval_ms: 2_000,
+            startup_read_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// `gateway.virtual_clusters`.
@@ -273,6 +309,7 @@ impl Default for ListenerConfig {
             max_connections_per_ip: 1_000,
             idle_timeout_ms: 600_000,
             virtual_clusters: VirtualClustersConfig::default(),
+            fleet: FleetConfig::default(),
             admin_max_body_bytes: 64 * 1024,
             request_timeout_ms: 120_000,
             shutdown_drain_timeout_ms: 30_000,
@@ -351,10 +388,15 @@ impl GatewayConfig {
             ("admin_header_read_timeout_ms", g.admin_header_read_timeout_ms),
             ("admin_idle_timeout_ms", g.admin_idle_timeout_ms),
             ("admin_request_timeout_ms", g.admin_request_timeout_ms),
+            ("fleet.poll_interval_ms", g.fleet.poll_interval_ms),
+            ("fleet.announce_interval_ms", g.fleet.announce_interval_ms),
         ] {
             if ms == 0 {
                 return Err(ConfigFileError::new(source, format!("gateway.{key}: must be at least 1")));
             }
+        }
+        if g.fleet.enabled && g.fleet.control_topic.trim().is_empty() {
+            return Err(ConfigFileError::new(source, "gateway.fleet.control_topic: must not be empty"));
         }
         self.validate_security(source)
     }

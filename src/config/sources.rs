@@ -71,6 +71,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GATEWAY_FEATURE_FLAGS_MULTI_TENANCY",
     "GATEWAY_FEATURE_FLAGS_ANALYTICS",
     "GATEWAY_STATE_TOPIC",
+    "GATEWAY_CONTROL_TOPIC",
+    "GATEWAY_INSTANCE_ID",
+    "GATEWAY_FLEET_ENABLED",
     "GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS",
     "GATEWAY_CLUSTER_ID",
     "GATEWAY_ADMIN_API_USERS",
@@ -244,6 +247,15 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     }
     if let Some(topic) = env.get("GATEWAY_STATE_TOPIC") {
         gateway.virtual_clusters.state_topic = topic.trim().to_string();
+    }
+    if let Some(topic) = env.get("GATEWAY_CONTROL_TOPIC") {
+        gateway.fleet.control_topic = topic.trim().to_string();
+    }
+    if let Some(id) = env.get("GATEWAY_INSTANCE_ID") {
+        gateway.fleet.instance_id = Some(id.trim().to_string());
+    }
+    if let Some(enabled) = parse_flag(env, "GATEWAY_FLEET_ENABLED")? {
+        gateway.fleet.enabled = enabled;
     }
     if let Some(accept) = parse_flag(env, "GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS")? {
         gateway.virtual_clusters.accept_unsigned_records = accept;

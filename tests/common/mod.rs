@@ -115,11 +115,25 @@ impl TestGateway {
     pub async fn from_yaml_with(yaml: &str, registry: FilterRegistry) -> Self {
         init_test_logging();
         let port_start = free_ports(4);
-        let yaml = yaml.replace("{PORT}", &port_start.to_string());
+        let yaml = own_control_topic(&yaml.replace("{PORT}", &port_start.to_string()));
         let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
         let gateway = Gateway::new(&config, &registry, "test.yaml").expect("gateway builds");
         let running = gateway.start().await.expect("gateway starts");
         Self { running, port_start }
+    }
+}
+
+/// `yaml` with a control topic of its own when it configures a failover and no `fleet:`: the gateways of
+/// concurrent tests share the binary's clusters, and one test's switch must not move another test's gateway.
+/// A test of the fleet itself names its topic.
+pub fn own_control_topic(yaml: &str) -> String {
+    if !yaml.contains("roles: failover") || yaml.contains("fleet:") {
+        return yaml.to_string();
+    }
+    let fleet = format!("gateway:\n  fleet: {{control_topic: {}}}\n", unique("_franzgate_control"));
+    match yaml.find("gateway:\n") {
+        Some(at) => format!("{}{fleet}{}", &yaml[..at], &yaml[at + "gateway:\n".len()..]),
+        None => format!("{fleet}{yaml}"),
     }
 }
 
@@ -229,6 +243,7 @@ impl TestGateway {
             "gateway:\n  advertised_host: 127.0.0.1\n  bind_host: 127.0.0.1\n  port_start: {port_start}\n  port_count: 4\n  \
              connect_timeout_ms: 2000\n  http_port: 0\n{gateway_keys}clusters:\n  main:\n    bootstrap.servers: {main}\n{more_clusters}"
         );
+        let yaml = own_control_topic(&yaml);
         let config = GatewayConfig::from_yaml(&yaml, "test.yaml").expect("valid config");
         let gateway = Gateway::new(&config, &FilterRegistry::with_builtins(), "test.yaml").expect("gateway builds");
         let running = gateway.start().await.expect("gateway starts");

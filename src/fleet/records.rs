@@ -1,0 +1,137 @@
+//! The control topic's records: the fleet's switch decision, and each instance's announcement.
+//!
+//! Keys: [`SWITCH_KEY`] for the decision (compaction keeps the latest per cluster), `instance/<id>` for each
+//! announcement. Values are JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// The key of the switch decision.
+pub const SWITCH_KEY: &str = "switch";
+/// The key prefix of instance announcements.
+pub const INSTANCE_PREFIX: &str = "instance/";
+
+/// Which cluster the fleet serves, decided by a switch call to one instance (or the fleet's start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchRecord {
+    /// The cluster every instance serves.
+    pub active: String,
+    /// The cluster the deciding instance served before.
+    #[serde(default)]
+    pub from: String,
+    /// One more than the highest epoch the deciding instance knew of.
+    pub epoch: u64,
+    /// When it was decided, milliseconds since the Unix epoch (by the deciding instance's clock).
+    pub at_ms: u64,
+    /// The instance that decided it.
+    pub by: String,
+    /// Who asked: the admin user (or `startup` for a fleet's first record).
+    pub user: String,
+}
+
+impl SwitchRecord {
+    /// The order every instance applies: the highest epoch wins; two decisions of the same epoch (two operators
+    /// who switched at once, each reaching a cluster the other did not) are ordered by time, then by the
+    /// deciding instance's id, so every instance that reads both picks the same one.
+    pub fn rank(&self) -> (u64, u64, &str) {
+        (self.epoch, self.at_ms, &self.by)
+    }
+
+    /// Whether `self` supersedes `other` (or there is none).
+    pub fn supersedes(&self, other: Option<&SwitchRecord>) -> bool {
+        other.is_none_or(|other| self.rank() > other.rank())
+    }
+}
+
+/// What an instance announces about itself, every few seconds, to every cluster it reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// Its id (`gateway.fleet.instance_id`, by default its advertised host and admin port).
+    pub id: String,
+    /// Where its admin API listens.
+    pub admin: String,
+    /// The cluster it serves.
+    pub active: String,
+    /// The epoch of the switch decision it applied last (0: none yet).
+    pub epoch: u64,
+    /// When it said so, milliseconds since the Unix epoch.
+    pub seen_ms: u64,
+}
+
+/// A record of the control topic, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlRecord {
+    /// The switch decision.
+    Switch(SwitchRecord),
+    /// An announcement.
+    Instance(InstanceRecord),
+}
+
+impl ControlRecord {
+    /// Decodes a record; `None` for a key this version does not know, a tombstone or a value that does not
+    /// parse (logged by the caller).
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Option<Self>, String> {
+        let key = std::str::from_utf8(key).map_err(|e| format!("key is not UTF-8: {e}"))?;
+        if key == SWITCH_KEY {
+            serde_json::from_slice(value).map(|r| Some(Self::Switch(r))).map_err(|e| format!("{key}: {e}"))
+        } else if key.starts_with(INSTANCE_PREFIX) {
+            serde_json::from_slice(value).map(|r| Some(Self::Instance(r))).map_err(|e| format!("{key}: {e}"))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The key and value to write.
+    pub fn encode(&self) -> (String, Vec<u8>) {
+        match self {
+            Self::Switch(r) => (SWITCH_KEY.to_string(), serde_json::to_vec(r).unwrap_or_default()),
+            Self::Instance(r) => (format!("{INSTANCE_PREFIX}{}", r.id), serde_json::to_vec(r).unwrap_or_default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(active: &str, epoch: u64, at_ms: u64, by: &str) -> SwitchRecord {
+        SwitchRecord { active: active.into(), from: "main".into(), epoch, at_ms, by: by.into(), user: "admin".into() }
+    }
+
+    #[test]
+    fn the_highest_epoch_wins_whatever_its_time() {
+        let older = decision("failover", 3, 9_000, "b");
+        let newer = decision("main", 4, 1_000, "a");
+        assert!(newer.supersedes(Some(&older)));
+        assert!(!older.supersedes(Some(&newer)));
+        assert!(older.supersedes(None));
+    }
+
+    #[test]
+    fn two_decisions_of_one_epoch_are_ordered_by_time_then_by_instance_the_same_everywhere() {
+        let first = decision("failover", 5, 1_000, "gw-b");
+        let later = decision("main", 5, 2_000, "gw-a");
+        assert!(later.supersedes(Some(&first)) && !first.supersedes(Some(&later)));
+        let (a, b) = (decision("main", 5, 2_000, "gw-a"), decision("failover", 5, 2_000, "gw-b"));
+        assert!(b.supersedes(Some(&a)) && !a.supersedes(Some(&b)), "same time: the greater instance id");
+        assert!(!a.supersedes(Some(&a.clone())), "a decision does not supersede itself");
+    }
+
+    #[test]
+    fn records_round_trip_and_unknown_keys_are_ignored() {
+        let switch = ControlRecord::Switch(decision("failover", 2, 7, "gw"));
+        let (key, value) = switch.encode();
+        assert_eq!(ControlRecord::decode(key.as_bytes(), &value), Ok(Some(switch)));
+        let instance = ControlRecord::Instance(InstanceRecord {
+            id: "gw-1".into(),
+            admin: "127.0.0.1:8888".into(),
+            active: "main".into(),
+            epoch: 2,
+            seen_ms: 5,
+        });
+        let (key, value) = instance.encode();
+        assert_eq!(key, "instance/gw-1");
+        assert_eq!(ControlRecord::decode(key.as_bytes(), &value), Ok(Some(instance)));
+        assert_eq!(ControlRecord::decode(b"something-else", b"{}"), Ok(None));
+        assert!(ControlRecord::decode(b"switch", b"not json").is_err());
+    }
+}
