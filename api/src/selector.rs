@@ -77,9 +77,19 @@ pub struct ClusterSelector {
     switching: Mutex<()>,
     /// Offset commits the cluster-selector filter refused because they carried another cluster's positions.
     fenced_commits: std::sync::atomic::AtomicU64,
+    /// Produce requests refused by a planned switch's fence.
+    fenced_produces: std::sync::atomic::AtomicU64,
     /// What the cluster-selector filter did for idempotent producers that crossed a switch.
     pub producers: ProducerStats,
+    /// The cluster whose Produce requests are refused with a retriable error while a planned switch waits for
+    /// replication to catch up (`None`: no fence).
+    produce_fence: ArcSwap<Option<String>>,
+    /// Topics clients asked Metadata for, with when they last did: what a planned switch waits for.
+    used_topics: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// Topic names remembered as used at most; past it, the oldest half is forgotten.
+const USED_TOPICS_CAP: usize = 100_000;
 
 /// Counters of the cluster-selector filter's producer-identity work, exported on `/metrics`.
 #[derive(Debug, Default)]
@@ -123,7 +133,10 @@ impl ClusterSelector {
             epoch: watch::Sender::new(0),
             switching: Mutex::new(()),
             fenced_commits: std::sync::atomic::AtomicU64::new(0),
+            fenced_produces: std::sync::atomic::AtomicU64::new(0),
             producers: ProducerStats::default(),
+            produce_fence: ArcSwap::from_pointee(None),
+            used_topics: Mutex::default(),
         })
     }
 
@@ -147,6 +160,61 @@ impl ClusterSelector {
         self.active.load().epoch
     }
 
+    /// Refuses Produce requests to `cluster` (with a retriable error, nothing forwarded) until lifted with `None`:
+    /// a planned switch's fence, so nothing is written that replication has not copied when the switch comes.
+    pub fn set_produce_fence(&self, cluster: Option<String>) {
+        self.produce_fence.store(Arc::new(cluster));
+    }
+
+    /// Whether Produce requests to `cluster` are fenced.
+    pub fn produce_fenced(&self, cluster: &str) -> bool {
+        self.produce_fence.load().as_deref() == Some(cluster)
+    }
+
+    /// The fenced cluster, if any.
+    pub fn produce_fence(&self) -> Option<String> {
+        (**self.produce_fence.load()).clone()
+    }
+
+    /// Notes that clients use these topics (names as the backend knows them).
+    pub fn note_used_topics<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let now = std::time::Instant::now();
+        let mut used = self.used_topics.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            match used.get_mut(name) {
+                Some(seen) => *seen = now,
+                None => {
+                    used.insert(name.to_string(), now);
+                }
+            }
+        }
+        if used.len() > USED_TOPICS_CAP {
+            let mut ages: Vec<std::time::Instant> = used.values().copied().collect();
+            ages.sort_unstable();
+            let cutoff = ages[ages.len() / 2];
+            used.retain(|_, seen| *seen > cutoff);
+        }
+    }
+
+    /// The topics clients asked Metadata for within `window`, sorted.
+    pub fn used_topics(&self, window: std::time::Duration) -> Vec<String> {
+        let used = self.used_topics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> =
+            used.iter().filter(|(_, seen)| seen.elapsed() <= window).map(|(name, _)| name.clone()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Counts a Produce refused by the fence.
+    pub fn count_fenced_produce(&self) {
+        self.fenced_produces.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Produce requests refused by the fence so far.
+    pub fn fenced_produces(&self) -> u64 {
+        self.fenced_produces.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Watches the epoch; sessions wait on it to learn of a switch.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.epoch.subscribe()
@@ -162,8 +230,8 @@ impl ClusterSelector {
         self.clusters.iter().find(|c| c.role == ClusterRole::Main).or(self.clusters.first())
     }
 
-    /// Moves traffic of primary cluster `cluster` to `target` (itself, to switch back, or a failover).
-    pub fn switch(&self, cluster: &str, target: &str) -> Result<SwitchOutcome, SwitchError> {
+    /// The cluster a switch of primary cluster `cluster` to `target` would move traffic to.
+    pub fn target(&self, cluster: &str, target: &str) -> Result<Arc<BackendCluster>, SwitchError> {
         let primary =
             self.primary().filter(|p| p.name == cluster).ok_or_else(|| SwitchError::UnknownCluster(cluster.into()))?;
         let candidates: Vec<&Arc<BackendCluster>> =
@@ -173,6 +241,13 @@ impl ClusterSelector {
             target: target.into(),
             expected: candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
         })?;
+        Ok((*to).clone())
+    }
+
+    /// Moves traffic of primary cluster `cluster` to `target` (itself, to switch back, or a failover).
+    pub fn switch(&self, cluster: &str, target: &str) -> Result<SwitchOutcome, SwitchError> {
+        let to = self.target(cluster, target)?;
+        let to = &to;
         // A poisoned lock only means a panic elsewhere mid-switch; the ArcSwap itself is always consistent.
         let _guard = self.switching.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.active.load_full();

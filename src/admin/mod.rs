@@ -109,14 +109,14 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
                 audit(&user.username, &format!("switch {cluster}"), "refused: not an admin");
                 return error(StatusCode::FORBIDDEN, format!("user `{}` is not an admin", user.username));
             }
-            let target = match query_param(request.uri().query(), "to") {
-                Ok(target) => target,
+            let asked = match pclusters::SwitchAsked::parse(request.uri().query()) {
+                Ok(asked) => asked,
                 Err(message) => {
                     audit(&user.username, &format!("switch {cluster}"), &format!("refused: {message}"));
                     return error(StatusCode::BAD_REQUEST, message);
                 }
             };
-            pclusters::switch(state, &user.username, cluster, target.as_deref()).await
+            pclusters::switch(state, &user.username, cluster, asked).await
         }
         (["admin", "vclusters", "v1"], &Method::GET) => match authenticate(&request, state) {
             Ok(user) => {
@@ -237,7 +237,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The value of query parameter `name`, if given; given twice is an error (which one was meant is unknown).
-fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, String> {
     let mut values = query.unwrap_or_default().split('&').filter_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then_some(value)

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 
 use super::{AdminState, audit, error, json_response};
+use crate::fleet::{FleetSwitch, FleetSwitchError, PlannedRefusal};
 
 fn rfc3339(time: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
@@ -76,41 +77,152 @@ fn fleet_view(fleet: &crate::fleet::Fleet) -> serde_json::Value {
     })
 }
 
-/// `POST /admin/pclusters/v1/pcluster/{cluster}/switch?to={target}`: switches this instance at once; with a
-/// fleet, the decision is then written to every cluster's control topic and the answer says where it reached.
-pub async fn switch(state: &AdminState, user: &str, cluster: &str, target: Option<&str>) -> Response<Full<Bytes>> {
-    let action = format!("switch {cluster} to {}", target.unwrap_or("<missing>"));
-    let Some(target) = target.filter(|t| !t.is_empty()) else {
+/// What a switch call asks: `to`, `mode` (`unplanned`, the default, or `planned`) and, for a planned switch,
+/// `timeout` (how long replication may take to catch up: `30s`, `2m`, `1500ms`; default 30 s).
+pub struct SwitchAsked {
+    target: Option<String>,
+    mode: Mode,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Unplanned,
+    Planned,
+}
+
+/// The longest a planned switch may wait for replication.
+const MAX_PLANNED_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl SwitchAsked {
+    /// Parses the query; a message for a 400 when it is wrong.
+    pub fn parse(query: Option<&str>) -> Result<Self, String> {
+        let target = super::query_param(query, "to")?;
+        let mode = match super::query_param(query, "mode")?.as_deref() {
+            None | Some("unplanned") => Mode::Unplanned,
+            Some("planned") => Mode::Planned,
+            Some(other) => {
+                return Err(format!("unknown mode `{other}`; expected `unplanned` (the default) or `planned`"));
+            }
+        };
+        let timeout = match super::query_param(query, "timeout")? {
+            None => Duration::from_secs(30),
+            Some(_) if mode == Mode::Unplanned => {
+                return Err("`timeout` applies to `mode=planned` only".into());
+            }
+            Some(text) => {
+                let timeout = humantime::parse_duration(&text)
+                    .map_err(|e| format!("timeout `{text}`: {e} (e.g. 30s, 2m, 1500ms)"))?;
+                if timeout.is_zero() || timeout > MAX_PLANNED_TIMEOUT {
+                    return Err(format!("timeout `{text}`: must be above 0 and at most {MAX_PLANNED_TIMEOUT:?}"));
+                }
+                timeout
+            }
+        };
+        Ok(Self { target, mode, timeout })
+    }
+}
+
+/// `POST /admin/pclusters/v1/pcluster/{cluster}/switch?to={target}[&mode=planned[&timeout=30s]]`: switches this
+/// instance at once (planned: once replication caught up under a produce fence); with a fleet, the decision is
+/// then written to every cluster's control topic and the answer says where it reached.
+pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: SwitchAsked) -> Response<Full<Bytes>> {
+    let action = format!("switch {cluster} to {} ({:?})", asked.target.as_deref().unwrap_or("<missing>"), asked.mode);
+    let Some(target) = asked.target.as_deref().filter(|t| !t.is_empty()) else {
         audit(user, &action, "refused: no target");
         return error(StatusCode::BAD_REQUEST, "query parameter `to` is required, e.g. ?to=failover".into());
     };
-    let (outcome, fleet) = match &state.fleet {
-        Some(fleet) => match fleet.switch(cluster, target, user).await {
+    let Some(fleet) = &state.fleet else {
+        if asked.mode == Mode::Planned {
+            audit(user, &action, "refused: no fleet");
+            let message = "a planned switch needs the fleet's control topic (gateway.fleet.enabled and a failover)";
+            return error(StatusCode::BAD_REQUEST, message.into());
+        }
+        return answer(state, user, &action, cluster, state.selector.switch(cluster, target).map_err(Into::into), None);
+    };
+    if asked.mode == Mode::Unplanned {
+        let switched = fleet.switch(cluster, target, user).await;
+        let (outcome, fleet_json) = match switched {
             Ok(switched) => {
-                let fleet_json = json!({
-                    "epoch": switched.fleet_epoch,
-                    "persistedTo": switched.persisted,
-                    "notPersisted": switched.failed.iter().map(|(c, reason)| json!({"cluster": c, "reason": reason})).collect::<Vec<_>>(),
-                    "followedDecisionOf": switched.followed.as_ref().map(|d| &d.by),
-                });
-                // Switched a moment ago by following another instance's decision: the answer a script that
-                // calls every instance expects.
-                let outcome = match (switched.outcome, switched.followed) {
-                    (SwitchOutcome::AlreadyActive { .. }, Some(decision)) => {
-                        let epoch = state.selector.epoch();
-                        SwitchOutcome::Switched { from: decision.from, to: decision.active, epoch }
-                    }
-                    (outcome, _) => outcome,
-                };
-                (Ok(outcome), Some(fleet_json))
+                let fleet_json = fleet_answer(&switched);
+                (Ok(followed_as_switched(state, switched)), Some(fleet_json))
             }
             Err(e) => (Err(e), None),
-        },
-        None => (state.selector.switch(cluster, target), None),
-    };
+        };
+        return answer(state, user, &action, cluster, outcome, fleet_json);
+    }
+    match fleet.planned_switch(cluster, target, user, asked.timeout).await {
+        Ok(planned) => {
+            let mut fleet_json = fleet_answer(&planned.switch);
+            fleet_json["planned"] = json!({
+                "fencedMs": planned.fenced.as_millis() as u64,
+                "replicationWaitMs": planned.waited.as_millis() as u64,
+                "partitionsCompared": planned.partitions,
+                "notMirrored": planned.not_mirrored,
+                "fenceUnconfirmedBy": planned.unconfirmed,
+            });
+            answer(state, user, &action, cluster, Ok(planned.switch.outcome), Some(fleet_json))
+        }
+        Err(PlannedRefusal::Switch(e)) => answer(state, user, &action, cluster, Err(e), None),
+        Err(PlannedRefusal::Behind { timeout, behind }) => {
+            audit(user, &action, "refused: replication behind");
+            let behind: Vec<_> = behind
+                .iter()
+                .map(|((topic, partition), end, copy_end)| {
+                    json!({"topic": topic, "partition": partition, "sourceEndOffset": end, "targetEndOffset": copy_end})
+                })
+                .collect();
+            json_response(
+                StatusCode::CONFLICT,
+                json!({
+                    "message": format!("replication did not reach the end of {} partition(s) within {timeout:?}: nothing switched, the produce fence is lifted", behind.len()),
+                    "behind": behind,
+                }),
+            )
+        }
+        Err(PlannedRefusal::Unreadable(reason)) => {
+            audit(user, &action, "refused: clusters unreadable");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot compare the clusters: {reason}; nothing switched, the produce fence is lifted"),
+            )
+        }
+    }
+}
+
+/// The `fleet` part of a switch answer.
+fn fleet_answer(switched: &FleetSwitch) -> serde_json::Value {
+    json!({
+        "epoch": switched.fleet_epoch,
+        "persistedTo": switched.persisted,
+        "notPersisted": switched.failed.iter().map(|(c, reason)| json!({"cluster": c, "reason": reason})).collect::<Vec<_>>(),
+        "followedDecisionOf": switched.followed.as_ref().map(|d| &d.by),
+    })
+}
+
+/// Switched a moment ago by following another instance's decision: the answer a script that calls every instance
+/// expects.
+fn followed_as_switched(state: &AdminState, switched: FleetSwitch) -> SwitchOutcome {
+    match (switched.outcome, switched.followed) {
+        (SwitchOutcome::AlreadyActive { .. }, Some(decision)) => {
+            SwitchOutcome::Switched { from: decision.from, to: decision.active, epoch: state.selector.epoch() }
+        }
+        (outcome, _) => outcome,
+    }
+}
+
+/// The answer to a switch call.
+fn answer(
+    state: &AdminState,
+    user: &str,
+    action: &str,
+    cluster: &str,
+    outcome: Result<SwitchOutcome, FleetSwitchError>,
+    fleet: Option<serde_json::Value>,
+) -> Response<Full<Bytes>> {
     match outcome {
         Ok(SwitchOutcome::Switched { from, to, epoch }) => {
-            audit(user, &action, "switched");
+            audit(user, action, "switched");
             tracing::warn!(%from, %to, epoch, user, "cluster switched: sessions on the previous cluster are draining");
             let active = state.selector.active();
             json_response(
@@ -128,19 +240,23 @@ pub async fn switch(state: &AdminState, user: &str, cluster: &str, target: Optio
             )
         }
         Ok(SwitchOutcome::AlreadyActive { name }) => {
-            audit(user, &action, "unchanged: already active");
+            audit(user, action, "unchanged: already active");
             json_response(
                 StatusCode::OK,
                 json!({ "message": format!("Cluster {name} is already active; nothing changed"), "pcluster": cluster, "to": name, "fleet": fleet }),
             )
         }
-        Err(e @ SwitchError::UnknownCluster(_)) => {
-            audit(user, &action, &format!("refused: {e}"));
+        Err(FleetSwitchError::Refused(e @ SwitchError::UnknownCluster(_))) => {
+            audit(user, action, &format!("refused: {e}"));
             error(StatusCode::NOT_FOUND, e.to_string())
         }
-        Err(e @ SwitchError::UnknownTarget { .. }) => {
-            audit(user, &action, &format!("refused: {e}"));
+        Err(FleetSwitchError::Refused(e @ SwitchError::UnknownTarget { .. })) => {
+            audit(user, action, &format!("refused: {e}"));
             error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e @ FleetSwitchError::InProgress) => {
+            audit(user, action, "refused: in progress");
+            error(StatusCode::CONFLICT, e.to_string())
         }
     }
 }

@@ -263,7 +263,7 @@ impl TopicClient {
         Ok(partition.offset)
     }
 
-    async fn bootstrap(&self) -> Result<Stream, String> {
+    pub(crate) async fn bootstrap(&self) -> Result<Stream, String> {
         let mut last = String::from("no bootstrap servers");
         for address in &self.cluster.bootstrap_servers {
             match self.connect(address).await {
@@ -274,12 +274,12 @@ impl TopicClient {
         Err(format!("no bootstrap broker of `{}` reachable ({last})", self.cluster.name))
     }
 
-    async fn connect(&self, address: &BrokerAddress) -> Result<Stream, String> {
+    pub(crate) async fn connect(&self, address: &BrokerAddress) -> Result<Stream, String> {
         self.security.connect(address, &self.cluster, self.timeout, self.max_frame).await
     }
 
     /// One request, bounded by the timeout (a broker that accepts and never answers must not hang the caller).
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &self,
         stream: &mut Stream,
         key: ApiKey,

@@ -6,6 +6,7 @@
 
 pub mod client;
 mod handshake;
+pub mod tails;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 //! read. A starting instance does the same before it serves its first client. Instances also announce
 //! themselves (id, admin address, cluster served, epoch applied) to the same topic, which the admin API lists.
 
+mod planned;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use franzgate_api::selector::{ClusterSelector, SwitchError, SwitchOutcome};
 use franzgate_api::topology::BackendCluster;
-use records::{ControlRecord, InstanceRecord, SwitchRecord};
+pub use planned::{Planned, PlannedRefusal};
+use records::{ControlRecord, FenceRecord, InstanceRecord, SwitchRecord};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -57,6 +59,10 @@ pub struct Fleet {
     applied: Mutex<Option<SwitchRecord>>,
     /// The newest announcement of each instance, from any cluster.
     instances: Mutex<BTreeMap<String, InstanceRecord>>,
+    /// The latest fence record read or written.
+    fence: Mutex<Option<FenceRecord>>,
+    /// Announce at the next turn of the follow loop (the decision or the fence changed).
+    announce_soon: std::sync::atomic::AtomicBool,
     /// Per cluster: the connection to the control topic's leader and the next offset to read.
     readers: tokio::sync::Mutex<HashMap<String, (Option<Stream>, i64)>>,
     /// Whether each cluster's topic was readable last time, so a change is logged once.
@@ -80,6 +86,17 @@ pub struct FleetSwitch {
     /// last [`FOLLOWED_RECENTLY`]): that decision. A script that calls every instance, as Conduktor's
     /// documentation asks, gets "Cluster switched" from each.
     pub followed: Option<SwitchRecord>,
+}
+
+/// Why a switch call changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetSwitchError {
+    /// Unknown cluster or target.
+    #[error(transparent)]
+    Refused(#[from] SwitchError),
+    /// Another switch call on this instance has not finished.
+    #[error("another switch is in progress on this instance; try again when it has finished")]
+    InProgress,
 }
 
 /// How recent another instance's decision must be for a switch call to the same target to be answered as the
@@ -114,6 +131,8 @@ impl Fleet {
             backends,
             applied: Mutex::default(),
             instances: Mutex::default(),
+            fence: Mutex::default(),
+            announce_soon: std::sync::atomic::AtomicBool::new(false),
             readers: tokio::sync::Mutex::default(),
             reachable: Mutex::default(),
             switching: tokio::sync::Mutex::default(),
@@ -168,7 +187,8 @@ impl Fleet {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut announced: Option<tokio::time::Instant> = None;
         loop {
-            if announced.is_none_or(|at| at.elapsed() >= self.settings.announce_interval) {
+            let soon = self.announce_soon.swap(false, std::sync::atomic::Ordering::Relaxed);
+            if soon || announced.is_none_or(|at| at.elapsed() >= self.settings.announce_interval) {
                 self.announce().await;
                 announced = Some(tokio::time::Instant::now());
             }
@@ -181,8 +201,13 @@ impl Fleet {
     }
 
     /// A switch call: applies it here, then writes the decision to every cluster this instance reaches.
-    pub async fn switch(&self, cluster: &str, target: &str, user: &str) -> Result<FleetSwitch, SwitchError> {
-        let _one_at_a_time = self.switching.lock().await;
+    pub async fn switch(&self, cluster: &str, target: &str, user: &str) -> Result<FleetSwitch, FleetSwitchError> {
+        let Ok(_one_at_a_time) = self.switching.try_lock() else { return Err(FleetSwitchError::InProgress) };
+        self.switch_locked(cluster, target, user).await.map_err(FleetSwitchError::Refused)
+    }
+
+    /// [`Self::switch`] with the switching lock held.
+    async fn switch_locked(&self, cluster: &str, target: &str, user: &str) -> Result<FleetSwitch, SwitchError> {
         let from = self.selector.active().cluster.name.clone();
         let outcome = self.selector.switch(cluster, target)?;
         let decision = {
@@ -200,6 +225,7 @@ impl Fleet {
             *applied = Some(decision.clone());
             decision
         };
+        self.refresh_fence();
         let (persisted, failed) = self.write_everywhere(&ControlRecord::Switch(decision.clone())).await;
         if persisted.is_empty() {
             warn!(
@@ -278,6 +304,14 @@ impl Fleet {
                 }
             }
             ControlRecord::Switch(decision) => self.adopt(decision, cluster),
+            ControlRecord::Fence(fence) => {
+                let mut current = lock(&self.fence);
+                if fence.supersedes(current.as_ref()) {
+                    *current = Some(fence);
+                    drop(current);
+                    self.refresh_fence();
+                }
+            }
         }
     }
 
@@ -304,7 +338,23 @@ impl Fleet {
         }
         *applied = Some(decision);
         drop(applied);
+        self.refresh_fence();
         self.note_own_announcement();
+    }
+
+    /// Fences Produce to the cluster the latest fence names, while it belongs to the decision applied.
+    fn refresh_fence(&self) {
+        let epoch = self.applied().map_or(0, |a| a.epoch);
+        let fence = lock(&self.fence).clone();
+        let fenced = fence.filter(|f| f.active && f.epoch == epoch).map(|f| f.cluster);
+        if self.selector.produce_fence() != fenced {
+            match &fenced {
+                Some(cluster) => warn!(%cluster, "planned switch: Produce to the cluster is fenced"),
+                None => info!("planned switch: the produce fence is lifted"),
+            }
+            self.selector.set_produce_fence(fenced);
+            self.announce_soon.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// This instance's announcement, as it stands now.
@@ -315,6 +365,7 @@ impl Fleet {
             active: self.selector.active().cluster.name.clone(),
             epoch: self.applied().map_or(0, |a| a.epoch),
             seen_ms: now_ms(),
+            fenced: self.selector.produce_fence(),
         }
     }
 

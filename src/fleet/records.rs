@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// The key of the switch decision.
 pub const SWITCH_KEY: &str = "switch";
+/// The key of a planned switch's produce fence.
+pub const FENCE_KEY: &str = "fence";
 /// The key prefix of instance announcements.
 pub const INSTANCE_PREFIX: &str = "instance/";
 
@@ -42,6 +44,30 @@ impl SwitchRecord {
     }
 }
 
+/// A planned switch's fence: Produce to `cluster` is refused on every instance while replication catches up.
+/// It holds only while the decision of `epoch` is the one applied: the switch's own decision (one epoch higher)
+/// lifts it everywhere; a planned switch that gives up lifts it with `active: false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceRecord {
+    /// The fenced cluster (the one switched away from).
+    pub cluster: String,
+    /// The epoch of the decision it belongs to.
+    pub epoch: u64,
+    /// False: lifted.
+    pub active: bool,
+    /// The instance running the planned switch.
+    pub by: String,
+    /// When, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl FenceRecord {
+    /// Whether `self` was set after `other` (or there is none).
+    pub fn supersedes(&self, other: Option<&FenceRecord>) -> bool {
+        other.is_none_or(|other| (self.at_ms, &self.by) > (other.at_ms, &other.by))
+    }
+}
+
 /// What an instance announces about itself, every few seconds, to every cluster it reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceRecord {
@@ -55,6 +81,9 @@ pub struct InstanceRecord {
     pub epoch: u64,
     /// When it said so, milliseconds since the Unix epoch.
     pub seen_ms: u64,
+    /// The cluster whose Produce it refuses (a planned switch's fence), if any.
+    #[serde(default)]
+    pub fenced: Option<String>,
 }
 
 /// A record of the control topic, decoded.
@@ -64,6 +93,8 @@ pub enum ControlRecord {
     Switch(SwitchRecord),
     /// An announcement.
     Instance(InstanceRecord),
+    /// A planned switch's fence.
+    Fence(FenceRecord),
 }
 
 impl ControlRecord {
@@ -73,6 +104,8 @@ impl ControlRecord {
         let key = std::str::from_utf8(key).map_err(|e| format!("key is not UTF-8: {e}"))?;
         if key == SWITCH_KEY {
             serde_json::from_slice(value).map(|r| Some(Self::Switch(r))).map_err(|e| format!("{key}: {e}"))
+        } else if key == FENCE_KEY {
+            serde_json::from_slice(value).map(|r| Some(Self::Fence(r))).map_err(|e| format!("{key}: {e}"))
         } else if key.starts_with(INSTANCE_PREFIX) {
             serde_json::from_slice(value).map(|r| Some(Self::Instance(r))).map_err(|e| format!("{key}: {e}"))
         } else {
@@ -85,6 +118,7 @@ impl ControlRecord {
         match self {
             Self::Switch(r) => (SWITCH_KEY.to_string(), serde_json::to_vec(r).unwrap_or_default()),
             Self::Instance(r) => (format!("{INSTANCE_PREFIX}{}", r.id), serde_json::to_vec(r).unwrap_or_default()),
+            Self::Fence(r) => (FENCE_KEY.to_string(), serde_json::to_vec(r).unwrap_or_default()),
         }
     }
 }
@@ -127,10 +161,20 @@ mod tests {
             active: "main".into(),
             epoch: 2,
             seen_ms: 5,
+            fenced: Some("main".into()),
         });
         let (key, value) = instance.encode();
         assert_eq!(key, "instance/gw-1");
         assert_eq!(ControlRecord::decode(key.as_bytes(), &value), Ok(Some(instance)));
+        let fence = ControlRecord::Fence(FenceRecord {
+            cluster: "main".into(),
+            epoch: 2,
+            active: true,
+            by: "gw".into(),
+            at_ms: 9,
+        });
+        let (key, value) = fence.encode();
+        assert_eq!(ControlRecord::decode(key.as_bytes(), &value), Ok(Some(fence)));
         assert_eq!(ControlRecord::decode(b"something-else", b"{}"), Ok(None));
         assert!(ControlRecord::decode(b"switch", b"not json").is_err());
     }

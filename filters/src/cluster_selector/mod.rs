@@ -159,6 +159,13 @@ where
             let code = retriable_error(request.api_key());
             return Either::Left(ready(request.error_response(code).map(KafkaResponse::close_after)));
         }
+        if request.api_key() == Some(ApiKey::Produce) && self.selector.produce_fenced(&request.session.cluster.name) {
+            // A planned switch waits for replication: the client retries, and its retry reaches the new cluster
+            // (or this one, once the fence is lifted without a switch).
+            self.selector.count_fenced_produce();
+            let code = ResponseError::NotLeaderOrFollower.code();
+            return Either::Left(ready(request.error_response(code)));
+        }
         match request.api_key() {
             Some(ApiKey::OffsetCommit | ApiKey::TxnOffsetCommit) => {
                 if let Some(refused) = self.refuse_crossed_transaction(&mut request) {
@@ -206,6 +213,19 @@ where
             }
             Some(ApiKey::InitProducerId | ApiKey::EndTxn | ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn) => {
                 return self.transactional(request);
+            }
+            Some(ApiKey::Metadata) => {
+                // The topics clients use: what a planned switch waits for replication of.
+                let selector = self.selector.clone();
+                let response = lock(&self.inner).call(request);
+                return Either::Right(Either::Right(Box::pin(async move {
+                    let mut response = response.await?;
+                    if let Ok(ResponseKind::Metadata(metadata)) = response.body() {
+                        let known = metadata.topics.iter().filter(|t| t.error_code == 0);
+                        selector.note_used_topics(known.filter_map(|t| t.name.as_ref().map(|n| n.0.as_str())));
+                    }
+                    Ok(response)
+                })));
             }
             _ => {}
         }

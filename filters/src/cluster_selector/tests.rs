@@ -438,3 +438,27 @@ async fn a_crossed_transactional_producer_never_gets_back_the_id_and_epoch_it_he
     let expected: Vec<_> = expected.iter().map(|(c, id, e)| (c.to_string(), *id, *e)).collect();
     assert_eq!(*lock(&asked), expected);
 }
+
+#[tokio::test]
+async fn a_fenced_cluster_refuses_produce_with_a_retriable_error_until_the_fence_is_lifted() {
+    let (selector, session, _) = main_and_failover();
+    let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = forwarded.clone();
+    let inner = service_fn(move |r: KafkaRequest| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok::<_, FilterError>(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), 3)) }
+    });
+    let layer = ClusterSelectorLayer::new(selector.clone());
+
+    selector.set_produce_fence(Some("main".into()));
+    let mut refused = layer.layer(inner.clone()).oneshot(produce(session.clone())).await.expect("answered");
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reaches the fenced cluster");
+    assert!(!refused.closes_connection(), "the client retries on the same connection");
+    let Ok(ResponseKind::Produce(body)) = refused.body() else { panic!("a Produce response") };
+    assert_eq!(body.responses[0].partition_responses[0].error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(selector.fenced_produces(), 1);
+
+    selector.set_produce_fence(None);
+    layer.layer(inner).oneshot(produce(session)).await.expect("forwarded once lifted");
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -15,6 +15,8 @@ use super::walk;
 
 /// Metadata v12 (Kafka 3.1+): the first version whose request may name topics by id.
 const METADATA_VERSION: i16 = 12;
+/// A lookup that takes longer is given up: the client's request goes on with the ids it has.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What to ask the cluster about.
 #[derive(Debug)]
@@ -47,7 +49,9 @@ where
     let cluster = session.cluster.name.clone();
     let request = KafkaRequest::out_of_band(ApiKey::Metadata, METADATA_VERSION, RequestKind::Metadata(body), session);
     let response = super::lock(inner).call(request);
-    let mut response = response.await?;
+    let mut response = tokio::time::timeout(LOOKUP_TIMEOUT, response)
+        .await
+        .map_err(|_| FilterError::Unreachable(format!("no Metadata answer within {LOOKUP_TIMEOUT:?}")))??;
     for (name, id) in walk::named_ids(response.body()?) {
         table.learn(&cluster, name, id);
     }
