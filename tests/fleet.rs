@@ -151,3 +151,50 @@ async fn two_decisions_of_one_epoch_on_different_clusters_are_settled_alike_by_e
     assert_eq!(answer["fleet"]["epoch"], 8, "{answer}");
     await_active(&second, "failover").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_and_a_failed_check_change_nothing_and_force_switches_anyway() {
+    common::init_test_logging();
+    let (main, failover) = shared_pair().await;
+    let gateway = instance(&unique("_franzgate_control"), "gw-checks").await;
+    // A client uses a topic that exists on main only.
+    let topic = unique("main-only");
+    create_topic(&main.bootstrap(), &topic, 1).await;
+    produce(&client_config(&gateway.bootstrap()), &topic, &["on-main"]).await;
+
+    let call = |query: &'static str| {
+        let gateway = &gateway;
+        async move {
+            let path = format!("/admin/pclusters/v1/pcluster/main/switch?to=failover&{query}");
+            gateway.admin_call("POST", &path, Some(ADMIN)).await
+        }
+    };
+    let failed_check = |body: &Value, name: &str| {
+        body["checks"]["checks"].as_array().into_iter().flatten().any(|c| c["name"] == name && c["ok"] == false)
+    };
+    let (status, body) = call("dryRun=true").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(failed_check(&body, "topics-on-target"), "{body}");
+    assert!(body["checks"].to_string().contains(&topic), "the report names the missing topic: {body}");
+    assert_eq!(listing(&gateway).await["activeCluster"], "main", "a dry run changes nothing");
+
+    let (status, body) = call("mode=unplanned").await;
+    assert_eq!(status, 409, "a failed check refuses the switch: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("force=true")), "{body}");
+    let fleet = listing(&gateway).await;
+    assert_eq!((fleet["activeCluster"].as_str(), fleet["fleet"]["epoch"].as_u64()), (Some("main"), Some(0)), "{fleet}");
+
+    // With the topic on the failover too, the dry run passes; force overrides a failing check.
+    create_topic(&failover.bootstrap(), &topic, 1).await;
+    let (status, body) = call("dryRun=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!failed_check(&body, "topics-on-target") && !failed_check(&body, "target-reachable"), "{body}");
+    let other = unique("main-only-again");
+    create_topic(&main.bootstrap(), &other, 1).await;
+    produce(&client_config(&gateway.bootstrap()), &other, &["on-main"]).await;
+    let (status, body) = call("force=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Cluster switched", "{body}");
+    assert!(failed_check(&body, "topics-on-target"), "the report is in the answer: {body}");
+    assert_eq!(listing(&gateway).await["activeCluster"], "failover");
+}

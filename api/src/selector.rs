@@ -84,12 +84,47 @@ pub struct ClusterSelector {
     /// The cluster whose Produce requests are refused with a retriable error while a planned switch waits for
     /// replication to catch up (`None`: no fence).
     produce_fence: ArcSwap<Option<String>>,
-    /// Topics clients asked Metadata for, with when they last did: what a planned switch waits for.
-    used_topics: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Topics clients asked Metadata for: what a planned switch waits for, and a switch checks on the target.
+    used_topics: RecentNames,
+    /// Consumer groups clients joined or committed to: what a switch checks on the target.
+    used_groups: RecentNames,
 }
 
-/// Topic names remembered as used at most; past it, the oldest half is forgotten.
-const USED_TOPICS_CAP: usize = 100_000;
+/// Names remembered as used at most; past it, the oldest half is forgotten.
+const RECENT_NAMES_CAP: usize = 100_000;
+
+/// Names with when they were last used.
+#[derive(Debug, Default)]
+struct RecentNames(Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl RecentNames {
+    fn note<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let now = std::time::Instant::now();
+        let mut used = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            match used.get_mut(name) {
+                Some(seen) => *seen = now,
+                None => {
+                    used.insert(name.to_string(), now);
+                }
+            }
+        }
+        if used.len() > RECENT_NAMES_CAP {
+            let mut ages: Vec<std::time::Instant> = used.values().copied().collect();
+            ages.sort_unstable();
+            let cutoff = ages[ages.len() / 2];
+            used.retain(|_, seen| *seen > cutoff);
+        }
+    }
+
+    fn within(&self, window: std::time::Duration) -> Vec<String> {
+        let used = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> =
+            used.iter().filter(|(_, seen)| seen.elapsed() <= window).map(|(name, _)| name.clone()).collect();
+        names.sort_unstable();
+        names
+    }
+}
 
 /// Counters of the cluster-selector filter's producer-identity work, exported on `/metrics`.
 #[derive(Debug, Default)]
@@ -136,7 +171,8 @@ impl ClusterSelector {
             fenced_produces: std::sync::atomic::AtomicU64::new(0),
             producers: ProducerStats::default(),
             produce_fence: ArcSwap::from_pointee(None),
-            used_topics: Mutex::default(),
+            used_topics: RecentNames::default(),
+            used_groups: RecentNames::default(),
         })
     }
 
@@ -178,31 +214,22 @@ impl ClusterSelector {
 
     /// Notes that clients use these topics (names as the backend knows them).
     pub fn note_used_topics<'a>(&self, names: impl Iterator<Item = &'a str>) {
-        let now = std::time::Instant::now();
-        let mut used = self.used_topics.lock().unwrap_or_else(|p| p.into_inner());
-        for name in names {
-            match used.get_mut(name) {
-                Some(seen) => *seen = now,
-                None => {
-                    used.insert(name.to_string(), now);
-                }
-            }
-        }
-        if used.len() > USED_TOPICS_CAP {
-            let mut ages: Vec<std::time::Instant> = used.values().copied().collect();
-            ages.sort_unstable();
-            let cutoff = ages[ages.len() / 2];
-            used.retain(|_, seen| *seen > cutoff);
-        }
+        self.used_topics.note(names);
     }
 
     /// The topics clients asked Metadata for within `window`, sorted.
     pub fn used_topics(&self, window: std::time::Duration) -> Vec<String> {
-        let used = self.used_topics.lock().unwrap_or_else(|p| p.into_inner());
-        let mut names: Vec<String> =
-            used.iter().filter(|(_, seen)| seen.elapsed() <= window).map(|(name, _)| name.clone()).collect();
-        names.sort_unstable();
-        names
+        self.used_topics.within(window)
+    }
+
+    /// Notes that clients use this consumer group (its name as the backend knows it).
+    pub fn note_used_group(&self, group: &str) {
+        self.used_groups.note(std::iter::once(group));
+    }
+
+    /// The consumer groups clients joined or committed to within `window`, sorted.
+    pub fn used_groups(&self, window: std::time::Duration) -> Vec<String> {
+        self.used_groups.within(window)
     }
 
     /// Counts a Produce refused by the fence.

@@ -83,6 +83,18 @@ pub struct SwitchAsked {
     target: Option<String>,
     mode: Mode,
     timeout: Duration,
+    /// Run the checks only.
+    dry_run: bool,
+    /// Switch even if a check fails.
+    force: bool,
+}
+
+fn flag(query: Option<&str>, name: &str) -> Result<bool, String> {
+    match super::query_param(query, name)?.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true" | "") => Ok(true),
+        Some(other) => Err(format!("`{name}={other}`: expected true or false")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +131,7 @@ impl SwitchAsked {
                 timeout
             }
         };
-        Ok(Self { target, mode, timeout })
+        Ok(Self { target, mode, timeout, dry_run: flag(query, "dryRun")?, force: flag(query, "force")? })
     }
 }
 
@@ -138,8 +150,66 @@ pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: Switch
             let message = "a planned switch needs the fleet's control topic (gateway.fleet.enabled and a failover)";
             return error(StatusCode::BAD_REQUEST, message.into());
         }
-        return answer(state, user, &action, cluster, state.selector.switch(cluster, target).map_err(Into::into), None);
+        let outcome = state.selector.switch(cluster, target).map_err(Into::into);
+        return answer(state, user, &action, cluster, outcome, None, None);
     };
+    let moving = state.selector.active().cluster.name != target;
+    let report = if moving || asked.dry_run { Some(fleet.check(target).await) } else { None };
+    if let Some(report) = &report {
+        // An unplanned switch is the emergency path: it refuses only a target it cannot reach or that lacks the
+        // topics clients use; a planned one refuses any failed check but replication, which it waits for.
+        let blocking: Vec<&str> = report
+            .failed()
+            .into_iter()
+            .filter(|check| match asked.mode {
+                Mode::Unplanned => matches!(*check, "target-reachable" | "topics-on-target"),
+                Mode::Planned => *check != "replication",
+            })
+            .collect();
+        if asked.dry_run {
+            audit(user, &action, if blocking.is_empty() { "dry run: would switch" } else { "dry run: would refuse" });
+            let (status, message) = if blocking.is_empty() {
+                (StatusCode::OK, "Dry run: the checks pass; nothing changed".to_string())
+            } else {
+                (
+                    StatusCode::CONFLICT,
+                    format!("Dry run: the switch would be refused ({}); nothing changed", blocking.join(", ")),
+                )
+            };
+            return json_response(status, json!({ "message": message, "dryRun": true, "checks": report }));
+        }
+        if !blocking.is_empty() && !asked.force {
+            audit(user, &action, &format!("refused: checks failed ({})", blocking.join(", ")));
+            let message = format!(
+                "pre-switch checks failed ({}); nothing changed; add force=true to switch anyway",
+                blocking.join(", ")
+            );
+            return json_response(StatusCode::CONFLICT, json!({ "message": message, "checks": report }));
+        }
+    }
+    let checks = report.map(|r| json!(r));
+    let call = Call { state, user, action: &action, cluster, target };
+    switch_with_fleet(&call, fleet, &asked, checks).await
+}
+
+/// A switch call: who asked what.
+struct Call<'a> {
+    state: &'a AdminState,
+    user: &'a str,
+    action: &'a str,
+    cluster: &'a str,
+    target: &'a str,
+}
+
+/// The switch itself, unplanned or planned, once the checks allowed it.
+async fn switch_with_fleet(
+    call: &Call<'_>,
+    fleet: &crate::fleet::Fleet,
+    asked: &SwitchAsked,
+    checks: Option<serde_json::Value>,
+) -> Response<Full<Bytes>> {
+    let Call { state, user, action, cluster, target } = *call;
+    let action = action.to_string();
     if asked.mode == Mode::Unplanned {
         let switched = fleet.switch(cluster, target, user).await;
         let (outcome, fleet_json) = match switched {
@@ -149,7 +219,7 @@ pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: Switch
             }
             Err(e) => (Err(e), None),
         };
-        return answer(state, user, &action, cluster, outcome, fleet_json);
+        return answer(state, user, &action, cluster, outcome, fleet_json, checks);
     }
     match fleet.planned_switch(cluster, target, user, asked.timeout).await {
         Ok(planned) => {
@@ -161,9 +231,9 @@ pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: Switch
                 "notMirrored": planned.not_mirrored,
                 "fenceUnconfirmedBy": planned.unconfirmed,
             });
-            answer(state, user, &action, cluster, Ok(planned.switch.outcome), Some(fleet_json))
+            answer(state, user, &action, cluster, Ok(planned.switch.outcome), Some(fleet_json), checks)
         }
-        Err(PlannedRefusal::Switch(e)) => answer(state, user, &action, cluster, Err(e), None),
+        Err(PlannedRefusal::Switch(e)) => answer(state, user, &action, cluster, Err(e), None, checks),
         Err(PlannedRefusal::Behind { timeout, behind }) => {
             audit(user, &action, "refused: replication behind");
             let behind: Vec<_> = behind
@@ -219,6 +289,7 @@ fn answer(
     cluster: &str,
     outcome: Result<SwitchOutcome, FleetSwitchError>,
     fleet: Option<serde_json::Value>,
+    checks: Option<serde_json::Value>,
 ) -> Response<Full<Bytes>> {
     match outcome {
         Ok(SwitchOutcome::Switched { from, to, epoch }) => {
@@ -236,6 +307,7 @@ fn answer(
                     "switchCount": active.switch_count,
                     "activeSince": rfc3339(active.since),
                     "fleet": fleet,
+                    "checks": checks,
                 }),
             )
         }
@@ -243,7 +315,7 @@ fn answer(
             audit(user, action, "unchanged: already active");
             json_response(
                 StatusCode::OK,
-                json!({ "message": format!("Cluster {name} is already active; nothing changed"), "pcluster": cluster, "to": name, "fleet": fleet }),
+                json!({ "message": format!("Cluster {name} is already active; nothing changed"), "pcluster": cluster, "to": name, "fleet": fleet, "checks": checks }),
             )
         }
         Err(FleetSwitchError::Refused(e @ SwitchError::UnknownCluster(_))) => {

@@ -9,6 +9,7 @@
 //! read. A starting instance does the same before it serves its first client. Instances also announce
 //! themselves (id, admin address, cluster served, epoch applied) to the same topic, which the admin API lists.
 
+mod checks;
 mod planned;
 pub mod records;
 
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+pub use checks::{Check, CheckReport};
 use franzgate_api::selector::{ClusterSelector, SwitchError, SwitchOutcome};
 use franzgate_api::topology::BackendCluster;
 pub use planned::{Planned, PlannedRefusal};

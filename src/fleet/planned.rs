@@ -52,7 +52,7 @@ pub enum PlannedRefusal {
 }
 
 /// Whether a topic is a mirrored data topic (not Kafka's, MirrorMaker's, Connect's or the gateway's own).
-fn mirrored_kind(topic: &str) -> bool {
+pub(super) fn mirrored_kind(topic: &str) -> bool {
     !(topic.starts_with("__")
         || topic.starts_with("_franzgate")
         || topic.starts_with("mm2-")

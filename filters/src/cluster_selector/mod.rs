@@ -173,7 +173,11 @@ where
                 }
                 let cluster = request.session.cluster.clone();
                 let now = std::time::Instant::now();
-                if let Some((group, member, generation)) = committer(&mut request)
+                let committer = committer(&mut request);
+                if let Some((group, _, _)) = &committer {
+                    self.selector.note_used_group(group);
+                }
+                if let Some((group, member, generation)) = committer
                     && let Some(reason) = self.members.refuse_commit(&group, &member, generation, &cluster.name, now)
                 {
                     tracing::info!(group, member, generation, cluster = %cluster.name, %reason,
@@ -185,6 +189,7 @@ where
             }
             Some(ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::ConsumerGroupHeartbeat) => {
                 if let Some(membership) = membership_of(&mut request) {
+                    self.selector.note_used_group(&membership.group);
                     return self.learn_membership(request, membership);
                 }
             }
