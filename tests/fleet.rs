@@ -106,6 +106,23 @@ async fn one_switch_call_moves_every_instance_and_a_restarted_instance_comes_bac
         assert!(Instant::now() < deadline, "the fleet did not list both instances converged on main: {fleet}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The switch history is the fleet's too: instance 1 lists the attempts made through instance 2.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, history) = first.admin_call("GET", "/admin/pclusters/v1/history", Some(ADMIN)).await;
+        assert_eq!(status, 200, "{history}");
+        let attempts = history["attempts"].as_array().cloned().unwrap_or_default();
+        let by = |id: &str, to: &str| attempts.iter().any(|a| a["by"] == id && a["to"] == to && a["status"] == 200);
+        if by("gw-1", "failover") && by("gw-2", "failover") && by("gw-2", "main") {
+            let newest = &attempts[0];
+            assert_eq!((newest["by"].as_str(), newest["to"].as_str()), (Some("gw-2"), Some("main")), "{history}");
+            assert_eq!(newest["mode"], "unplanned", "{history}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "instance 1 does not list every attempt: {history}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Writes a switch decision straight to `bootstrap`'s control topic, as an instance that reaches only that
@@ -197,4 +214,16 @@ async fn a_dry_run_and_a_failed_check_change_nothing_and_force_switches_anyway()
     assert_eq!(body["message"], "Cluster switched", "{body}");
     assert!(failed_check(&body, "topics-on-target"), "the report is in the answer: {body}");
     assert_eq!(listing(&gateway).await["activeCluster"], "failover");
+
+    // Every attempt is in the history, newest first, with its outcome and the checks that failed.
+    let (status, history) = gateway.admin_call("GET", "/admin/pclusters/v1/history", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{history}");
+    let attempts = history["attempts"].as_array().cloned().unwrap_or_default();
+    let summary: Vec<(u64, bool, bool)> = attempts
+        .iter()
+        .map(|a| (a["status"].as_u64().unwrap_or(0), a["dry_run"] == true, a["forced"] == true))
+        .collect();
+    assert_eq!(summary, [(200, false, true), (200, true, false), (409, false, false), (409, true, false)], "{history}");
+    let failed = attempts[0]["failed_checks"].as_array().cloned().unwrap_or_default();
+    assert!(failed.contains(&Value::from("topics-on-target")), "{history}");
 }

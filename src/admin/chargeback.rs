@@ -13,7 +13,8 @@ use crate::metrics::Sources;
 /// Every metric, in the Prometheus text exposition format.
 pub fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
     let accepted = state.accepted.lock().map(|a| a.clone()).unwrap_or_default();
-    let sources = Sources { selector: &state.selector, auth: &state.auth_stats, usage: &state.usage, accepted };
+    let fleet = state.fleet.as_deref();
+    let sources = Sources { selector: &state.selector, auth: &state.auth_stats, usage: &state.usage, accepted, fleet };
     let mut response = Response::new(Full::new(Bytes::from(state.metrics.render(&sources))));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response

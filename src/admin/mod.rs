@@ -100,6 +100,13 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
             }
             Err(refusal) => *refusal,
         },
+        (["admin", "pclusters", "v1", "history"], &Method::GET) => match authenticate(&request, state) {
+            Ok(user) => {
+                audit(&user.username, "read switch history", "ok");
+                pclusters::history(state)
+            }
+            Err(refusal) => *refusal,
+        },
         (["admin", "pclusters", "v1", "pcluster", cluster, "switch"], &Method::POST) => {
             let user = match authenticate(&request, state) {
                 Ok(user) => user,
@@ -160,7 +167,14 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
         | (["admin", "vclusters", "v1", "vcluster", _, "username", _], _) => {
             error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))
         }
-        (["health"] | ["health", "live"] | ["health", "ready"] | ["admin", "pclusters", "v1"], _)
+        (
+            ["health"]
+            | ["health", "live"]
+            | ["health", "ready"]
+            | ["admin", "pclusters", "v1"]
+            | ["admin", "pclusters", "v1", "history"],
+            _,
+        )
         | (["metrics"] | ["admin", "chargeback", "v1"], _)
         | (["admin", "pclusters", "v1", "pcluster", _, "switch"], _) => {
             error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}"))

@@ -139,16 +139,59 @@ impl SwitchAsked {
 /// instance at once (planned: once replication caught up under a produce fence); with a fleet, the decision is
 /// then written to every cluster's control topic and the answer says where it reached.
 pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: SwitchAsked) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
+    let from = state.selector.active().cluster.name.clone();
+    let (status, body) = switch_inner(state, user, cluster, &asked).await;
+    if let Some(fleet) = &state.fleet {
+        let attempt = crate::fleet::records::HistoryRecord {
+            at_ms: crate::fleet::now_ms(),
+            by: fleet.id().to_string(),
+            user: user.to_string(),
+            from,
+            to: asked.target.clone().unwrap_or_default(),
+            mode: format!("{:?}", asked.mode).to_lowercase(),
+            dry_run: asked.dry_run,
+            forced: asked.force,
+            status: status.as_u16(),
+            outcome: body["message"].as_str().unwrap_or_default().to_string(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            fenced_ms: body["fleet"]["planned"]["fencedMs"].as_u64(),
+            replication_wait_ms: body["fleet"]["planned"]["replicationWaitMs"].as_u64(),
+            failed_checks: body["checks"]["checks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["ok"] == false)
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect(),
+        };
+        fleet.record_attempt(attempt);
+    }
+    json_response(status, body)
+}
+
+/// A switch answer before it is sent: what the history records.
+type Reply = (StatusCode, serde_json::Value);
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
+    (status, body)
+}
+
+fn refusal(status: StatusCode, message: String) -> Reply {
+    (status, json!({ "message": message }))
+}
+
+async fn switch_inner(state: &AdminState, user: &str, cluster: &str, asked: &SwitchAsked) -> Reply {
     let action = format!("switch {cluster} to {} ({:?})", asked.target.as_deref().unwrap_or("<missing>"), asked.mode);
     let Some(target) = asked.target.as_deref().filter(|t| !t.is_empty()) else {
         audit(user, &action, "refused: no target");
-        return error(StatusCode::BAD_REQUEST, "query parameter `to` is required, e.g. ?to=failover".into());
+        return refusal(StatusCode::BAD_REQUEST, "query parameter `to` is required, e.g. ?to=failover".into());
     };
     let Some(fleet) = &state.fleet else {
         if asked.mode == Mode::Planned {
             audit(user, &action, "refused: no fleet");
             let message = "a planned switch needs the fleet's control topic (gateway.fleet.enabled and a failover)";
-            return error(StatusCode::BAD_REQUEST, message.into());
+            return refusal(StatusCode::BAD_REQUEST, message.into());
         }
         let outcome = state.selector.switch(cluster, target).map_err(Into::into);
         return answer(state, user, &action, cluster, outcome, None, None);
@@ -176,7 +219,7 @@ pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: Switch
                     format!("Dry run: the switch would be refused ({}); nothing changed", blocking.join(", ")),
                 )
             };
-            return json_response(status, json!({ "message": message, "dryRun": true, "checks": report }));
+            return reply(status, json!({ "message": message, "dryRun": true, "checks": report }));
         }
         if !blocking.is_empty() && !asked.force {
             audit(user, &action, &format!("refused: checks failed ({})", blocking.join(", ")));
@@ -184,12 +227,12 @@ pub async fn switch(state: &AdminState, user: &str, cluster: &str, asked: Switch
                 "pre-switch checks failed ({}); nothing changed; add force=true to switch anyway",
                 blocking.join(", ")
             );
-            return json_response(StatusCode::CONFLICT, json!({ "message": message, "checks": report }));
+            return reply(StatusCode::CONFLICT, json!({ "message": message, "checks": report }));
         }
     }
     let checks = report.map(|r| json!(r));
     let call = Call { state, user, action: &action, cluster, target };
-    switch_with_fleet(&call, fleet, &asked, checks).await
+    switch_with_fleet(&call, fleet, asked, checks).await
 }
 
 /// A switch call: who asked what.
@@ -207,7 +250,7 @@ async fn switch_with_fleet(
     fleet: &crate::fleet::Fleet,
     asked: &SwitchAsked,
     checks: Option<serde_json::Value>,
-) -> Response<Full<Bytes>> {
+) -> Reply {
     let Call { state, user, action, cluster, target } = *call;
     let action = action.to_string();
     if asked.mode == Mode::Unplanned {
@@ -242,7 +285,7 @@ async fn switch_with_fleet(
                     json!({"topic": topic, "partition": partition, "sourceEndOffset": end, "targetEndOffset": copy_end})
                 })
                 .collect();
-            json_response(
+            reply(
                 StatusCode::CONFLICT,
                 json!({
                     "message": format!("replication did not reach the end of {} partition(s) within {timeout:?}: nothing switched, the produce fence is lifted", behind.len()),
@@ -252,7 +295,7 @@ async fn switch_with_fleet(
         }
         Err(PlannedRefusal::Unreadable(reason)) => {
             audit(user, &action, "refused: clusters unreadable");
-            error(
+            refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("cannot compare the clusters: {reason}; nothing switched, the produce fence is lifted"),
             )
@@ -290,13 +333,13 @@ fn answer(
     outcome: Result<SwitchOutcome, FleetSwitchError>,
     fleet: Option<serde_json::Value>,
     checks: Option<serde_json::Value>,
-) -> Response<Full<Bytes>> {
+) -> Reply {
     match outcome {
         Ok(SwitchOutcome::Switched { from, to, epoch }) => {
             audit(user, action, "switched");
             tracing::warn!(%from, %to, epoch, user, "cluster switched: sessions on the previous cluster are draining");
             let active = state.selector.active();
-            json_response(
+            reply(
                 StatusCode::OK,
                 json!({
                     "message": "Cluster switched",
@@ -313,24 +356,41 @@ fn answer(
         }
         Ok(SwitchOutcome::AlreadyActive { name }) => {
             audit(user, action, "unchanged: already active");
-            json_response(
+            reply(
                 StatusCode::OK,
                 json!({ "message": format!("Cluster {name} is already active; nothing changed"), "pcluster": cluster, "to": name, "fleet": fleet, "checks": checks }),
             )
         }
         Err(FleetSwitchError::Refused(e @ SwitchError::UnknownCluster(_))) => {
             audit(user, action, &format!("refused: {e}"));
-            error(StatusCode::NOT_FOUND, e.to_string())
+            refusal(StatusCode::NOT_FOUND, e.to_string())
         }
         Err(FleetSwitchError::Refused(e @ SwitchError::UnknownTarget { .. })) => {
             audit(user, action, &format!("refused: {e}"));
-            error(StatusCode::BAD_REQUEST, e.to_string())
+            refusal(StatusCode::BAD_REQUEST, e.to_string())
         }
         Err(e @ FleetSwitchError::InProgress) => {
             audit(user, action, "refused: in progress");
-            error(StatusCode::CONFLICT, e.to_string())
+            refusal(StatusCode::CONFLICT, e.to_string())
         }
     }
+}
+
+/// `GET /admin/pclusters/v1/history`: every switch attempt the fleet recorded, newest first.
+pub fn history(state: &AdminState) -> Response<Full<Bytes>> {
+    let Some(fleet) = &state.fleet else {
+        return error(StatusCode::NOT_FOUND, "no switch history: the fleet's control topic is not used".into());
+    };
+    let attempts: Vec<_> = fleet
+        .history()
+        .into_iter()
+        .map(|a| {
+            let mut value = json!(a);
+            value["at"] = json!(rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(a.at_ms)));
+            value
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({ "attempts": attempts }))
 }
 
 /// `GET /health/ready`: broker ports are open, a bootstrap broker of the active cluster accepts a

@@ -22,13 +22,16 @@ pub use checks::{Check, CheckReport};
 use franzgate_api::selector::{ClusterSelector, SwitchError, SwitchOutcome};
 use franzgate_api::topology::BackendCluster;
 pub use planned::{Planned, PlannedRefusal};
-use records::{ControlRecord, FenceRecord, InstanceRecord, SwitchRecord};
+use records::{ControlRecord, FenceRecord, HistoryRecord, InstanceRecord, SwitchRecord};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backend::BackendSecurityMap;
 use crate::backend::client::{TopicClient, record};
 use crate::net::Stream;
+
+/// Switch attempts kept in memory for the history endpoint (all of them stay in the topic).
+const HISTORY_KEPT: usize = 1000;
 
 /// The control topic's settings: compacted, so it holds the latest decision and announcements only.
 const TOPIC_CONFIGS: &[(&str, &str)] = &[("cleanup.policy", "compact")];
@@ -61,6 +64,8 @@ pub struct Fleet {
     applied: Mutex<Option<SwitchRecord>>,
     /// The newest announcement of each instance, from any cluster.
     instances: Mutex<BTreeMap<String, InstanceRecord>>,
+    /// Switch attempts read or made, by (time, instance); the newest [`HISTORY_KEPT`] in memory.
+    history: Mutex<BTreeMap<(u64, String), HistoryRecord>>,
     /// The latest fence record read or written.
     fence: Mutex<Option<FenceRecord>>,
     /// Announce at the next turn of the follow loop (the decision or the fence changed).
@@ -116,7 +121,8 @@ pub struct InstanceView {
     pub converged: bool,
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -134,6 +140,7 @@ impl Fleet {
             applied: Mutex::default(),
             instances: Mutex::default(),
             fence: Mutex::default(),
+            history: Mutex::default(),
             announce_soon: std::sync::atomic::AtomicBool::new(false),
             readers: tokio::sync::Mutex::default(),
             reachable: Mutex::default(),
@@ -306,6 +313,7 @@ impl Fleet {
                 }
             }
             ControlRecord::Switch(decision) => self.adopt(decision, cluster),
+            ControlRecord::History(attempt) => self.remember(attempt),
             ControlRecord::Fence(fence) => {
                 let mut current = lock(&self.fence);
                 if fence.supersedes(current.as_ref()) {
@@ -342,6 +350,32 @@ impl Fleet {
         drop(applied);
         self.refresh_fence();
         self.note_own_announcement();
+    }
+
+    /// Records a switch attempt here at once, and in the control topic of every cluster reached in the
+    /// background (an unreachable cluster must not delay the switch's answer).
+    pub fn record_attempt(self: &Arc<Self>, attempt: HistoryRecord) {
+        self.remember(attempt.clone());
+        let fleet = self.clone();
+        tokio::spawn(async move {
+            let (_, failed) = fleet.write_everywhere(&ControlRecord::History(attempt)).await;
+            for (cluster, reason) in failed {
+                warn!(%cluster, %reason, "could not record the switch attempt in the cluster's control topic");
+            }
+        });
+    }
+
+    /// Every switch attempt known, newest first.
+    pub fn history(&self) -> Vec<HistoryRecord> {
+        lock(&self.history).values().rev().cloned().collect()
+    }
+
+    fn remember(&self, attempt: HistoryRecord) {
+        let mut history = lock(&self.history);
+        history.insert((attempt.at_ms, attempt.by.clone()), attempt);
+        while history.len() > HISTORY_KEPT {
+            history.pop_first();
+        }
     }
 
     /// Fences Produce to the cluster the latest fence names, while it belongs to the decision applied.

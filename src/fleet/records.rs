@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// The key of the switch decision.
 pub const SWITCH_KEY: &str = "switch";
+/// The key prefix of switch history records (one per attempt, never overwritten).
+pub const HISTORY_PREFIX: &str = "history/";
 /// The key of a planned switch's produce fence.
 pub const FENCE_KEY: &str = "fence";
 /// The key prefix of instance announcements.
@@ -86,6 +88,39 @@ pub struct InstanceRecord {
     pub fenced: Option<String>,
 }
 
+/// One switch attempt: who, what, how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// When it was asked, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The instance asked.
+    pub by: String,
+    /// The admin user.
+    pub user: String,
+    /// The cluster served before.
+    pub from: String,
+    /// The target asked for.
+    pub to: String,
+    /// `unplanned` or `planned`.
+    pub mode: String,
+    /// Checks only.
+    pub dry_run: bool,
+    /// `force=true`.
+    pub forced: bool,
+    /// The answer's HTTP status.
+    pub status: u16,
+    /// The answer's message.
+    pub outcome: String,
+    /// How long the call took.
+    pub duration_ms: u64,
+    /// A planned switch: how long Produce was fenced.
+    pub fenced_ms: Option<u64>,
+    /// A planned switch: how long replication took to catch up.
+    pub replication_wait_ms: Option<u64>,
+    /// The pre-switch checks that failed.
+    pub failed_checks: Vec<String>,
+}
+
 /// A record of the control topic, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlRecord {
@@ -95,6 +130,8 @@ pub enum ControlRecord {
     Instance(InstanceRecord),
     /// A planned switch's fence.
     Fence(FenceRecord),
+    /// A switch attempt.
+    History(HistoryRecord),
 }
 
 impl ControlRecord {
@@ -106,6 +143,8 @@ impl ControlRecord {
             serde_json::from_slice(value).map(|r| Some(Self::Switch(r))).map_err(|e| format!("{key}: {e}"))
         } else if key == FENCE_KEY {
             serde_json::from_slice(value).map(|r| Some(Self::Fence(r))).map_err(|e| format!("{key}: {e}"))
+        } else if key.starts_with(HISTORY_PREFIX) {
+            serde_json::from_slice(value).map(|r| Some(Self::History(r))).map_err(|e| format!("{key}: {e}"))
         } else if key.starts_with(INSTANCE_PREFIX) {
             serde_json::from_slice(value).map(|r| Some(Self::Instance(r))).map_err(|e| format!("{key}: {e}"))
         } else {
@@ -119,6 +158,9 @@ impl ControlRecord {
             Self::Switch(r) => (SWITCH_KEY.to_string(), serde_json::to_vec(r).unwrap_or_default()),
             Self::Instance(r) => (format!("{INSTANCE_PREFIX}{}", r.id), serde_json::to_vec(r).unwrap_or_default()),
             Self::Fence(r) => (FENCE_KEY.to_string(), serde_json::to_vec(r).unwrap_or_default()),
+            Self::History(r) => {
+                (format!("{HISTORY_PREFIX}{}-{}", r.at_ms, r.by), serde_json::to_vec(r).unwrap_or_default())
+            }
         }
     }
 }

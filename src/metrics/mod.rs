@@ -205,6 +205,8 @@ pub struct Sources<'a> {
     pub usage: &'a UsageLedger,
     /// Client connections accepted per gateway port.
     pub accepted: BTreeMap<u16, u64>,
+    /// The fleet's switch decision and history, with a failover configured.
+    pub fleet: Option<&'a crate::fleet::Fleet>,
 }
 
 // === impl GatewayMetrics ===
@@ -411,6 +413,15 @@ impl GatewayMetrics {
             "Offset commits refused (UNKNOWN_MEMBER_ID) because they carried another cluster's positions.",
             sources.selector.fenced_commits(),
         );
+        counter(
+            r,
+            "franzgate_produce_fenced_total",
+            "Produce requests refused (NOT_LEADER_OR_FOLLOWER) by a planned switch's fence.",
+            sources.selector.fenced_produces(),
+        );
+        if let Some(fleet) = sources.fleet {
+            render_fleet(r, fleet);
+        }
         let producers = &sources.selector.producers;
         for (name, help, value) in [
             (
@@ -493,6 +504,47 @@ impl GatewayMetrics {
                     &format!("filter=\"{index}-{}\"", escape(name)),
                 );
             }
+        }
+    }
+}
+
+/// The fleet: the decision's epoch, and the last switch per mode (its duration, the fence, the replication wait).
+fn render_fleet(r: &mut String, fleet: &crate::fleet::Fleet) {
+    use std::fmt::Write;
+    let epoch = fleet.applied().map_or(0, |a| a.epoch);
+    header(r, "franzgate_fleet_epoch", "gauge", "The epoch of the fleet's switch decision this instance applied.");
+    let _ = writeln!(r, "franzgate_fleet_epoch {epoch}");
+    let history = fleet.history();
+    header(r, "franzgate_switch_attempts", "gauge", "Switch attempts in the fleet's history, by mode and HTTP status.");
+    let mut counts: BTreeMap<(String, u16), u64> = BTreeMap::new();
+    for attempt in &history {
+        *counts.entry((attempt.mode.clone(), attempt.status)).or_default() += 1;
+    }
+    for ((mode, status), count) in counts {
+        let _ = writeln!(r, "franzgate_switch_attempts{{mode=\"{}\",status=\"{status}\"}} {count}", escape(&mode));
+    }
+    let last_switch = |mode: &str| history.iter().find(|a| a.mode == mode && a.status == 200 && !a.dry_run);
+    header(
+        r,
+        "franzgate_last_switch_duration_seconds",
+        "gauge",
+        "How long the fleet's last switch call took, by mode.",
+    );
+    header(r, "franzgate_last_switch_fenced_seconds", "gauge", "How long the last planned switch fenced Produce.");
+    header(
+        r,
+        "franzgate_last_switch_replication_wait_seconds",
+        "gauge",
+        "How long the last planned switch waited for replication.",
+    );
+    for mode in ["unplanned", "planned"] {
+        let Some(attempt) = last_switch(mode) else { continue };
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        let _ =
+            writeln!(r, "franzgate_last_switch_duration_seconds{{mode=\"{mode}\"}} {}", seconds(attempt.duration_ms));
+        if let (Some(fenced), Some(wait)) = (attempt.fenced_ms, attempt.replication_wait_ms) {
+            let _ = writeln!(r, "franzgate_last_switch_fenced_seconds {}", seconds(fenced));
+            let _ = writeln!(r, "franzgate_last_switch_replication_wait_seconds {}", seconds(wait));
         }
     }
 }
