@@ -66,6 +66,8 @@ pub struct Gateway {
     fleet: Option<crate::fleet::FleetSettings>,
     /// The advertised host, part of the instance's default id.
     advertised_host: String,
+    /// Automatic failover, when configured.
+    automatic: Option<crate::fleet::AutomaticFailover>,
     /// How long start-up may take to read the fleet's decision.
     fleet_startup_wait: std::time::Duration,
     /// The service-account token secret.
@@ -344,6 +346,15 @@ impl Gateway {
             state_store,
             fleet,
             advertised_host: config.gateway.advertised_host.clone(),
+            automatic: config.gateway.failover.automatic.then(|| {
+                let failover = &config.gateway.failover;
+                crate::fleet::AutomaticFailover {
+                    unreachable_for: std::time::Duration::from_millis(failover.unreachable_for_ms),
+                    quorum: failover.quorum,
+                    fail_back: failover.fail_back,
+                    probe_interval: std::time::Duration::from_millis(failover.probe_interval_ms),
+                }
+            }),
             fleet_startup_wait: std::time::Duration::from_millis(fleet_config.startup_read_timeout_ms),
             token_secret,
             generated,
@@ -468,6 +479,10 @@ impl Gateway {
             // Clients are accepted only once the fleet's decision is applied: none is served by the wrong cluster.
             fleet.load(self.fleet_startup_wait).await;
             tasks.spawn(fleet.clone().run(shared.shutdown.clone()));
+            if let Some(automatic) = self.automatic.clone() {
+                info!(?automatic, "automatic failover is on");
+                tasks.spawn(fleet.clone().watch_primary(automatic, shared.shutdown.clone()));
+            }
         }
         tasks.spawn(accept_loop(first, shared.clone()));
         if let Some(flush) = self.flush {

@@ -62,6 +62,8 @@ fn fleet_view(fleet: &crate::fleet::Fleet) -> serde_json::Value {
                 "lastSeen": rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(i.record.seen_ms)),
                 "alive": i.alive,
                 "converged": i.converged,
+                "fenced": i.record.fenced,
+                "primaryDownSince": i.record.primary_down_since_ms.map(|ms| rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))),
             })
         })
         .collect();

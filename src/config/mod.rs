@@ -146,6 +146,8 @@ pub struct ListenerConfig {
     pub virtual_clusters: VirtualClustersConfig,
     /// How the instances of a fleet share the switch decision (with a failover cluster configured).
     pub fleet: FleetConfig,
+    /// Automatic failover (off by default).
+    pub failover: FailoverConfig,
     /// The largest request body the admin API reads; a bigger one gets 413 and changes nothing.
     pub admin_max_body_bytes: usize,
     /// How long a broker may take to answer one request (JoinGroup excepted) before the gateway gives up that
@@ -199,6 +201,29 @@ impl Default for FleetConfig {
             announce_interval_ms: 2_000,
             startup_read_timeout_ms: 10_000,
         }
+    }
+}
+
+/// `gateway.failover`: the fleet switches to the failover cluster by itself when the primary is down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverConfig {
+    /// Switch automatically (`GATEWAY_FAILOVER_AUTOMATIC`); needs the fleet's control topic.
+    pub automatic: bool,
+    /// How long the primary must be unreachable (connect, authenticate, answer Metadata) before the switch.
+    pub unreachable_for_ms: u64,
+    /// How many instances must see the primary down that long (their observations go through the control
+    /// topic), so one instance cut off from the primary cannot move the fleet.
+    pub quorum: usize,
+    /// Switch back to the primary once it has been reachable as long (never, by default).
+    pub fail_back: bool,
+    /// How often each instance probes the primary and the failover cluster.
+    pub probe_interval_ms: u64,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        Self { automatic: false, unreachable_for_ms: 30_000, quorum: 1, fail_back: false, probe_interval_ms: 1_000 }
     }
 }
 
@@ -310,6 +335,7 @@ impl Default for ListenerConfig {
             idle_timeout_ms: 600_000,
             virtual_clusters: VirtualClustersConfig::default(),
             fleet: FleetConfig::default(),
+            failover: FailoverConfig::default(),
             admin_max_body_bytes: 64 * 1024,
             request_timeout_ms: 120_000,
             shutdown_drain_timeout_ms: 30_000,
@@ -394,6 +420,15 @@ impl GatewayConfig {
             if ms == 0 {
                 return Err(ConfigFileError::new(source, format!("gateway.{key}: must be at least 1")));
             }
+        }
+        if g.failover.automatic && !g.fleet.enabled {
+            return Err(ConfigFileError::new(source, "gateway.failover.automatic: needs gateway.fleet.enabled"));
+        }
+        if g.failover.quorum == 0 || g.failover.probe_interval_ms == 0 {
+            return Err(ConfigFileError::new(
+                source,
+                "gateway.failover.quorum and probe_interval_ms: must be at least 1",
+            ));
         }
         if g.fleet.enabled && g.fleet.control_topic.trim().is_empty() {
             return Err(ConfigFileError::new(source, "gateway.fleet.control_topic: must not be empty"));

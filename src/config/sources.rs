@@ -74,6 +74,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GATEWAY_CONTROL_TOPIC",
     "GATEWAY_INSTANCE_ID",
     "GATEWAY_FLEET_ENABLED",
+    "GATEWAY_FAILOVER_AUTOMATIC",
     "GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS",
     "GATEWAY_CLUSTER_ID",
     "GATEWAY_ADMIN_API_USERS",
@@ -256,6 +257,9 @@ pub fn apply_gateway_env(gateway: &mut ListenerConfig, env: &Env) -> Result<(), 
     }
     if let Some(enabled) = parse_flag(env, "GATEWAY_FLEET_ENABLED")? {
         gateway.fleet.enabled = enabled;
+    }
+    if let Some(automatic) = parse_flag(env, "GATEWAY_FAILOVER_AUTOMATIC")? {
+        gateway.failover.automatic = automatic;
     }
     if let Some(accept) = parse_flag(env, "GATEWAY_STATE_ACCEPT_UNSIGNED_RECORDS")? {
         gateway.virtual_clusters.accept_unsigned_records = accept;

@@ -9,6 +9,7 @@
 //! read. A starting instance does the same before it serves its first client. Instances also announce
 //! themselves (id, admin address, cluster served, epoch applied) to the same topic, which the admin API lists.
 
+mod automatic;
 mod checks;
 mod planned;
 pub mod records;
@@ -17,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use automatic::AutomaticFailover;
 use bytes::Bytes;
 pub use checks::{Check, CheckReport};
 use franzgate_api::selector::{ClusterSelector, SwitchError, SwitchOutcome};
@@ -66,6 +68,8 @@ pub struct Fleet {
     instances: Mutex<BTreeMap<String, InstanceRecord>>,
     /// Switch attempts read or made, by (time, instance); the newest [`HISTORY_KEPT`] in memory.
     history: Mutex<BTreeMap<(u64, String), HistoryRecord>>,
+    /// What this instance's probes found (automatic failover).
+    health: Mutex<automatic::Health>,
     /// The latest fence record read or written.
     fence: Mutex<Option<FenceRecord>>,
     /// Announce at the next turn of the follow loop (the decision or the fence changed).
@@ -140,6 +144,7 @@ impl Fleet {
             applied: Mutex::default(),
             instances: Mutex::default(),
             fence: Mutex::default(),
+            health: Mutex::default(),
             history: Mutex::default(),
             announce_soon: std::sync::atomic::AtomicBool::new(false),
             readers: tokio::sync::Mutex::default(),
@@ -402,6 +407,7 @@ impl Fleet {
             epoch: self.applied().map_or(0, |a| a.epoch),
             seen_ms: now_ms(),
             fenced: self.selector.produce_fence(),
+            primary_down_since_ms: lock(&self.health).primary_down_since_ms,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct InstanceRecord {
     /// The cluster whose Produce it refuses (a planned switch's fence), if any.
     #[serde(default)]
     pub fenced: Option<String>,
+    /// Since when it has found the primary cluster unreachable, milliseconds since the Unix epoch (automatic
+    /// failover's evidence; `None`: reachable, or not probed).
+    #[serde(default)]
+    pub primary_down_since_ms: Option<u64>,
 }
 
 /// One switch attempt: who, what, how it went.
@@ -204,6 +208,7 @@ mod tests {
             epoch: 2,
             seen_ms: 5,
             fenced: Some("main".into()),
+            primary_down_since_ms: None,
         });
         let (key, value) = instance.encode();
         assert_eq!(key, "instance/gw-1");
