@@ -32,6 +32,12 @@ pub mod sasl;
 pub mod topic_ids;
 pub mod topic_prefix;
 
+/// Locks a filter's inner service shared with the futures that send requests of the gateway's own (a poisoned
+/// lock still holds a usable service).
+pub(crate) fn lock<S>(inner: &std::sync::Mutex<S>) -> std::sync::MutexGuard<'_, S> {
+    inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it): token expiry and usage windows.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

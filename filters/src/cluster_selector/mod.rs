@@ -17,7 +17,7 @@ pub mod producers;
 pub mod record_batches;
 pub mod transactions;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use franzgate_api::filter::parse_config;
@@ -76,10 +76,7 @@ pub struct ClusterSelectorService<S> {
     transactions: Arc<TransactionRegistry>,
 }
 
-/// Locks the shared inner service (a poisoned lock still holds a usable service).
-fn lock<S>(inner: &Mutex<S>) -> MutexGuard<'_, S> {
-    inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::lock;
 
 impl FilterFactory for ClusterSelectorFactory {
     fn type_name(&self) -> &'static str {

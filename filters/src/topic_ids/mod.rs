@@ -16,7 +16,7 @@ pub mod lookup;
 pub mod table;
 pub mod walk;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use franzgate_api::filter::parse_config;
@@ -85,10 +85,7 @@ pub struct TopicIdsService<S> {
     table: Arc<TopicIdTable>,
 }
 
-/// Locks the shared inner service (a poisoned lock still holds a usable service).
-fn lock<S>(inner: &Mutex<S>) -> MutexGuard<'_, S> {
-    inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::lock;
 
 impl<S> Service<KafkaRequest> for TopicIdsService<S>
 where
