@@ -92,11 +92,15 @@ async fn an_unplanned_switch_under_the_same_load_reports_what_was_stranded_on_ma
     let (answer, on_main, on_failover, outcome, _) = switch_under_load("unplanned").await;
     assert_eq!(answer["message"], "Cluster switched", "{answer}");
     let stranded = on_main.difference(&on_failover).count();
+    // Reported, not asserted: the unplanned switch's own guarantees (nothing lost, no error reaching the
+    // producer) are tests/producer_switch.rs's; this one measures what a switch without waiting leaves behind.
     eprintln!(
-        "unplanned switch: {} records on main, {stranded} not yet on the failover when the switch answered",
-        on_main.len()
+        "unplanned switch: {} records on main, {stranded} not yet on the failover when the switch answered; \
+         producer errors: {:?}",
+        on_main.len(),
+        outcome.errors()
     );
-    assert_eq!(outcome.errors(), Vec::<String>::new(), "{}", outcome.result);
+    assert!(on_main.len() > 1000, "the producer wrote to main before the switch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
