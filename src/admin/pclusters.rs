@@ -198,6 +198,10 @@ async fn switch_inner(state: &AdminState, user: &str, cluster: &str, asked: &Swi
         let outcome = state.selector.switch(cluster, target).map_err(Into::into);
         return answer(state, user, &action, cluster, outcome, None, None);
     };
+    // An unknown cluster or target is refused as such (404, 400) before any check looks for it.
+    if let Err(e) = state.selector.target(cluster, target) {
+        return answer(state, user, &action, cluster, Err(e.into()), None, None);
+    }
     let moving = state.selector.active().cluster.name != target;
     let report = if moving || asked.dry_run { Some(fleet.check(target).await) } else { None };
     if let Some(report) = &report {
