@@ -184,7 +184,12 @@ fn refusal(status: StatusCode, message: String) -> Reply {
 }
 
 async fn switch_inner(state: &AdminState, user: &str, cluster: &str, asked: &SwitchAsked) -> Reply {
-    let action = format!("switch {cluster} to {} ({:?})", asked.target.as_deref().unwrap_or("<missing>"), asked.mode);
+    let mode = match (asked.mode, asked.dry_run) {
+        (_, true) => " (dry run)",
+        (Mode::Planned, false) => " (planned)",
+        (Mode::Unplanned, false) => "",
+    };
+    let action = format!("switch {cluster} to {}{mode}", asked.target.as_deref().unwrap_or("<missing>"));
     let Some(target) = asked.target.as_deref().filter(|t| !t.is_empty()) else {
         audit(user, &action, "refused: no target");
         return refusal(StatusCode::BAD_REQUEST, "query parameter `to` is required, e.g. ?to=failover".into());
