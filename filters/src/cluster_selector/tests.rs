@@ -39,15 +39,24 @@ fn produce(session: Arc<Session>) -> KafkaRequest {
     KafkaRequest::from_parts(header, bytes::Bytes::new(), Body::decoded(RequestKind::Produce(body)), session, true)
 }
 
-#[tokio::test]
-async fn a_request_of_a_session_bound_before_the_switch_gets_a_retriable_error_and_is_not_forwarded() {
-    let (selector, session, _) = main_and_failover();
+/// A backend that answers everything at once with an empty response, and counts what reached it.
+fn counting_backend() -> (
+    Arc<std::sync::atomic::AtomicUsize>,
+    impl Service<KafkaRequest, Response = KafkaResponse, Error = FilterError, Future: Send> + Clone + Send + 'static,
+) {
     let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = forwarded.clone();
     let inner = service_fn(move |r: KafkaRequest| {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async move { Ok::<_, FilterError>(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), 3)) }
     });
+    (forwarded, inner)
+}
+
+#[tokio::test]
+async fn a_request_of_a_session_bound_before_the_switch_gets_a_retriable_error_and_is_not_forwarded() {
+    let (selector, session, _) = main_and_failover();
+    let (forwarded, inner) = counting_backend();
     let layer = ClusterSelectorLayer::new(selector.clone());
 
     layer.layer(inner.clone()).oneshot(produce(session.clone())).await.expect("forwarded before the switch");
@@ -442,12 +451,7 @@ async fn a_crossed_transactional_producer_never_gets_back_the_id_and_epoch_it_he
 #[tokio::test]
 async fn a_fenced_cluster_refuses_produce_with_a_retriable_error_until_the_fence_is_lifted() {
     let (selector, session, _) = main_and_failover();
-    let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = forwarded.clone();
-    let inner = service_fn(move |r: KafkaRequest| {
-        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        async move { Ok::<_, FilterError>(KafkaResponse::no_response(r.api_key_raw(), r.api_version(), 3)) }
-    });
+    let (forwarded, inner) = counting_backend();
     let layer = ClusterSelectorLayer::new(selector.clone());
 
     selector.set_produce_fence(Some("main".into()));
