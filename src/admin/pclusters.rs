@@ -208,7 +208,8 @@ async fn switch_inner(state: &AdminState, user: &str, cluster: &str, asked: &Swi
         return answer(state, user, &action, cluster, Err(e.into()), None, None);
     }
     let moving = state.selector.active().cluster.name != target;
-    let report = if moving || asked.dry_run { Some(fleet.check(target).await) } else { None };
+    let replication = asked.dry_run || asked.mode == Mode::Planned;
+    let report = if moving || asked.dry_run { Some(fleet.check(target, replication).await) } else { None };
     if let Some(report) = &report {
         // An unplanned switch is the emergency path: it refuses only a target it cannot reach or that lacks the
         // topics clients use; a planned one refuses any failed check but replication, which it waits for.
