@@ -50,8 +50,9 @@ pub fn list(state: &AdminState) -> Response<Full<Bytes>> {
 /// reads, with whether each applied the same decision.
 fn fleet_view(fleet: &crate::fleet::Fleet) -> serde_json::Value {
     let applied = fleet.applied();
-    let instances: Vec<_> = fleet
-        .instances()
+    let views = fleet.instances();
+    let converged = views.iter().filter(|i| i.alive).all(|i| i.converged);
+    let instances: Vec<_> = views
         .into_iter()
         .map(|i| {
             json!({
@@ -67,7 +68,6 @@ fn fleet_view(fleet: &crate::fleet::Fleet) -> serde_json::Value {
             })
         })
         .collect();
-    let converged = fleet.instances().iter().filter(|i| i.alive).all(|i| i.converged);
     json!({
         "instanceId": fleet.id(),
         "controlTopic": fleet.topic(),

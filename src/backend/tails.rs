@@ -38,6 +38,14 @@ pub struct Tail {
     pub last: Option<u64>,
 }
 
+impl Tail {
+    /// Whether `copy` (the same partition on the replication target, if there) holds everything this one does:
+    /// nothing to copy, or the copy ends with the same last record.
+    pub fn copied_by(&self, copy: Option<&Tail>) -> bool {
+        self.last.is_none() || copy.is_some_and(|c| c.last == self.last)
+    }
+}
+
 fn digest(timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> u64 {
     let mut hasher = DefaultHasher::new();
     (timestamp, key, value).hash(&mut hasher);

@@ -127,7 +127,7 @@ impl Fleet {
             (Ok(source), Ok(copies)) => {
                 let behind: Vec<String> = source
                     .iter()
-                    .filter(|(p, tail)| tail.last.is_some() && copies.get(*p).map(|c| c.last) != Some(tail.last))
+                    .filter(|(p, tail)| !tail.copied_by(copies.get(*p)))
                     .map(|((topic, partition), tail)| {
                         let copy_end = copies.get(&(topic.clone(), *partition)).map_or(-1, |c| c.end);
                         format!("{topic}[{partition}] (source end {}, target end {copy_end})", tail.end)

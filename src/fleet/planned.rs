@@ -182,7 +182,7 @@ impl Fleet {
                 .filter(|((topic, _), _)| !not_mirrored.contains(topic))
                 .filter_map(|(partition, tail)| {
                     let copy = copies.get(partition);
-                    let caught_up = tail.last.is_none() || copy.is_some_and(|c| c.last == tail.last);
+                    let caught_up = tail.copied_by(copy);
                     let moved = after.get(partition) != Some(tail);
                     (!caught_up || moved).then(|| (partition.clone(), tail.end, copy.map_or(-1, |c| c.end)))
                 })
